@@ -1,0 +1,51 @@
+# Two entry points for a fresh machine with Python >= 3.11 and make:
+#   make run   - create .venv, install the locked runtime deps, start the main job on SQLite under ./var/
+#   make test  - create .venv, install the locked dev deps, run ruff, mypy and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck pytest vectors bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(BIN)/pip install -q -r requirements-dev.lock
+	touch $@
+
+run: $(VENV)/.runtime
+	mkdir -p var
+	$(BIN)/outcomes evaluate examples/trajectory-phq9.json --criteria acnp2006
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.dev
+	$(BIN)/pytest
+
+vectors: $(VENV)/.runtime
+	OUTCOMES=$(BIN)/outcomes $(PYTHON) ../shared/checks/vectors
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m bench.record_assessments
+
+# Re-pin the lock files from pyproject.toml (needs the package registry).
+lock: $(BIN)/python
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile -q --python-version 3.11 pyproject.toml -o requirements.lock
+	$(BIN)/uv pip compile -q --python-version 3.11 --extra dev pyproject.toml -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
