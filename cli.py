@@ -27,9 +27,11 @@ def _fail(message: str) -> None:
 
 @app.command()
 def evaluate(
-    file: Annotated[Path, typer.Argument(help="Trajectory JSON (the vectors.json row format); - for stdin.")],
+    file: Annotated[Path, typer.Argument(help="Trajectory JSON (vectors.json row format); - = stdin.")],
     criteria: Annotated[str, typer.Option(help="Criteria set id, e.g. acnp2006.")],
-    param: Annotated[list[str] | None, typer.Option(help="Override a parameter: KEY=VALUE (repeatable).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Override a parameter: KEY=VALUE (repeatable).")
+    ] = None,
 ) -> None:
     """Stage one trajectory and print the decisions as JSON (nothing is stored).
 

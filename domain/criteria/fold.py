@@ -11,6 +11,7 @@ sentence a clinician can read.
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -97,8 +98,8 @@ class StageDecision:
     explanation: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
     degree: str | None = None
-    onset: date | None = None
-    due_date: date | None = None
+    onset: dt.date | None = None
+    due_date: dt.date | None = None
 
     @property
     def key(self) -> tuple[str, str, str | None, str | None, str]:

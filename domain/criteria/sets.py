@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-from domain.errors import InvalidCriteriaParameterError, UnknownCriteriaError
+from domain.errors import InvalidCriteriaParameterError
 from domain.instruments import INSTRUMENTS, MISSING_POLICIES, ROUNDINGS
 
 Kind = Literal["frank", "acnp", "nhstt", "cms159"]

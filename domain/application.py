@@ -1,0 +1,220 @@
+"""The application service: one method per use case, primitive arguments, results as plain data.
+
+``OutcomesApplication`` is an ``eventsourcing.Application`` (env prefix ``OUTCOMES_``): it loads
+an Episode, runs one command, saves the new events atomically and returns what they say. A save
+that loses a race (``IntegrityError``: another writer appended the same version) is retried on
+fresh state, so concurrent writers never lose an event; with an expected version the caller gets
+VersionConflictError instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+
+from domain.criteria.builtin import get_criteria
+from domain.episode import (
+    Episode,
+    describe_assessment,
+    describe_retraction,
+    describe_stage_event,
+)
+from domain.errors import EpisodeNotFoundError, VersionConflictError
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DateAsISO(Transcoding):
+    """Stores ``datetime.date`` as "YYYY-MM-DD" (the default JSON transcoder has no dates)."""
+
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one command changed.
+
+    ``version``: the episode version after the command; ``position``: the global position
+    (notification id) of its last stored event, None when nothing was stored; ``replayed``: the
+    command repeated an earlier one (idempotency) and the earlier result is returned;
+    ``stage_events`` / ``retracted``: decisions asserted / withdrawn by the command (JSON data).
+    """
+
+    episode_id: UUID
+    version: int
+    position: int | None
+    stage: str
+    stage_events: list[dict[str, Any]] = field(default_factory=list)
+    retracted: list[dict[str, Any]] = field(default_factory=list)
+    assessment: dict[str, Any] | None = None
+    outcome: dict[str, Any] | None = None
+    replayed: bool = False
+
+
+class OutcomesApplication(Application[UUID]):
+    """Outcome Ledger's write model. ``clock`` gives the timezone-aware now used to reject future
+    dates; ``max_attempts`` bounds retries after a lost optimistic-concurrency race."""
+
+    name = "Outcomes"
+    max_attempts = 5
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = utc_now) -> None:
+        super().__init__(env)
+        self.clock = clock
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def open_episode(self, *, patient_ref: str, clinic_id: str, recorded_by: str,
+                     criteria: str = "acnp2006", params: Mapping[str, Any] | None = None,
+                     instrument: str = "PHQ-9", opened_on: date | None = None,
+                     episode_id: UUID | None = None) -> CommandResult:
+        """Open an episode; ``opened_on`` defaults to today (UTC). Raises UnknownCriteriaError,
+        InvalidCriteriaParameterError, UnstageableInstrumentError, InvalidInputError,
+        FutureDateError."""
+        now = self.clock()
+        episode = Episode.open(
+            episode_id=episode_id or uuid4(), patient_ref=patient_ref, clinic_id=clinic_id,
+            criteria=get_criteria(criteria, params), instrument=instrument,
+            opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
+        recordings = self.save(episode)
+        return CommandResult(episode.id, episode.version, recordings[-1].notification.id,
+                             episode.stage)
+
+    def record_assessment(self, episode_id: UUID, *, instrument: str,
+                          administered: date | datetime, recorded_by: str,
+                          items: Sequence[int | None] | None = None, total: int | None = None,
+                          assessment_id: str | None = None, source: str | None = None,
+                          expected_version: int | None = None) -> CommandResult:
+        """Record an assessment and the stage changes it causes (see Episode.record_assessment).
+
+        With a repeated ``assessment_id`` and identical content the first result is returned
+        (``replayed``). Raises EpisodeNotFoundError, VersionConflictError and the episode's
+        errors.
+        """
+        assessment_id = assessment_id or str(uuid4())
+
+        def command(episode: Episode) -> bool:
+            return episode.record_assessment(
+                assessment_id=assessment_id, instrument=instrument, administered=administered,
+                items=items, total=total, recorded_by=recorded_by, now=self.clock(),
+                source=source)
+
+        result = self._execute(episode_id, expected_version, command)
+        if result.replayed:
+            result = self._earlier_result(episode_id, f"assessment:{assessment_id}")
+        episode = self.get_episode(episode_id)
+        return CommandResult(**{**result.__dict__, "assessment": describe_assessment(
+            episode.assessments[assessment_id])})
+
+    def void_assessment(self, episode_id: UUID, assessment_id: str, *, reason: str,
+                        recorded_by: str, expected_version: int | None = None) -> CommandResult:
+        """Mark an assessment entered in error; returns the retractions and new assertions."""
+        return self._execute(episode_id, expected_version, lambda episode: episode.void_assessment(
+            assessment_id=assessment_id, reason=reason, recorded_by=recorded_by))
+
+    def close_episode(self, episode_id: UUID, *, discharged_on: date, recorded_by: str,
+                      expected_version: int | None = None) -> CommandResult:
+        """Discharge; the result's ``outcome`` is the course outcome (NHS TT, CMS159) or None."""
+        result = self._execute(episode_id, expected_version, lambda episode: episode.close(
+            discharged_on=discharged_on, recorded_by=recorded_by, now=self.clock()))
+        return CommandResult(**{**result.__dict__,
+                                "outcome": self.get_episode(episode_id).outcome})
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def get_episode(self, episode_id: UUID, version: int | None = None) -> Episode:
+        """The episode (at ``version``, if given). Raises EpisodeNotFoundError."""
+        try:
+            episode: Episode = self.repository.get(episode_id, version=version)
+        except AggregateNotFoundError:
+            raise EpisodeNotFoundError(f"no episode {episode_id}") from None
+        return episode
+
+    def episode_events(self, episode_id: UUID) -> list[Episode.Event]:
+        """Every stored event of the episode, in version order. Raises EpisodeNotFoundError."""
+        events = [e for e in self.repository.event_store.get(episode_id)
+                  if isinstance(e, Episode.Event)]
+        if not events:
+            raise EpisodeNotFoundError(f"no episode {episode_id}")
+        return events
+
+    def stage_history(self, episode_id: UUID, *, as_of: datetime | None = None,
+                      include_retracted: bool = False) -> list[dict[str, Any]]:
+        """Stage decisions as the record showed them at ``as_of`` (transaction time; default now),
+        in clinical-date order. Retracted ones only with ``include_retracted`` (marked
+        ``retracted`` with the retraction). Raises EpisodeNotFoundError."""
+        asserted: dict[str, dict[str, Any]] = {}
+        for event in self.episode_events(episode_id):
+            if as_of is not None and event.timestamp > as_of:
+                break
+            if isinstance(event, Episode.StageEvent):
+                asserted[event.stage_id] = {**describe_stage_event(event), "retracted": None}
+            elif isinstance(event, Episode.StageRetracted):
+                asserted[event.stage_id]["retracted"] = describe_retraction(event)
+        history = [e for e in asserted.values() if include_retracted or not e["retracted"]]
+        return sorted(history, key=lambda e: (e["date"], e["recorded_at"]))
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _execute(self, episode_id: UUID, expected_version: int | None,
+                 command: Callable[[Episode], Any]) -> CommandResult:
+        for _attempt in range(self.max_attempts):
+            episode = self.get_episode(episode_id)
+            if expected_version is not None and episode.version != expected_version:
+                raise VersionConflictError(
+                    f"episode {episode_id} is at version {episode.version}, "
+                    f"not {expected_version}")
+            changed = command(episode)
+            if changed is False:
+                return CommandResult(episode.id, episode.version, None, episode.stage,
+                                     replayed=True)
+            try:
+                recordings = self.save(episode)
+            except IntegrityError:
+                if expected_version is not None:
+                    raise VersionConflictError(
+                        f"episode {episode_id} changed while this command ran") from None
+                continue
+            events = [r.domain_event for r in recordings]
+            return CommandResult(
+                episode.id, episode.version, recordings[-1].notification.id if recordings
+                else None, episode.stage,
+                stage_events=[describe_stage_event(e) for e in events
+                              if isinstance(e, Episode.StageEvent)],
+                retracted=[describe_retraction(e) for e in events
+                           if isinstance(e, Episode.StageRetracted)])
+        raise VersionConflictError(
+            f"episode {episode_id} kept changing; gave up after {self.max_attempts} attempts")
+
+    def _earlier_result(self, episode_id: UUID, caused_by: str) -> CommandResult:
+        episode = self.get_episode(episode_id)
+        events = [e for e in self.episode_events(episode_id)
+                  if getattr(e, "caused_by", None) == caused_by]
+        return CommandResult(
+            episode.id, episode.version, None, episode.stage,
+            stage_events=[describe_stage_event(e) for e in events
+                          if isinstance(e, Episode.StageEvent)],
+            retracted=[describe_retraction(e) for e in events
+                       if isinstance(e, Episode.StageRetracted)],
+            replayed=True)
