@@ -9,8 +9,9 @@ VersionConflictError instead.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -78,6 +79,10 @@ class OutcomesApplication(Application[UUID]):
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = utc_now) -> None:
         super().__init__(env)
         self.clock = clock
+        # Commands on one episode run one at a time within this instance (threads of one server):
+        # bounded retries alone let a writer lose every race when many threads share an episode.
+        # Races with other processes are still settled by the IntegrityError retry.
+        self._episode_locks = tuple(threading.Lock() for _ in range(64))
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -120,26 +125,24 @@ class OutcomesApplication(Application[UUID]):
                 items=items, total=total, recorded_by=recorded_by, now=self.clock(),
                 source=source)
 
-        result = self._execute(episode_id, expected_version, command)
+        result, episode = self._execute(episode_id, expected_version, command)
         if result.replayed:
-            result = self._earlier_result(episode_id, f"assessment:{assessment_id}")
-        episode = self.get_episode(episode_id)
-        return CommandResult(**{**result.__dict__, "assessment": describe_assessment(
-            episode.assessments[assessment_id])})
+            result = self._earlier_result(episode, f"assessment:{assessment_id}")
+        return replace(result, assessment=describe_assessment(episode.assessments[assessment_id]))
 
     def void_assessment(self, episode_id: UUID, assessment_id: str, *, reason: str,
                         recorded_by: str, expected_version: int | None = None) -> CommandResult:
         """Mark an assessment entered in error; returns the retractions and new assertions."""
-        return self._execute(episode_id, expected_version, lambda episode: episode.void_assessment(
+        result, _ = self._execute(episode_id, expected_version, lambda episode: episode.void_assessment(
             assessment_id=assessment_id, reason=reason, recorded_by=recorded_by))
+        return result
 
     def close_episode(self, episode_id: UUID, *, discharged_on: date, recorded_by: str,
                       expected_version: int | None = None) -> CommandResult:
         """Discharge; the result's ``outcome`` is the course outcome (NHS TT, CMS159) or None."""
-        result = self._execute(episode_id, expected_version, lambda episode: episode.close(
+        result, episode = self._execute(episode_id, expected_version, lambda episode: episode.close(
             discharged_on=discharged_on, recorded_by=recorded_by, now=self.clock()))
-        return CommandResult(**{**result.__dict__,
-                                "outcome": self.get_episode(episode_id).outcome})
+        return replace(result, outcome=episode.outcome)
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -178,7 +181,7 @@ class OutcomesApplication(Application[UUID]):
     # -- internals --------------------------------------------------------------------------
 
     def _execute(self, episode_id: UUID, expected_version: int | None,
-                 command: Callable[[Episode], Any]) -> CommandResult:
+                 command: Callable[[Episode], Any]) -> tuple[CommandResult, Episode]:
         for _attempt in range(self.max_attempts):
             episode = self.get_episode(episode_id)
             if expected_version is not None and episode.version != expected_version:
@@ -188,7 +191,7 @@ class OutcomesApplication(Application[UUID]):
             changed = command(episode)
             if changed is False:
                 return CommandResult(episode.id, episode.version, None, episode.stage,
-                                     replayed=True)
+                                     replayed=True), episode
             try:
                 recordings = self.save(episode)
             except IntegrityError:
@@ -203,13 +206,12 @@ class OutcomesApplication(Application[UUID]):
                 stage_events=[describe_stage_event(e) for e in events
                               if isinstance(e, Episode.StageEvent)],
                 retracted=[describe_retraction(e) for e in events
-                           if isinstance(e, Episode.StageRetracted)])
+                           if isinstance(e, Episode.StageRetracted)]), episode
         raise VersionConflictError(
             f"episode {episode_id} kept changing; gave up after {self.max_attempts} attempts")
 
-    def _earlier_result(self, episode_id: UUID, caused_by: str) -> CommandResult:
-        episode = self.get_episode(episode_id)
-        events = [e for e in self.episode_events(episode_id)
+    def _earlier_result(self, episode: Episode, caused_by: str) -> CommandResult:
+        events = [e for e in self.episode_events(episode.id)
                   if getattr(e, "caused_by", None) == caused_by]
         return CommandResult(
             episode.id, episode.version, None, episode.stage,

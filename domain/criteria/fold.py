@@ -196,8 +196,9 @@ def fold(
     staged = staged_instrument(criteria, instrument)
     points = timeline(observations, criteria)
     scores = {p.id: p.score for p in points}
-    for obs in observations:
-        scores.setdefault(obs.assessment_id, score_observation(obs, criteria))
+    for obs in observations:  # records superseded by a same-day amendment (G2)
+        if obs.assessment_id not in scores:
+            scores[obs.assessment_id] = score_observation(obs, criteria)
     events = [_safety(p, criteria) for p in points
               if p.obs.instrument == PHQ9.code and SAFETY_ITEM9_POSITIVE in p.score.flags]
     outcome: dict[str, Any] | None = None

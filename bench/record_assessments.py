@@ -1,0 +1,112 @@
+"""Assessments recorded per second through OutcomesApplication on SQLite, next to a bare aggregate.
+
+Run: ``make bench`` or ``.venv/bin/python -m bench.record_assessments [--episodes N] [--repeat R]``.
+
+Three workloads on separate SQLite files (WAL, the library's defaults) in one run:
+- ``bare save``: a one-field ``eventsourcing`` aggregate, one event per ``save()`` (no reload);
+- ``bare command``: the same, but ``repository.get`` + one event + ``save()`` per call, which is
+  what any command handler does;
+- ``record_assessment``: Outcome Ledger's command: reload the episode, validate and score, re-fold
+  its valid assessments, append AssessmentRecorded plus any stage events, in one transaction.
+Each figure is the median of ``--repeat`` runs; the ratio is ours / bare (1.0 = as fast as bare).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from domain.application import OutcomesApplication
+
+# V1 of the SPEC: response, remission and recovery happen along the way, like a real course.
+SCORES = (18, 16, 13, 8, 6, 4, 3, 4, 2, 3)
+START = date(2026, 1, 5)
+
+
+class Counter(Aggregate):
+    """The bare baseline: one small event per command."""
+
+    @event("Created")
+    def __init__(self) -> None:
+        self.count = 0
+
+    @event("Incremented")
+    def increment(self, by: int) -> None:
+        self.count += by
+
+
+def _env(folder: Path, name: str) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / name)}
+
+
+def bare_save(folder: Path, episodes: int) -> float:
+    app: Application[UUID] = Application(_env(folder, "bare_save.sqlite"))
+    aggregates = [Counter() for _ in range(episodes)]
+    app.save(*aggregates)
+    started = time.perf_counter()
+    for _ in SCORES:
+        for aggregate in aggregates:
+            aggregate.increment(by=1)
+            app.save(aggregate)
+    return episodes * len(SCORES) / (time.perf_counter() - started)
+
+
+def bare_command(folder: Path, episodes: int) -> float:
+    app: Application[UUID] = Application(_env(folder, "bare_command.sqlite"))
+    aggregates = [Counter() for _ in range(episodes)]
+    app.save(*aggregates)
+    ids = [a.id for a in aggregates]
+    started = time.perf_counter()
+    for _ in SCORES:
+        for aggregate_id in ids:
+            aggregate: Counter = app.repository.get(aggregate_id)
+            aggregate.increment(by=1)
+            app.save(aggregate)
+    return episodes * len(SCORES) / (time.perf_counter() - started)
+
+
+def record_assessments(folder: Path, episodes: int) -> float:
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    app = OutcomesApplication(_env(folder, "outcomes.sqlite"), clock=lambda: now)
+    ids = [app.open_episode(patient_ref=f"bench-{n}", clinic_id="bench", recorded_by="bench",
+                            criteria="acnp2006", opened_on=START).episode_id
+           for n in range(episodes)]
+    started = time.perf_counter()
+    for week, score in enumerate(SCORES):
+        for episode_id in ids:
+            app.record_assessment(episode_id, instrument="PHQ-9", total=score,
+                                  administered=START + timedelta(weeks=week), recorded_by="bench")
+    return episodes * len(SCORES) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, list[float]] = {"bare save": [], "bare command": [], "record_assessment": []}
+    for _ in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            results["bare save"].append(bare_save(folder, args.episodes))
+            results["bare command"].append(bare_command(folder, args.episodes))
+            results["record_assessment"].append(record_assessments(folder, args.episodes))
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    ours = medians["record_assessment"]
+    print(f"SQLite file (WAL), {args.episodes} episodes x {len(SCORES)} assessments, "
+          f"median of {args.repeat}")
+    print(f"{'workload':<20}{'per second':>12}{'ours / this':>14}")
+    for name, value in medians.items():
+        print(f"{name:<20}{value:>12,.0f}{ours / value:>14.2f}")
+
+
+if __name__ == "__main__":
+    main()
