@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Outcome Ledger: stage treatment outcomes under versioned criteria sets.")
 criteria_app = typer.Typer(no_args_is_help=True, help="The criteria sets this engine knows.")
 app.add_typer(criteria_app, name="criteria")
+projections_app = typer.Typer(no_args_is_help=True, help="The read models (projections).")
+app.add_typer(projections_app, name="projections")
 
 
 def _fail(message: str) -> None:
@@ -72,6 +74,64 @@ def criteria_list(
     for s in sets:
         table.add_row(s["id"], s["version"], s["hash"][:12], s["kind"], s["source"])
     Console().print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default OUTCOMES_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default OUTCOMES_PORT, 8000).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs) on the configured store (default SQLite,
+    ./var/outcomes.sqlite; settings from OUTCOMES_* environment variables)."""
+    import uvicorn
+
+    from api import create_app
+    from bootstrap import Settings
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
+                log_config=None, access_log=False)
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    name: Annotated[str, typer.Argument(help="Read model: episodes, stages, audit, cohort or all.")],
+) -> None:
+    """Drop a read model and rebuild it from position 0 of the event store, with a progress bar."""
+    from rich.progress import Progress
+
+    from bootstrap import Settings, build
+    from projections.runner import READ_MODELS
+
+    names = list(READ_MODELS) if name == "all" else [name]
+    if any(n not in READ_MODELS for n in names):
+        _fail(f"unknown read model {name!r}; known: {', '.join(READ_MODELS)}, all")
+    services = build(Settings())
+    try:
+        for view_name in names:
+            with Progress() as progress:
+                task = progress.add_task(f"rebuilding {view_name}", total=None)
+
+                def advance(position: int, last: int, task: Any = task, bar: Any = progress) -> None:
+                    bar.update(task, completed=position, total=last)
+
+                count = services.read_models.rebuild(view_name, advance)
+            typer.echo(f"{view_name}: {count} events processed, position "
+                       f"{services.read_models.status()[view_name]['position']}")
+    finally:
+        services.close()
+
+
+@projections_app.command("status")
+def projections_status() -> None:
+    """Each read model's position and lag behind the event store."""
+    from bootstrap import Settings, build
+
+    services = build(Settings())
+    try:
+        typer.echo(json.dumps(services.read_models.status(), indent=1))
+    finally:
+        services.close()
 
 
 if __name__ == "__main__":

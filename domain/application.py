@@ -182,6 +182,11 @@ class OutcomesApplication(Application[UUID]):
 
     def _execute(self, episode_id: UUID, expected_version: int | None,
                  command: Callable[[Episode], Any]) -> tuple[CommandResult, Episode]:
+        with self._episode_locks[hash(episode_id) % len(self._episode_locks)]:
+            return self._execute_unlocked(episode_id, expected_version, command)
+
+    def _execute_unlocked(self, episode_id: UUID, expected_version: int | None,
+                          command: Callable[[Episode], Any]) -> tuple[CommandResult, Episode]:
         for _attempt in range(self.max_attempts):
             episode = self.get_episode(episode_id)
             if expected_version is not None and episode.version != expected_version:

@@ -45,7 +45,7 @@ from domain.errors import (
     InvalidInputError,
     NaiveDatetimeError,
 )
-from domain.instruments import format_points, get_instrument
+from domain.instruments import get_instrument, points
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
 MAX_UTC_OFFSET = timedelta(hours=14)
@@ -431,7 +431,7 @@ def describe_assessment(a: AssessmentState) -> dict[str, Any]:
         "administered_on": a.administered_on.isoformat(),
         "administered_at": a.administered_at.isoformat() if a.administered_at else None,
         "items": a.items, "reported_total": a.reported_total,
-        "total": format_points(_fraction(a.total)), "total_exact": a.total,
+        "total": points(_fraction(a.total)), "total_exact": a.total,
         "severity": a.severity, "flags": a.flags, "voided": a.voided,
         "void_reason": a.void_reason, "recorded_at": a.recorded_at.isoformat(),
         "recorded_by": a.recorded_by,

@@ -282,3 +282,12 @@ def format_points(value: Fraction | None) -> str | None:
     if value.denominator == 1:
         return str(value.numerator)
     return f"{float(value):.3f}".rstrip("0").rstrip(".")
+
+
+def points(value: Fraction | None) -> int | float | None:
+    """A score as a JSON number: an int when whole, else a float to 3 decimals (4.5, 3.857)."""
+    if value is None:
+        return None
+    if value.denominator == 1:
+        return value.numerator
+    return round(float(value), 3)

@@ -47,8 +47,8 @@ class Trajectory:
     discharge: date | None
 
 
-def parse_clinical_date(value: Any, field: str = "date") -> date:
-    """An ISO date, or a timezone-aware ISO datetime taken at its own local date (G3).
+def parse_date_or_datetime(value: Any, field: str = "date") -> date | datetime:
+    """An ISO date ("2026-01-05") or a timezone-aware ISO datetime ("2026-01-05T09:30:00+01:00").
 
     Raises NaiveDatetimeError for a datetime without offset, InvalidInputError otherwise.
     """
@@ -59,10 +59,17 @@ def parse_clinical_date(value: Any, field: str = "date") -> date:
             return date.fromisoformat(value)
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInputError(f"not an ISO date: {value!r}", field=field) from None
+        raise InvalidInputError(f"not an ISO date or datetime: {value[:40]!r}", field=field) from None
     if moment.tzinfo is None:
         raise NaiveDatetimeError("datetime without a UTC offset", field=field)
-    return moment.date()
+    return moment
+
+
+def parse_clinical_date(value: Any, field: str = "date") -> date:
+    """The clinical date of ``value``: a date, or a datetime's own local date (G3). Raises as
+    ``parse_date_or_datetime``."""
+    parsed = parse_date_or_datetime(value, field)
+    return parsed.date() if isinstance(parsed, datetime) else parsed
 
 
 def parse_aware_datetime(value: Any, field: str) -> datetime:

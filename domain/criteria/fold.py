@@ -26,6 +26,7 @@ from domain.instruments import (
     Score,
     format_points,
     get_instrument,
+    points,
     score,
 )
 
@@ -79,7 +80,7 @@ class Point:
 
     def evidence(self) -> dict[str, Any]:
         return {"assessment_id": self.id, "date": self.on.isoformat(),
-                "instrument": self.obs.instrument, "score": format_points(self.score.value)}
+                "instrument": self.obs.instrument, "score": points(self.score.value)}
 
 
 @dataclass(frozen=True)
@@ -194,20 +195,20 @@ def fold(
     """
     observations = list(observations)
     staged = staged_instrument(criteria, instrument)
-    points = timeline(observations, criteria)
-    scores = {p.id: p.score for p in points}
+    scored = timeline(observations, criteria)
+    scores = {p.id: p.score for p in scored}
     for obs in observations:  # records superseded by a same-day amendment (G2)
         if obs.assessment_id not in scores:
             scores[obs.assessment_id] = score_observation(obs, criteria)
-    events = [_safety(p, criteria) for p in points
+    events = [_safety(p, criteria) for p in scored
               if p.obs.instrument == PHQ9.code and SAFETY_ITEM9_POSITIVE in p.score.flags]
     outcome: dict[str, Any] | None = None
     if criteria.kind == "nhstt":
-        outcome = nhstt_outcome(points, criteria, discharge)
+        outcome = nhstt_outcome(scored, criteria, discharge)
     elif criteria.kind == "cms159":
-        outcome = cms159_outcome(points, criteria)
+        outcome = cms159_outcome(scored, criteria)
     else:
-        staged_points = [p for p in points if p.obs.instrument == staged and p.score.scorable]
+        staged_points = [p for p in scored if p.obs.instrument == staged and p.score.scorable]
         if staged_points:
             events += _Staging(staged_points, criteria, staged).run()
     order = {t: i for i, t in enumerate(STAGE_TYPES)}
@@ -406,7 +407,7 @@ def _measure(points: Sequence[Point], code: str) -> tuple[Point, Point] | None:
     return scored[0], scored[-1]
 
 
-def nhstt_outcome(points: Sequence[Point], criteria: CriteriaSet,
+def nhstt_outcome(scored: Sequence[Point], criteria: CriteriaSet,
                   discharge: date | None) -> dict[str, Any]:
     """NHS Talking Therapies course outcome at discharge (SPEC §2.4, C8).
 
@@ -416,9 +417,9 @@ def nhstt_outcome(points: Sequence[Point], criteria: CriteriaSet,
     ``measures`` (first, last, change in points), ``tags`` and, when ineligible, ``reason``.
     """
     p = criteria.params
-    if discharge is None and points:
-        discharge = max(pt.on for pt in points)
-    course = [pt for pt in points if discharge is None or pt.on <= discharge]
+    if discharge is None and scored:
+        discharge = max(pt.on for pt in scored)
+    course = [pt for pt in scored if discharge is None or pt.on <= discharge]
     dates = sorted({pt.on for pt in course})
     paired = {code: _measure(course, code) for code in ("PHQ-9", "GAD-7")}
     result: dict[str, Any] = {
@@ -433,7 +434,7 @@ def nhstt_outcome(points: Sequence[Point], criteria: CriteriaSet,
             first, last = pair
             result["measures"][code] = {
                 "first": first.evidence(), "last": last.evidence(),
-                "change": format_points(last.value - first.value)}
+                "change": points(last.value - first.value)}
     if len(dates) - 1 < 2 or paired["PHQ-9"] is None:
         result["reason"] = ("fewer than 2 treatment appointments" if len(dates) - 1 < 2
                             else "PHQ-9 not paired (scorable on fewer than 2 dates)")
@@ -460,7 +461,7 @@ def nhstt_outcome(points: Sequence[Point], criteria: CriteriaSet,
     return result
 
 
-def cms159_outcome(points: Sequence[Point], criteria: CriteriaSet) -> dict[str, Any]:
+def cms159_outcome(scored: Sequence[Point], criteria: CriteriaSet) -> dict[str, Any]:
     """CMS159 Depression Remission at Twelve Months (SPEC §2.5, C9).
 
     Index = first scorable PHQ-9 above ``index_above``; window = index + 12 calendar months
@@ -469,7 +470,7 @@ def cms159_outcome(points: Sequence[Point], criteria: CriteriaSet) -> dict[str, 
     ``in_denominator``, ``index``, ``window`` and ``measure_assessment``.
     """
     p = criteria.params
-    phq = [pt for pt in points if pt.obs.instrument == "PHQ-9" and pt.score.scorable]
+    phq = [pt for pt in scored if pt.obs.instrument == "PHQ-9" and pt.score.scorable]
     index = next((pt for pt in phq if pt.value > p["index_above"]), None)
     if index is None:
         return {"met": False, "in_denominator": False, "index": None, "window": None,

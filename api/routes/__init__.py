@@ -1,0 +1,1 @@
+"""One module per resource; each route: request schema in, one application call, schema out."""

@@ -1,0 +1,169 @@
+"""Episodes: open, record, void, close; summary, list, stage history, audit trail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import structlog
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime
+
+from api.deps import FreshServicesDep, IfMatchDep, ServicesDep, UserDep
+from api.pages import Limit, next_url
+from api.schemas import (
+    AssessmentResult,
+    ChangeResult,
+    CloseEpisode,
+    EpisodeCreated,
+    OpenEpisode,
+    Page,
+    RecordAssessment,
+    StageHistory,
+    VoidAssessment,
+)
+from bootstrap import Services
+from domain.application import CommandResult
+from domain.errors import EpisodeNotFoundError
+from domain.trajectory import parse_date_or_datetime
+
+router = APIRouter(prefix="/episodes", tags=["episodes"])
+
+
+def _episode_id(episode_id: str) -> UUID:
+    """An episode id from the path; anything that is not a UUID names no episode (404)."""
+    try:
+        return UUID(episode_id)
+    except ValueError:
+        raise EpisodeNotFoundError(f"no episode {episode_id[:64]!r}") from None
+
+
+EpisodeId = Annotated[UUID, Depends(_episode_id)]
+
+
+def _bind(episode_id: UUID, response: Response, version: int) -> None:
+    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+    response.headers["ETag"] = f'"{version}"'
+
+
+def _change(services: Services, result: CommandResult, response: Response) -> ChangeResult:
+    services.read_models.catch_up()
+    _bind(result.episode_id, response, result.version)
+    return ChangeResult(episode_id=str(result.episode_id), version=result.version,
+                        stage=result.stage, stage_events=result.stage_events,
+                        retracted=result.retracted, outcome=result.outcome,
+                        position=result.position)
+
+
+@router.post("", status_code=201, response_model=EpisodeCreated)
+def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, request: Request,
+                 response: Response) -> EpisodeCreated:
+    """Open a treatment episode under a criteria set (default ``acnp2006``)."""
+    result = services.app.open_episode(
+        patient_ref=body.patient_ref, clinic_id=body.clinic_id, recorded_by=user,
+        criteria=body.criteria, params=body.params, instrument=body.instrument,
+        opened_on=body.opened_on)
+    services.read_models.catch_up()
+    _bind(result.episode_id, response, result.version)
+    response.headers["Location"] = str(request.url_for("get_episode",
+                                                       episode_id=result.episode_id))
+    criteria = services.app.get_episode(result.episode_id).criteria_set.ref()
+    return EpisodeCreated(episode_id=str(result.episode_id), version=result.version,
+                          stage=result.stage, criteria=criteria, position=result.position)
+
+
+@router.get("", response_model=Page)
+def list_episodes(services: FreshServicesDep, request: Request, limit: Limit = 50,
+                  cursor: Annotated[int, Query(ge=0)] = 0, clinic_id: str | None = None,
+                  stage: str | None = None, patient_ref: str | None = None) -> Page:
+    """Episode summaries, filtered by clinic, current stage or patient reference."""
+    items, after = services.read_models.episodes.find(
+        clinic_id=clinic_id, stage=stage, patient_ref=patient_ref, after=cursor, limit=limit)
+    return Page(items=items, next=next_url(request, after))
+
+
+@router.get("/{episode_id}")
+def get_episode(episode_id: EpisodeId, services: FreshServicesDep,
+                response: Response) -> dict[str, Any]:
+    """The episode summary: clinic, patient_ref, criteria, stage, baseline, latest score,
+    flags, counts, version (also the ``ETag``)."""
+    summary = services.read_models.episodes.get(episode_id)
+    if summary is None:
+        raise EpisodeNotFoundError(f"no episode {episode_id}")
+    _bind(episode_id, response, summary["version"])
+    return summary
+
+
+@router.post("/{episode_id}/assessments", status_code=201, response_model=AssessmentResult)
+def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: ServicesDep,
+                      user: UserDep, expected_version: IfMatchDep,
+                      response: Response) -> AssessmentResult:
+    """Record an assessment; 201 with the stage events it caused, or 200 with the first result
+    when the same ``assessment_id`` and content were recorded before."""
+    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+    result = services.app.record_assessment(
+        episode_id, instrument=body.instrument,
+        administered=parse_date_or_datetime(body.administered_on, "administered_on"),
+        items=body.items, total=body.total, assessment_id=body.assessment_id,
+        recorded_by=user, expected_version=expected_version)
+    services.read_models.catch_up()
+    _bind(episode_id, response, result.version)
+    if result.replayed:
+        response.status_code = 200
+    assessment = result.assessment or {}
+    return AssessmentResult(
+        episode_id=str(episode_id), assessment_id=assessment["assessment_id"],
+        version=result.version, stage=result.stage, total=assessment["total"],
+        severity=assessment["severity"], flags=assessment["flags"], assessment=assessment,
+        stage_events=result.stage_events, retracted=result.retracted,
+        replayed=result.replayed, position=result.position)
+
+
+@router.post("/{episode_id}/assessments/{assessment_id}/void", response_model=ChangeResult)
+def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessment,
+                    services: ServicesDep, user: UserDep, expected_version: IfMatchDep,
+                    response: Response) -> ChangeResult:
+    """Mark an assessment entered in error; returns the stage events retracted and asserted."""
+    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+    result = services.app.void_assessment(episode_id, assessment_id, reason=body.reason,
+                                          recorded_by=user, expected_version=expected_version)
+    return _change(services, result, response)
+
+
+@router.post("/{episode_id}/close", response_model=ChangeResult)
+def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesDep, user: UserDep,
+                  expected_version: IfMatchDep, response: Response) -> ChangeResult:
+    """Discharge; ``outcome`` is the course outcome (NHS Talking Therapies object, CMS159)."""
+    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+    result = services.app.close_episode(episode_id, discharged_on=body.discharged_on,
+                                        recorded_by=user, expected_version=expected_version)
+    return _change(services, result, response)
+
+
+@router.get("/{episode_id}/stages", response_model=StageHistory)
+def stage_history(episode_id: EpisodeId, services: FreshServicesDep,
+                  as_of: AwareDatetime | None = None,
+                  include_retracted: bool = False) -> StageHistory:
+    """The stage history under the criteria in force; ``as_of`` shows what the record showed
+    at that moment (transaction time); retracted decisions only with ``include_retracted``."""
+    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+    view = services.read_models.stages
+    criteria = view.criteria(episode_id)
+    if criteria is None:
+        raise EpisodeNotFoundError(f"no episode {episode_id}")
+    events = view.history(episode_id, as_of=as_of, include_retracted=include_retracted)
+    return StageHistory(episode_id=str(episode_id), criteria=criteria,
+                        as_of=as_of.isoformat() if as_of else None, events=events)
+
+
+@router.get("/{episode_id}/audit", response_model=Page)
+def episode_audit(episode_id: EpisodeId, services: FreshServicesDep, request: Request,
+                  limit: Limit = 50, cursor: Annotated[int, Query(ge=0)] = 0) -> Page:
+    """Every stored event of the episode in order: position, type, recorded time, clinical
+    date, recorded_by and data."""
+    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+    if services.read_models.episodes.get(episode_id) is None:
+        raise EpisodeNotFoundError(f"no episode {episode_id}")
+    items, after = services.read_models.audit.trail(episode_id=episode_id, after=cursor,
+                                                       limit=limit)
+    return Page(items=items, next=next_url(request, after))

@@ -1,0 +1,100 @@
+"""Composition root: settings -> the eventsourcing environment, the read models, logging.
+
+Used by the API (``api.create_app``), the CLI and the benchmarks; nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import structlog
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.application import Clock, OutcomesApplication, utc_now
+from projections.runner import ReadModels
+
+
+class Settings(BaseSettings):
+    """Every setting, from environment variables prefixed ``OUTCOMES_`` (e.g.
+    ``OUTCOMES_SQLITE_PATH``); defaults run the service on SQLite under ``./var/``."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTCOMES_", extra="ignore")
+
+    persistence: Literal["sqlite", "memory"] = "sqlite"
+    sqlite_path: Path = Path("var/outcomes.sqlite")
+    views_dir: Path | None = None  # default: <sqlite_path's folder>/views
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The ``eventsourcing`` environment of the write model."""
+        if self.persistence == "memory":
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": str(self.sqlite_path), "SQLITE_LOCK_TIMEOUT": "10"}
+
+    def views_folder(self) -> Path | None:
+        if self.persistence == "memory":
+            return None
+        return self.views_dir or self.sqlite_path.parent / "views"
+
+
+@dataclass
+class Services:
+    """The write model and its read models, built together and closed together."""
+
+    app: OutcomesApplication
+    read_models: ReadModels
+    store_kind: str
+
+    def close(self) -> None:
+        for view in self.read_models.views.values():
+            view.datastore.close()
+        self.app.close()
+
+
+def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
+    """Open the event store and the read models (creating files and tables if needed)."""
+    if settings.persistence == "sqlite":
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
+    read_models = ReadModels.open(app, settings.views_folder())
+    return Services(app, read_models, settings.persistence)
+
+
+# Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.
+LOG_KEYS = frozenset({
+    "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
+    "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
+    "host", "port", "exception", "stage",
+})
+
+
+def configure_logging(settings: Settings) -> None:
+    """structlog with contextvars: JSON lines when not on a terminal (or ``log_format=json``),
+    console otherwise; ISO UTC timestamps; tracebacks without local variables."""
+    json_lines = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json_lines
+        else structlog.dev.ConsoleRenderer())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelName(settings.log_level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )

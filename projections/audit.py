@@ -1,0 +1,77 @@
+"""Audit trail read model: every stored event of every episode, with its global position.
+
+Serves ``GET /episodes/{id}/audit`` and ``GET /audit?clinic_id=&since=&until=&recorded_by=``.
+Each row: position, episode_id, clinic_id, version, type, recorded_at (transaction time),
+clinical_date, recorded_by and the event's data as stored.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.sqlite import SQLiteCursor
+
+from domain.episode import Episode
+from projections.base import ReadModel, payload, utc_text
+
+COLUMNS = ("position", "episode_id", "clinic_id", "version", "type", "recorded_at",
+           "clinical_date", "recorded_by", "data")
+
+
+class AuditView(ReadModel):
+    name = "audit"
+    tables = (
+        "CREATE TABLE IF NOT EXISTS audit_events (position INTEGER PRIMARY KEY, "
+        "episode_id TEXT NOT NULL, clinic_id TEXT NOT NULL, version INTEGER NOT NULL, "
+        "type TEXT NOT NULL, recorded_at TEXT NOT NULL, clinical_date TEXT, "
+        "recorded_by TEXT, data TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS audit_episode ON audit_events (episode_id, position)",
+        "CREATE INDEX IF NOT EXISTS audit_clinic ON audit_events (clinic_id, position)",
+        "CREATE INDEX IF NOT EXISTS audit_user ON audit_events (recorded_by, position)",
+        "CREATE TABLE IF NOT EXISTS audit_episodes (episode_id TEXT PRIMARY KEY, "
+        "clinic_id TEXT NOT NULL)",
+    )
+
+    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+        if not isinstance(event, Episode.Event):
+            return
+        episode_id = str(event.originator_id)
+        if isinstance(event, Episode.Opened):
+            cursor.execute("INSERT INTO audit_episodes VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           (episode_id, event.clinic_id))
+        cursor.execute("SELECT clinic_id FROM audit_episodes WHERE episode_id = ?",
+                       (episode_id,))
+        clinic = cursor.fetchone()
+        data = payload(event)
+        cursor.execute(
+            "INSERT INTO audit_events VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            (position, episode_id, clinic["clinic_id"] if clinic else "", event.originator_version,
+             type(event).__name__, utc_text(event.timestamp), data.get("clinical_date"),
+             data.get("recorded_by"), json.dumps(data, sort_keys=True, ensure_ascii=False)))
+
+    def trail(self, *, episode_id: UUID | None = None, clinic_id: str | None = None,
+              since: datetime | None = None, until: datetime | None = None,
+              recorded_by: str | None = None, after: int = 0,
+              limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
+        """Events in position order matching every filter (``since``/``until``: recorded time,
+        inclusive), at most ``limit`` after position ``after``; returns (items, next cursor)."""
+        where: list[str] = ["position > ?"]
+        params: list[Any] = [after]
+        for clause, value in (("episode_id = ?", str(episode_id) if episode_id else None),
+                              ("clinic_id = ?", clinic_id), ("recorded_by = ?", recorded_by),
+                              ("recorded_at >= ?", utc_text(since) if since else None),
+                              ("recorded_at <= ?", utc_text(until) if until else None)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        with self.reading() as cursor:
+            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE "
+                           f"{' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit + 1))
+            rows = cursor.fetchall()
+        more = len(rows) > limit
+        items = [{**{c: r[c] for c in COLUMNS}, "data": json.loads(r["data"])}
+                 for r in rows[:limit]]
+        return items, (items[-1]["position"] if more else None)

@@ -1,0 +1,99 @@
+"""The machinery every read model shares: a tracked SQLite view, batch processing, rebuild.
+
+A read model is an ``eventsourcing`` ``SQLiteTrackingRecorder`` with its own tables, in its own
+database file (SQLite's tracking table is not prefixed, so one file per read model). Its rows and
+its tracking position are written in one transaction, and the library's single-row tracking
+refuses a position that is not newer, so reprocessing an event is harmless (exactly-once).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+
+# Fields every event has that the read models take from the envelope instead of the payload.
+ENVELOPE = ("originator_id", "originator_version", "timestamp")
+
+
+def to_json(value: Any) -> str:
+    """JSON text for a view column: dates and datetimes as ISO strings, UUIDs as strings."""
+    return json.dumps(value, default=_default, sort_keys=True, ensure_ascii=False)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def utc_text(moment: datetime) -> str:
+    """A sortable UTC ISO string (event timestamps are UTC; a query's bound may have any offset)."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def payload(event: Any) -> dict[str, Any]:
+    """The event's own fields (without id, version and timestamp), JSON-ready."""
+    data: dict[str, Any] = json.loads(to_json({k: v for k, v in event.__dict__.items()
+                                               if k not in ENVELOPE}))
+    return data
+
+
+class ReadModel(SQLiteTrackingRecorder):
+    """Base view: subclasses give ``name``, ``tables`` (CREATE statements) and
+    ``apply(event, cursor, position)``, which updates rows for one event (events a read model does
+    not need only advance its position)."""
+
+    name = "read-model"
+    tables: tuple[str, ...] = ()
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self.tables]
+
+    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+        raise NotImplementedError
+
+    def process(self, application_name: str,
+                batch: Sequence[tuple[DomainEventProtocol[Any], int]]) -> None:
+        """Apply the events of ``batch`` ((event, position) pairs in order) that come after the
+        tracked position, and record the last one, in one transaction. Raises IntegrityError or
+        OperationalError when another process changed the view meanwhile (nothing is applied)."""
+        if not batch:
+            return
+        with self.datastore.transaction(commit=True) as cursor:
+            done = self._max_tracking_id(application_name, cursor) or 0
+            pending = [(event, position) for event, position in batch if position > done]
+            for event, position in pending:
+                self.apply(event, cursor, position)
+            if pending:
+                self._insert_tracking(cursor, Tracking(application_name, pending[-1][1]))
+
+    def position(self, application_name: str) -> int:
+        """The last processed position (0 before any)."""
+        return self.max_tracking_id(application_name) or 0
+
+    def clear(self) -> None:
+        """Delete every row and the tracking position, in one transaction (before a rebuild)."""
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in self.tables:
+                if statement.startswith("CREATE TABLE"):
+                    table = statement.split("EXISTS", 1)[1].split("(", 1)[0].strip()
+                    cursor.execute(f"DELETE FROM {table}")
+            cursor.execute("DELETE FROM tracking WHERE application_name != ?",
+                           (self.table_migration_identifier,))
+
+    @contextmanager
+    def reading(self) -> Iterator[SQLiteCursor]:
+        """A read-only transaction for queries."""
+        with self.datastore.transaction(commit=False) as cursor:
+            yield cursor
+

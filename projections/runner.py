@@ -1,0 +1,121 @@
+"""Keeping the read models up to date: catch up from each one's tracked position.
+
+SQLite has no ``subscribe()`` in eventsourcing 9.5, so ``ProjectionRunner`` cannot follow it
+(ADR 0007). Instead ``ReadModels.catch_up()`` reads the notifications after the lowest tracked
+position (``select_notifications``), decodes each once with the application's mapper, and hands
+each read model the events it has not processed, in batches, each batch with its tracking
+position in one transaction. The API catches up after every command and before every read, so a
+client always reads its own writes; another process's writes appear at the next read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import uuid4
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, OperationalError
+from eventsourcing.utils import Environment
+
+from projections.audit import AuditView
+from projections.base import ReadModel
+from projections.cohort import CohortView
+from projections.episodes import EpisodesView
+from projections.stages import StagesView
+
+READ_MODELS: dict[str, type[ReadModel]] = {
+    view.name: view for view in (EpisodesView, StagesView, AuditView, CohortView)}
+V = TypeVar("V", bound=ReadModel)
+Progress = Callable[[int, int], None]  # (processed position, last position)
+
+
+def open_view(view_class: type[ReadModel], folder: Path | None) -> ReadModel:
+    """Open (creating tables if needed) one read model: ``folder/<name>.sqlite``, or a private
+    in-memory database when ``folder`` is None."""
+    db_name = (str(folder / f"{view_class.name}.sqlite") if folder is not None
+               else f"file:{view_class.name}-{uuid4().hex}?mode=memory&cache=shared")
+    factory = InfrastructureFactory.construct(Environment(view_class.name, {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": db_name,
+        "SQLITE_LOCK_TIMEOUT": "10"}))
+    view = factory.tracking_recorder(view_class)
+    assert isinstance(view, view_class)
+    return view
+
+
+class ReadModels:
+    """The read models of one application (``views`` by name), caught up on demand."""
+
+    batch_size = 500
+
+    def __init__(self, app: Application[Any], views: dict[str, ReadModel]) -> None:
+        self.app, self.views = app, views
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, app: Application[Any], folder: Path | None) -> ReadModels:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        return cls(app, {name: open_view(v, folder) for name, v in READ_MODELS.items()})
+
+    @property
+    def episodes(self) -> EpisodesView:
+        return self._view("episodes", EpisodesView)
+
+    @property
+    def stages(self) -> StagesView:
+        return self._view("stages", StagesView)
+
+    @property
+    def audit(self) -> AuditView:
+        return self._view("audit", AuditView)
+
+    @property
+    def cohort(self) -> CohortView:
+        return self._view("cohort", CohortView)
+
+    def _view(self, name: str, view_class: type[V]) -> V:
+        view = self.views[name]
+        assert isinstance(view, view_class)
+        return view
+
+    def catch_up(self, names: list[str] | None = None, progress: Progress | None = None) -> int:
+        """Process every stored event the named read models (default all) have not; returns
+        how many events were read. Safe to call from several threads and processes."""
+        views = {n: self.views[n] for n in (names or list(self.views))}
+        with self._lock:
+            positions = {n: v.position(self.app.name) for n, v in views.items()}
+            start, read = min(positions.values(), default=0), 0
+            last = self.app.recorder.max_notification_id() or 0
+            while start < last:
+                notifications = self.app.recorder.select_notifications(
+                    start=start, limit=self.batch_size, inclusive_of_start=False)
+                if not notifications:
+                    break
+                batch = [(self.app.mapper.to_domain_event(n), n.id) for n in notifications]
+                for name, view in views.items():
+                    pending = [(e, p) for e, p in batch if p > positions[name]]
+                    # Another process sharing the view got there first: its rows stand, and
+                    # this batch rolled back; carry on from the position it recorded.
+                    with contextlib.suppress(IntegrityError, OperationalError):
+                        view.process(self.app.name, pending)
+                    positions[name] = view.position(self.app.name)
+                start, read = notifications[-1].id, read + len(notifications)
+                if progress:
+                    progress(start, last)
+            return read
+
+    def rebuild(self, name: str, progress: Progress | None = None) -> int:
+        """Drop the rows and position of one read model and rebuild it from position 0."""
+        with self._lock:
+            self.views[name].clear()
+        return self.catch_up([name], progress)
+
+    def status(self) -> dict[str, dict[str, int]]:
+        """Each read model's tracked position and lag (events stored but not yet processed)."""
+        last = self.app.recorder.max_notification_id() or 0
+        return {name: {"position": (p := view.position(self.app.name)), "lag": last - p}
+                for name, view in self.views.items()}

@@ -1,0 +1,81 @@
+"""Stage history read model: every stage decision of every episode, retracted ones marked.
+
+Serves ``GET /episodes/{id}/stages``, including ``?as_of=`` (transaction time: what the record
+showed at that moment) and ``?include_retracted=true``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.sqlite import SQLiteCursor
+
+from domain.episode import Episode, describe_retraction, describe_stage_event
+from projections.base import ReadModel, to_json, utc_text
+
+
+class StagesView(ReadModel):
+    name = "stages"
+    tables = (
+        "CREATE TABLE IF NOT EXISTS stage_events (stage_id TEXT PRIMARY KEY, "
+        "episode_id TEXT NOT NULL, position INTEGER NOT NULL, date TEXT NOT NULL, "
+        "recorded_at TEXT NOT NULL, retracted_at TEXT, event TEXT NOT NULL, retraction TEXT)",
+        "CREATE INDEX IF NOT EXISTS stage_events_episode ON stage_events (episode_id, date)",
+        "CREATE TABLE IF NOT EXISTS stage_criteria (episode_id TEXT PRIMARY KEY, "
+        "criteria TEXT NOT NULL)",
+    )
+
+    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+        episode_id = str(event.originator_id)
+        if isinstance(event, Episode.Opened):
+            criteria = {k: event.criteria[k] for k in ("id", "version", "hash")}
+            cursor.execute("INSERT INTO stage_criteria VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           (episode_id, to_json(criteria)))
+        elif isinstance(event, Episode.StageEvent):
+            cursor.execute(
+                "INSERT INTO stage_events (stage_id, episode_id, position, date, recorded_at, "
+                "event) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                (event.stage_id, episode_id, position, event.clinical_date.isoformat(),
+                 utc_text(event.timestamp), to_json(describe_stage_event(event))))
+        elif isinstance(event, Episode.StageRetracted):
+            cursor.execute(
+                "UPDATE stage_events SET retracted_at = ?, retraction = ? WHERE stage_id = ?",
+                (utc_text(event.timestamp), to_json(describe_retraction(event)), event.stage_id))
+
+    def criteria(self, episode_id: UUID) -> dict[str, str] | None:
+        """``{"id", "version", "hash"}`` of the criteria the episode is staged under, or None."""
+        with self.reading() as cursor:
+            cursor.execute("SELECT criteria FROM stage_criteria WHERE episode_id = ?",
+                           (str(episode_id),))
+            row = cursor.fetchone()
+        return json.loads(row["criteria"]) if row else None
+
+    def history(self, episode_id: UUID, *, as_of: datetime | None = None,
+                include_retracted: bool = False) -> list[dict[str, Any]]:
+        """Stage decisions in clinical-date order as recorded at ``as_of`` (timezone-aware;
+        default now). Each has ``retracted`` (the retraction, or null) when
+        ``include_retracted``; otherwise only the decisions not retracted by then."""
+        where, params = ["episode_id = ?"], [str(episode_id)]
+        if as_of is not None:
+            where.append("recorded_at <= ?")
+            params.append(utc_text(as_of))
+        with self.reading() as cursor:
+            cursor.execute(f"SELECT event, retracted_at, retraction FROM stage_events WHERE "
+                           f"{' AND '.join(where)} ORDER BY date, position", params)
+            rows = cursor.fetchall()
+        cutoff = utc_text(as_of) if as_of is not None else None
+        history = []
+        for row in rows:
+            retracted = row["retracted_at"] is not None and (
+                cutoff is None or row["retracted_at"] <= cutoff)
+            if retracted and not include_retracted:
+                continue
+            event = json.loads(row["event"])
+            if include_retracted:
+                event["retracted"] = json.loads(row["retraction"]) if retracted else None
+            history.append(event)
+        return history
+
