@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     port: int = 8000
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    catch_up_interval: float = 1.0  # seconds between background read-model catch-ups; 0 = off
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` environment of the write model."""

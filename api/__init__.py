@@ -28,11 +28,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or build(settings)
-        app.state.services.read_models.catch_up()
+        read_models = app.state.services.read_models
+        read_models.catch_up()
+        stop = (read_models.follow(settings.catch_up_interval)
+                if settings.catch_up_interval > 0 else None)
         log.info("started", store=app.state.services.store_kind)
         try:
             yield
         finally:
+            if stop:
+                stop()
             if owned:
                 app.state.services.close()
 

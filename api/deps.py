@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Header, Request
 
 from bootstrap import Services
 from domain.errors import InvalidInputError
+from projections.audit import AuditView
+from projections.cohort import CohortView
+from projections.episodes import EpisodesView
+from projections.stages import StagesView
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 
@@ -19,11 +24,14 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def get_fresh_services(request: Request) -> Services:
-    """The services with the read models caught up (read-your-writes, and other processes')."""
-    services = get_services(request)
-    services.read_models.catch_up()
-    return services
+def _fresh(name: str) -> Callable[[Request], Any]:
+    def dependency(request: Request) -> Any:
+        """The read model ``name``, caught up first: a client reads its own writes (and other
+        processes' writes) without waiting for the background catch-up (ADR 0007)."""
+        read_models = get_services(request).read_models
+        read_models.catch_up([name])
+        return read_models.views[name]
+    return dependency
 
 
 def get_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
@@ -49,6 +57,9 @@ def get_expected_version(if_match: Annotated[str | None, Header()] = None) -> in
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-FreshServicesDep = Annotated[Services, Depends(get_fresh_services)]
+EpisodesDep = Annotated[EpisodesView, Depends(_fresh("episodes"))]
+StagesDep = Annotated[StagesView, Depends(_fresh("stages"))]
+AuditDep = Annotated[AuditView, Depends(_fresh("audit"))]
+CohortDep = Annotated[CohortView, Depends(_fresh("cohort"))]
 UserDep = Annotated[str, Depends(get_user)]
 IfMatchDep = Annotated[int | None, Depends(get_expected_version)]

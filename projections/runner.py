@@ -4,8 +4,9 @@ SQLite has no ``subscribe()`` in eventsourcing 9.5, so ``ProjectionRunner`` cann
 (ADR 0007). Instead ``ReadModels.catch_up()`` reads the notifications after the lowest tracked
 position (``select_notifications``), decodes each once with the application's mapper, and hands
 each read model the events it has not processed, in batches, each batch with its tracking
-position in one transaction. The API catches up after every command and before every read, so a
-client always reads its own writes; another process's writes appear at the next read.
+position in one transaction. The API catches up the read model a request reads before reading
+it, so a client always reads its own writes (and other processes'), and a background thread
+catches up every second so the read models stay current when nobody reads.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import uuid4
 
+import structlog
 from eventsourcing.application import Application
 from eventsourcing.persistence import InfrastructureFactory, IntegrityError, OperationalError
 from eventsourcing.utils import Environment
@@ -30,6 +32,7 @@ from projections.stages import StagesView
 READ_MODELS: dict[str, type[ReadModel]] = {
     view.name: view for view in (EpisodesView, StagesView, AuditView, CohortView)}
 V = TypeVar("V", bound=ReadModel)
+log = structlog.get_logger("projections")
 Progress = Callable[[int, int], None]  # (processed position, last position)
 
 
@@ -113,6 +116,26 @@ class ReadModels:
         with self._lock:
             self.views[name].clear()
         return self.catch_up([name], progress)
+
+    def follow(self, interval: float) -> Callable[[], None]:
+        """Catch up every ``interval`` seconds in a daemon thread, so the read models stay
+        current when nobody reads; returns the function that stops it."""
+        stopped = threading.Event()
+
+        def loop() -> None:
+            while not stopped.wait(interval):
+                try:
+                    self.catch_up()
+                except Exception as exc:  # keep following; the next read retries
+                    log.error("catch-up failed", error_type=type(exc).__name__, exc_info=exc)
+
+        thread = threading.Thread(target=loop, name="read-model-catch-up", daemon=True)
+        thread.start()
+
+        def stop() -> None:
+            stopped.set()
+            thread.join(timeout=10)
+        return stop
 
     def status(self) -> dict[str, dict[str, int]]:
         """Each read model's tracked position and lag (events stored but not yet processed)."""

@@ -9,7 +9,7 @@ import structlog
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime
 
-from api.deps import FreshServicesDep, IfMatchDep, ServicesDep, UserDep
+from api.deps import AuditDep, EpisodesDep, IfMatchDep, ServicesDep, StagesDep, UserDep
 from api.pages import Limit, next_url
 from api.schemas import (
     AssessmentResult,
@@ -22,7 +22,6 @@ from api.schemas import (
     StageHistory,
     VoidAssessment,
 )
-from bootstrap import Services
 from domain.application import CommandResult
 from domain.errors import EpisodeNotFoundError
 from domain.trajectory import parse_date_or_datetime
@@ -46,8 +45,7 @@ def _bind(episode_id: UUID, response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-def _change(services: Services, result: CommandResult, response: Response) -> ChangeResult:
-    services.read_models.catch_up()
+def _change(result: CommandResult, response: Response) -> ChangeResult:
     _bind(result.episode_id, response, result.version)
     return ChangeResult(episode_id=str(result.episode_id), version=result.version,
                         stage=result.stage, stage_events=result.stage_events,
@@ -63,7 +61,6 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
         patient_ref=body.patient_ref, clinic_id=body.clinic_id, recorded_by=user,
         criteria=body.criteria, params=body.params, instrument=body.instrument,
         opened_on=body.opened_on)
-    services.read_models.catch_up()
     _bind(result.episode_id, response, result.version)
     response.headers["Location"] = str(request.url_for("get_episode",
                                                        episode_id=result.episode_id))
@@ -73,21 +70,21 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
 
 
 @router.get("", response_model=Page)
-def list_episodes(services: FreshServicesDep, request: Request, limit: Limit = 50,
+def list_episodes(view: EpisodesDep, request: Request, limit: Limit = 50,
                   cursor: Annotated[int, Query(ge=0)] = 0, clinic_id: str | None = None,
                   stage: str | None = None, patient_ref: str | None = None) -> Page:
     """Episode summaries, filtered by clinic, current stage or patient reference."""
-    items, after = services.read_models.episodes.find(
+    items, after = view.find(
         clinic_id=clinic_id, stage=stage, patient_ref=patient_ref, after=cursor, limit=limit)
     return Page(items=items, next=next_url(request, after))
 
 
 @router.get("/{episode_id}")
-def get_episode(episode_id: EpisodeId, services: FreshServicesDep,
+def get_episode(episode_id: EpisodeId, view: EpisodesDep,
                 response: Response) -> dict[str, Any]:
     """The episode summary: clinic, patient_ref, criteria, stage, baseline, latest score,
     flags, counts, version (also the ``ETag``)."""
-    summary = services.read_models.episodes.get(episode_id)
+    summary = view.get(episode_id)
     if summary is None:
         raise EpisodeNotFoundError(f"no episode {episode_id}")
     _bind(episode_id, response, summary["version"])
@@ -106,7 +103,6 @@ def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: S
         administered=parse_date_or_datetime(body.administered_on, "administered_on"),
         items=body.items, total=body.total, assessment_id=body.assessment_id,
         recorded_by=user, expected_version=expected_version)
-    services.read_models.catch_up()
     _bind(episode_id, response, result.version)
     if result.replayed:
         response.status_code = 200
@@ -127,7 +123,7 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
     structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     result = services.app.void_assessment(episode_id, assessment_id, reason=body.reason,
                                           recorded_by=user, expected_version=expected_version)
-    return _change(services, result, response)
+    return _change(result, response)
 
 
 @router.post("/{episode_id}/close", response_model=ChangeResult)
@@ -137,17 +133,16 @@ def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesD
     structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     result = services.app.close_episode(episode_id, discharged_on=body.discharged_on,
                                         recorded_by=user, expected_version=expected_version)
-    return _change(services, result, response)
+    return _change(result, response)
 
 
 @router.get("/{episode_id}/stages", response_model=StageHistory)
-def stage_history(episode_id: EpisodeId, services: FreshServicesDep,
+def stage_history(episode_id: EpisodeId, view: StagesDep,
                   as_of: AwareDatetime | None = None,
                   include_retracted: bool = False) -> StageHistory:
     """The stage history under the criteria in force; ``as_of`` shows what the record showed
     at that moment (transaction time); retracted decisions only with ``include_retracted``."""
     structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
-    view = services.read_models.stages
     criteria = view.criteria(episode_id)
     if criteria is None:
         raise EpisodeNotFoundError(f"no episode {episode_id}")
@@ -157,13 +152,12 @@ def stage_history(episode_id: EpisodeId, services: FreshServicesDep,
 
 
 @router.get("/{episode_id}/audit", response_model=Page)
-def episode_audit(episode_id: EpisodeId, services: FreshServicesDep, request: Request,
+def episode_audit(episode_id: EpisodeId, view: AuditDep, request: Request,
                   limit: Limit = 50, cursor: Annotated[int, Query(ge=0)] = 0) -> Page:
     """Every stored event of the episode in order: position, type, recorded time, clinical
     date, recorded_by and data."""
     structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
-    if services.read_models.episodes.get(episode_id) is None:
+    items, after = view.trail(episode_id=episode_id, after=cursor, limit=limit)
+    if not items and cursor == 0:  # every episode's trail starts with its Opened event
         raise EpisodeNotFoundError(f"no episode {episode_id}")
-    items, after = services.read_models.audit.trail(episode_id=episode_id, after=cursor,
-                                                       limit=limit)
     return Page(items=items, next=next_url(request, after))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
-from api.deps import FreshServicesDep, ServicesDep
+from api.deps import AuditDep, CohortDep, ServicesDep
 from api.pages import Limit, next_url
 from api.schemas import Page
 from domain.criteria.builtin import BUILTIN
@@ -17,24 +17,24 @@ router = APIRouter()
 
 
 @router.get("/audit", response_model=Page, tags=["audit"])
-def audit(services: FreshServicesDep, request: Request, limit: Limit = 50,
+def audit(view: AuditDep, request: Request, limit: Limit = 50,
           cursor: Annotated[int, Query(ge=0)] = 0, clinic_id: str | None = None,
           since: AwareDatetime | None = None, until: AwareDatetime | None = None,
           recorded_by: str | None = None) -> Page:
     """Stored events across episodes in position order, filtered by clinic, recorded time
     (``since``/``until``, inclusive, timezone-aware) and user."""
-    items, after = services.read_models.audit.trail(
+    items, after = view.trail(
         clinic_id=clinic_id, since=since, until=until, recorded_by=recorded_by, after=cursor,
         limit=limit)
     return Page(items=items, next=next_url(request, after))
 
 
 @router.get("/clinics/{clinic_id}/outcomes", tags=["clinics"])
-def clinic_outcomes(clinic_id: str, services: FreshServicesDep) -> dict[str, Any]:
+def clinic_outcomes(clinic_id: str, view: CohortDep) -> dict[str, Any]:
     """Cohort figures: episodes, evaluable, counts and rates (percent of evaluable) of response,
     remission, recovery, relapse, recurrence; median days from baseline to response and to
     full remission."""
-    figures = services.read_models.cohort.outcomes(clinic_id)
+    figures = view.outcomes(clinic_id)
     if figures["episodes"] == 0:
         raise NotFoundError(f"no episodes at clinic {clinic_id}", field="clinic_id")
     return figures
