@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine with Python >= 3.11 and make:
-#   make run   - create .venv, install the locked runtime deps, start the main job on SQLite under ./var/
+#   make run   - create .venv, install the locked runtime deps, serve the API on SQLite under ./var/
 #   make test  - create .venv, install the locked dev deps, run ruff, mypy and the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -21,8 +21,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 	touch $@
 
 run: $(VENV)/.runtime
-	mkdir -p var
-	$(BIN)/outcomes evaluate examples/trajectory-phq9.json --criteria acnp2006
+	$(BIN)/outcomes serve
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -40,6 +39,7 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.record_assessments
+	$(BIN)/python -m bench.api_load
 
 # Re-pin the lock files from pyproject.toml (needs the package registry).
 lock: $(BIN)/python

@@ -378,10 +378,10 @@ class _Staging:
         s = point.value
         span = self.p["remission_min_span_days"]
         if self.state == "EPISODE" and run.span() >= span:
-            status = ("minimal symptom status (items 1 and 2 below 2, fewer than 3 other "
-                      "symptoms)" if self.p["minimal_status"] == "symptom"
-                      else f"below {self.rem} (minimal symptoms)")
-            self._remission(point, "full", run, span, f"stayed at {status}")
+            status = ("stayed at minimal symptom status (items 1 and 2 below 2, fewer than 3 "
+                      "other symptoms)" if self.p["minimal_status"] == "symptom"
+                      else f"stayed below {self.rem} (minimal symptoms)")
+            self._remission(point, "full", run, span, status)
             self.state, self.onset = "REMISSION", run.onset
         elif self.state in ("REMISSION", "RECOVERED") and s >= self.ep:
             self._new_episode(point, self.state)
