@@ -6,12 +6,14 @@ Used by the API (``api.create_app``), the CLI and the benchmarks; nothing happen
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import structlog
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import Clock, OutcomesApplication, utc_now
@@ -32,6 +34,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     catch_up_interval: float = 1.0  # seconds between background read-model catch-ups; 0 = off
+    # Key of the HMAC that turns source patient ids into patient_ref (imports). Unset: a random
+    # key is created once in <sqlite folder>/pseudonym.key (mode 600) and reused.
+    pseudonym_key: SecretStr | None = None
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` environment of the write model."""
@@ -39,6 +44,19 @@ class Settings(BaseSettings):
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path), "SQLITE_LOCK_TIMEOUT": "10"}
+
+    def pseudonym_key_bytes(self) -> bytes:
+        """The pseudonymisation key: the setting, else the key file (created on first use)."""
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode()
+        if self.persistence == "memory":
+            return secrets.token_bytes(32)
+        path = self.sqlite_path.parent / "pseudonym.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(32))
+        return path.read_text().strip().encode()
 
     def views_folder(self) -> Path | None:
         if self.persistence == "memory":

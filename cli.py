@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,12 +15,24 @@ from domain.errors import DomainError
 from domain.trajectory import evaluate as evaluate_trajectory
 from domain.trajectory import parse_trajectory, render
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+if TYPE_CHECKING:
+    from importers.pipeline import ImportSummary
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False,
                   help="Outcome Ledger: stage treatment outcomes under versioned criteria sets.")
 criteria_app = typer.Typer(no_args_is_help=True, help="The criteria sets this engine knows.")
 app.add_typer(criteria_app, name="criteria")
 projections_app = typer.Typer(no_args_is_help=True, help="The read models (projections).")
 app.add_typer(projections_app, name="projections")
+import_app = typer.Typer(no_args_is_help=True, help="Import assessments from FHIR or CSV files.")
+app.add_typer(import_app, name="import")
+
+Clinic = Annotated[str, typer.Option("--clinic", help="Clinic id the episodes belong to.")]
+CriteriaOption = Annotated[str, typer.Option("--criteria", help="Criteria set of new episodes.")]
+Source = Annotated[str | None, typer.Option(
+    help="Name of the source system (part of every business key and patient hash).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Report what would happen; write nothing.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
 def _fail(message: str) -> None:
@@ -132,6 +145,106 @@ def projections_status() -> None:
         typer.echo(json.dumps(services.read_models.status(), indent=1))
     finally:
         services.close()
+
+
+def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, criteria: str,
+                source: str, dry_run: bool, as_json: bool) -> None:
+    """Read records (``read`` adds unreadable files to the summary), import them with a progress
+    bar, print the summary; exit 1 when a file was unreadable."""
+    from rich.progress import Progress
+
+    from bootstrap import Settings, build
+    from importers.pipeline import Importer, ImportSummary, Pseudonymiser
+
+    settings = Settings()
+    services = build(settings)
+    try:
+        importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
+                            pseudonymise=Pseudonymiser(settings.pseudonym_key_bytes()),
+                            dry_run=dry_run)
+        summary = ImportSummary()
+        with Progress(transient=True) as progress:
+            task = progress.add_task("importing", total=None)
+            importer.run(read(summary), summary,
+                         lambda done, total: progress.update(task, completed=done, total=total))
+    except DomainError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    _print_summary(summary, as_json)
+    raise typer.Exit(code=summary.exit_code)
+
+
+def _print_summary(summary: ImportSummary, as_json: bool) -> None:
+    data = summary.as_dict()
+    if as_json:
+        typer.echo(json.dumps(data, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("", "count", title="dry run: nothing written" if summary.dry_run else None)
+    for name in ("files", "resources_read", "assessments_recorded", "episodes_opened",
+                 "duplicates", "voided"):
+        table.add_row(name.replace("_", " "), str(data[name]))
+    for kind, rows in (("skipped", data["skipped"]), ("flagged", data["flagged"])):
+        for reason, count in sorted(rows.items()):
+            table.add_row(f"{kind}: {reason}", str(count))
+    for path in summary.unreadable:
+        table.add_row(f"unreadable: {path}", "")
+    Console().print(table)
+
+
+@import_app.command("csv")
+def import_csv(
+    file: Annotated[Path, typer.Argument(help="The CSV file (header row first).")],
+    clinic: Clinic,
+    patient: Annotated[str, typer.Option(help="Column: the source patient id.")],
+    criteria: CriteriaOption = "acnp2006",
+    date_column: Annotated[str | None, typer.Option(
+        "--date", help="Column: clinical date (ISO date or datetime with offset).")] = None,
+    day: Annotated[str | None, typer.Option(help="Column: days since --anchor.")] = None,
+    anchor: Annotated[str | None, typer.Option(help="Date of day 0 (YYYY-MM-DD).")] = None,
+    instrument: Annotated[str | None, typer.Option(
+        help="One instrument for every row (PHQ-9, GAD-7, HAM-D17, ...).")] = None,
+    instrument_column: Annotated[str | None, typer.Option(
+        help="Column: instrument code or LOINC total code; other rows are skipped.")] = None,
+    total: Annotated[str | None, typer.Option(help="Column: total score.")] = None,
+    items: Annotated[str | None, typer.Option(help="Columns of the items, comma-separated.")] = None,
+    baseline: Annotated[str | None, typer.Option(
+        help="Column repeating the baseline score on every row (recorded once, at day 0).")] = None,
+    key: Annotated[str | None, typer.Option(
+        help="Column: a row id (default patient+date+instrument).")] = None,
+    source: Source = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+) -> None:
+    """Import a CSV file with a column mapping; a trial file with a day column and a baseline
+    column imports as it is (see the README)."""
+    from datetime import date
+
+    from importers.records import UnreadableFileError
+    from importers.tabular import CsvMapping, read_csv
+
+    try:
+        mapping = CsvMapping(
+            patient=patient, date=date_column, day=day,
+            anchor=date.fromisoformat(anchor) if anchor else None, instrument=instrument_column,
+            fixed_instrument=instrument, total=total,
+            items=tuple(c.strip() for c in items.split(",")) if items else (), baseline=baseline,
+            key=key)
+    except ValueError:
+        _fail("--anchor: expected a date, YYYY-MM-DD")
+
+    def read(summary: ImportSummary) -> Iterator[Any]:
+        summary.files = 1
+        try:
+            yield from read_csv(file, mapping)
+        except UnreadableFileError as exc:
+            summary.unreadable.append(f"{exc.path}: {exc.reason}")
+
+    _run_import(read, clinic=clinic, criteria=criteria, source=source or f"csv:{file.name}",
+                dry_run=dry_run, as_json=as_json)
 
 
 if __name__ == "__main__":

@@ -109,7 +109,7 @@ class OutcomesApplication(Application[UUID]):
     def record_assessment(self, episode_id: UUID, *, instrument: str,
                           administered: date | datetime, recorded_by: str,
                           items: Sequence[int | None] | None = None, total: int | None = None,
-                          assessment_id: str | None = None, source: str | None = None,
+                          assessment_id: str | None = None, source: dict[str, Any] | None = None,
                           expected_version: int | None = None) -> CommandResult:
         """Record an assessment and the stage changes it causes (see Episode.record_assessment).
 

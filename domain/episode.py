@@ -131,7 +131,7 @@ class Episode(Aggregate):
         total: str | None
         severity: str | None
         flags: list[str]
-        source: str | None
+        source: dict[str, Any] | None
         recorded_by: str
 
         def apply(self, aggregate: Episode) -> None:
@@ -255,12 +255,14 @@ class Episode(Aggregate):
     def record_assessment(self, *, assessment_id: str, instrument: str,
                           administered: date | datetime, items: Sequence[int | None] | None,
                           total: int | None, recorded_by: str, now: datetime,
-                          source: str | None = None) -> bool:
+                          source: dict[str, Any] | None = None) -> bool:
         """Record one assessment and re-stage the episode.
 
         ``administered``: a date, or a timezone-aware datetime (its local date is the clinical
-        date). Returns False when the same ``assessment_id`` with the same content was recorded
-        before (idempotent no-op), True otherwise. Raises EpisodeClosedError,
+        date). ``source`` describes an imported record (``system``, ``key_hash``, ``recorded_at``,
+        ``flags``: the reader's data-quality flags, added to the assessment's). Returns False when
+        the same ``assessment_id`` with the same content was recorded before (idempotent no-op),
+        True otherwise. Raises EpisodeClosedError,
         IdempotencyConflictError, NaiveDatetimeError, FutureDateError and the validation errors
         of ``score()``.
         """
@@ -292,7 +294,8 @@ class Episode(Aggregate):
             clinical_date=administered, administered_at=administered_at, items=item_list,
             reported_total=total, total=None if result.value is None else str(result.value),
             severity=get_instrument(instrument).severity(result.value),
-            flags=list(result.flags), source=source, recorded_by=recorded_by)
+            flags=[*result.flags, *(source or {}).get("flags", [])], source=source,
+            recorded_by=recorded_by)
         self._restage(f"assessment:{assessment_id}", recorded_by)
         return True
 

@@ -63,6 +63,7 @@ class Instrument:
     loinc_items: tuple[str, ...] = ()
     bands: tuple[Band, ...] = ()
     max_missing: tuple[tuple[MissingPolicy, int], ...] = ()
+    safety_item: int | None = None  # 1-based item whose any non-zero answer needs review
     source: str = ""
 
     @property
@@ -102,7 +103,36 @@ PHQ9 = Instrument(
         Band(15, "moderately severe"), Band(20, "severe"),
     ),
     max_missing=(("prorate_le2", 2), ("prorate_le1", 1), ("complete_only", 0)),
+    safety_item=9,
     source="Kroenke, Spitzer & Williams 2001, J Gen Intern Med 16:606-613",
+)
+
+# The adolescent PHQ-9 (PHQ-9 Modified for Teens, LOINC 89204-2): same 9 items and bands, its
+# own series: an episode staging PHQ-9 never folds it (C12). Item 9 keeps its safety meaning.
+PHQ_A = Instrument(
+    code="PHQ-A",
+    title="PHQ-9 Modified for Teens (adolescent PHQ-9)",
+    total_max=27,
+    item_count=9,
+    loinc_total="89204-2",
+    bands=PHQ9.bands,
+    max_missing=PHQ9.max_missing,
+    safety_item=9,
+    source="Johnson et al. 2002, J Adolesc Health 30:196-204; LOINC 89204-2 (SPEC §4.1)",
+)
+
+# PHQ-2: PHQ-9 items 1 and 2, total 0-6 (>= 3: positive screen). A screen, never staged.
+PHQ2 = Instrument(
+    code="PHQ-2",
+    title="Patient Health Questionnaire-2",
+    total_max=6,
+    item_count=2,
+    loinc_panel="55757-9",
+    loinc_total="55758-7",
+    loinc_items=("44250-9", "44255-8"),
+    bands=(Band(0, "negative screen"), Band(3, "positive screen")),
+    max_missing=(("prorate_le2", 0), ("prorate_le1", 0), ("complete_only", 0)),
+    source="Kroenke, Spitzer & Williams 2003, Med Care 41:1284-1292",
 )
 
 GAD7 = Instrument(
@@ -140,11 +170,13 @@ QIDS_SR16 = Instrument(
     source="Rush et al. 2003; bands from the ids-qids.org interpretation table (SPEC §1.3)",
 )
 
-INSTRUMENTS: dict[str, Instrument] = {i.code: i for i in (PHQ9, GAD7, HAMD17, MADRS, QIDS_SR16)}
+INSTRUMENTS: dict[str, Instrument] = {
+    i.code: i for i in (PHQ9, GAD7, HAMD17, MADRS, QIDS_SR16, PHQ_A, PHQ2)}
 
 
 def get_instrument(code: str) -> Instrument:
-    """The instrument named ``code`` ("PHQ-9", "GAD-7", "HAM-D17", "MADRS", "QIDS-SR16").
+    """The instrument named ``code`` ("PHQ-9", "GAD-7", "HAM-D17", "MADRS", "QIDS-SR16",
+    "PHQ-A", "PHQ-2").
 
     Raises UnknownInstrumentError for any other code.
     """
@@ -243,7 +275,8 @@ def score(
     sum × n / answered when no more than the policy's limit are missing (qscorer citing Arrieta et
     al. 2017; SPEC §1.4), else unscorable (flag ASSESSMENT_UNSCORABLE, never 0). A reported total
     that differs from a complete item sum, or exceeds the maximum, is kept and flagged.
-    PHQ-9 item 9 >= 1 flags SAFETY_ITEM9_POSITIVE; unanswered, SAFETY_ITEM9_UNANSWERED (SPEC §1.1).
+    Item 9 of PHQ-9 (and PHQ-A) >= 1 flags SAFETY_ITEM9_POSITIVE; unanswered,
+    SAFETY_ITEM9_UNANSWERED (SPEC §1.1).
     """
     validate(instrument, items, total)
     flags: list[str] = []
@@ -258,11 +291,11 @@ def score(
     summed = list(items[: instrument.item_count])
     answered = [v for v in summed if v is not None]
     missing = len(summed) - len(answered)
-    if instrument is PHQ9:
-        item9 = summed[8]
-        if item9 is None:
+    if instrument.safety_item is not None:
+        answer = summed[instrument.safety_item - 1]
+        if answer is None:
             flags.append(SAFETY_ITEM9_UNANSWERED)
-        elif item9 >= 1:
+        elif answer >= 1:
             flags.append(SAFETY_ITEM9_POSITIVE)
     if missing > instrument.missing_allowed(missing_policy):
         flags.append(UNSCORABLE)

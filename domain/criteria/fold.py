@@ -21,7 +21,6 @@ from typing import Any
 from domain.criteria.sets import CriteriaSet
 from domain.errors import UnstageableInstrumentError
 from domain.instruments import (
-    PHQ9,
     SAFETY_ITEM9_POSITIVE,
     Score,
     format_points,
@@ -200,8 +199,7 @@ def fold(
     for obs in observations:  # records superseded by a same-day amendment (G2)
         if obs.assessment_id not in scores:
             scores[obs.assessment_id] = score_observation(obs, criteria)
-    events = [_safety(p, criteria) for p in scored
-              if p.obs.instrument == PHQ9.code and SAFETY_ITEM9_POSITIVE in p.score.flags]
+    events = [_safety(p, criteria) for p in scored if SAFETY_ITEM9_POSITIVE in p.score.flags]
     outcome: dict[str, Any] | None = None
     if criteria.kind == "nhstt":
         outcome = nhstt_outcome(scored, criteria, discharge)
@@ -225,7 +223,7 @@ def _safety(p: Point, criteria: CriteriaSet) -> StageDecision:
     answer = p.obs.items[8]
     return StageDecision(
         SAFETY, p.on, p.id, "safety.item9 (SPEC §1.1, C4)",
-        f"PHQ-9 item 9 (thoughts of death or self-harm) answered {answer} on {p.on}: "
+        f"{p.obs.instrument} item 9 (thoughts of death or self-harm) answered {answer} on {p.on}: "
         "needs clinical review whatever the total (recorded under every criteria set)",
         {"assessments": [p.evidence()], "item9": answer})
 

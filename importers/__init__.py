@@ -1,0 +1,1 @@
+"""Importing assessments from clinical sources (FHIR R4/STU3, CSV) through the application."""

@@ -1,0 +1,207 @@
+"""From source records to the ledger: pseudonymise, open episodes, record through the application.
+
+Every assessment goes through ``OutcomesApplication.record_assessment`` exactly as an HTTP
+client's would. Ids are derived from keys, so importing the same file twice adds nothing:
+- ``patient_ref`` = HMAC-SHA256(key, source system + source patient reference): the ledger never
+  holds the source identifier, and the same source patient always maps to the same reference;
+- the episode id = UUID5(clinic, patient_ref): one episode per patient and clinic, opened at
+  the patient's first assessment;
+- the assessment id = "imp-" + HMAC(key, business key): a repeated key with the same content is a
+  no-op (a keyed hash, since a CSV key may contain the source patient id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from domain.application import OutcomesApplication
+from domain.criteria.builtin import get_criteria
+from domain.criteria.fold import staged_instrument
+from domain.episode import Episode
+from domain.errors import DomainError
+from domain.instruments import get_instrument, score
+from importers.records import Skipped, SourceAssessment
+
+NAMESPACE = UUID("6f1d3c1e-2b0a-5d8e-9a57-0c4a1b7e9d21")  # Outcome Ledger imports
+Progress = Callable[[int, int], None]  # (records done, records in all)
+
+
+@dataclass
+class ImportSummary:
+    """What an import did: counts by outcome, skips by reason, flags by kind (no patient data)."""
+
+    files: int = 0
+    unreadable: list[str] = field(default_factory=list)
+    resources_read: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    voided: int = 0
+    episodes_opened: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    flagged: Counter[str] = field(default_factory=Counter)
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything read was imported or deliberately skipped, 1 on an unreadable file."""
+        return 1 if self.unreadable else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "files": self.files, "unreadable": self.unreadable,
+                "resources_read": self.resources_read, "assessments_recorded": self.recorded,
+                "duplicates": self.duplicates, "voided": self.voided,
+                "episodes_opened": self.episodes_opened, "skipped": dict(self.skipped),
+                "flagged": dict(self.flagged)}
+
+
+class Pseudonymiser:
+    """``patient_ref`` from a source patient reference: "pt-" + 32 hex digits of
+    HMAC-SHA256(key, "<source>|<reference>"). Raises ValueError for a key under 16 bytes."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the pseudonymisation key must have at least 16 bytes")
+        self._key = key
+
+    def __call__(self, source: str, patient: str) -> str:
+        return "pt-" + self.digest(f"{source}|{patient}")[:32]
+
+    def digest(self, text: str) -> str:
+        """HMAC-SHA256 of ``text`` (hex): for anything that may name a patient."""
+        return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def episode_id(clinic_id: str, patient_ref: str) -> UUID:
+    return uuid5(NAMESPACE, f"episode|{clinic_id}|{patient_ref}")
+
+
+def _clinical_date(record: SourceAssessment) -> date:
+    moment = record.administered
+    return moment.date() if isinstance(moment, datetime) else moment
+
+
+def _order(record: SourceAssessment) -> tuple[date, str, str]:
+    recorded = record.recorded_at.isoformat() if record.recorded_at else ""
+    return (_clinical_date(record), recorded, record.key)
+
+
+class Importer:
+    """Imports records for one clinic under one criteria set (``criteria`` id, variants allowed).
+
+    ``run(records)`` returns an ImportSummary; with ``dry_run`` nothing is written (records are
+    validated and scored, duplicates found against what the ledger holds).
+    """
+
+    def __init__(self, app: OutcomesApplication, *, clinic_id: str, criteria: str,
+                 pseudonymise: Pseudonymiser, source: str, recorded_by: str = "import",
+                 dry_run: bool = False) -> None:
+        self.app, self.clinic_id, self.source = app, clinic_id, source
+        self.criteria = get_criteria(criteria)
+        self.pseudonymise, self.recorded_by, self.dry_run = pseudonymise, recorded_by, dry_run
+        self._seen: set[str] = set()  # dry run: ids this run would have recorded
+
+    def run(self, records: Iterable[SourceAssessment | Skipped],
+            summary: ImportSummary | None = None, progress: Progress | None = None) -> ImportSummary:
+        summary = summary or ImportSummary()
+        summary.dry_run = self.dry_run
+        by_patient: dict[str, list[SourceAssessment]] = defaultdict(list)
+        for record in records:
+            summary.resources_read += 1
+            if isinstance(record, Skipped):
+                summary.skipped[record.reason] += 1
+            else:
+                by_patient[record.patient].append(record)
+        total, done = sum(len(v) for v in by_patient.values()), 0
+        for patient, patient_records in by_patient.items():
+            patient_records.sort(key=_order)
+            episode = self._episode(patient, patient_records, summary)
+            for record in patient_records:
+                self._one(episode, record, summary)
+                done += 1
+                if progress:
+                    progress(done, total)
+        return summary
+
+    def _episode(self, patient: str, records: list[SourceAssessment],
+                 summary: ImportSummary) -> Episode | None:
+        """The patient's episode at this clinic, opened at the first assessment if new."""
+        ref = self.pseudonymise(self.source, patient)
+        ident = episode_id(self.clinic_id, ref)
+        if ident in self.app.repository:
+            return self.app.get_episode(ident)
+        summary.episodes_opened += 1
+        if self.dry_run:
+            return None
+        self.app.open_episode(
+            episode_id=ident, patient_ref=ref, clinic_id=self.clinic_id,
+            criteria=self.criteria.id, instrument=self._staged(records),
+            opened_on=_clinical_date(records[0]), recorded_by=self.recorded_by)
+        return self.app.get_episode(ident)
+
+    def _staged(self, records: list[SourceAssessment]) -> str:
+        """PHQ-9 when the patient has any; else the first instrument the criteria can stage."""
+        instruments = list(dict.fromkeys(r.instrument for r in records))
+        if "PHQ-9" in instruments or not self.criteria.longitudinal:
+            return "PHQ-9"
+        for instrument in instruments:
+            try:
+                return staged_instrument(self.criteria, instrument)
+            except DomainError:
+                continue
+        return "PHQ-9"
+
+    def _one(self, episode: Episode | None, record: SourceAssessment,
+             summary: ImportSummary) -> None:
+        ident = "imp-" + self.pseudonymise.digest(f"{self.source}|{record.key}")[:32]
+        known = episode.assessments.get(ident) if episode else None
+        if record.voided:
+            self._void(episode, ident, known is not None and not known.voided, summary)
+            return
+        try:
+            if self.dry_run or episode is None:
+                result = score(get_instrument(record.instrument), record.items, record.total,
+                               missing_policy=self.criteria.params["missing_policy"],
+                               rounding=self.criteria.params["rounding"])
+                seen = known is not None or ident in self._seen
+                self._seen.add(ident)
+                summary.duplicates += seen
+                summary.recorded += not seen
+                summary.flagged.update([] if seen else [*result.flags, *record.flags])
+                return
+            outcome = self.app.record_assessment(
+                episode.id, instrument=record.instrument, administered=record.administered,
+                items=record.items, total=record.total, assessment_id=ident,
+                recorded_by=self.recorded_by, source=self._source(record))
+        except DomainError as exc:
+            summary.skipped[f"invalid: {exc.code}"] += 1
+            return
+        if outcome.replayed:
+            summary.duplicates += 1
+        else:
+            summary.recorded += 1
+            summary.flagged.update((outcome.assessment or {}).get("flags", []))
+
+    def _void(self, episode: Episode | None, ident: str, recorded: bool,
+              summary: ImportSummary) -> None:
+        if not recorded:
+            summary.skipped["entered in error (not imported before)"] += 1
+            return
+        summary.voided += 1
+        if episode is not None and not self.dry_run:
+            self.app.void_assessment(episode.id, ident, reason="entered in error at the source",
+                                     recorded_by=self.recorded_by)
+
+    def _source(self, record: SourceAssessment) -> dict[str, Any]:
+        """Provenance kept on the event: system, a keyed hash of the business key (it may name
+        the patient), the source's recorded time and the reader's flags."""
+        return {"system": self.source,
+                "key_hash": self.pseudonymise.digest(f"{self.source}|{record.key}"),
+                "recorded_at": record.recorded_at.isoformat() if record.recorded_at else None,
+                "flags": list(record.flags)}
