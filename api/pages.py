@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Query, Request
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, at most 500).")]
+# The bound keeps a cursor within SQLite's INTEGER (a larger one is a 422, not an OverflowError).
+Cursor = Annotated[int, Query(ge=0, le=2**63 - 1, description="From the previous page's next.")]
 
 
 def next_url(request: Request, after: int | None) -> str | None:

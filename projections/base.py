@@ -37,8 +37,16 @@ def _default(value: Any) -> Any:
 
 
 def utc_text(moment: datetime) -> str:
-    """A sortable UTC ISO string (event timestamps are UTC; a query's bound may have any offset)."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    """A sortable UTC ISO string (event timestamps are UTC; a query's bound may have any offset).
+
+    A bound within a day of the calendar's ends has no UTC equivalent (OverflowError): it is
+    clamped to the first or last representable moment, which orders the same against any event.
+    """
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 def payload(event: Any) -> dict[str, Any]:

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import structlog
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AwareDatetime
 
 from api.deps import AuditDep, EpisodesDep, IfMatchDep, ServicesDep, StagesDep, UserDep
-from api.pages import Limit, next_url
+from api.pages import Cursor, Limit, next_url
 from api.schemas import (
     AssessmentResult,
     ChangeResult,
@@ -71,7 +71,7 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
 
 @router.get("", response_model=Page)
 def list_episodes(view: EpisodesDep, request: Request, limit: Limit = 50,
-                  cursor: Annotated[int, Query(ge=0)] = 0, clinic_id: str | None = None,
+                  cursor: Cursor = 0, clinic_id: str | None = None,
                   stage: str | None = None, patient_ref: str | None = None) -> Page:
     """Episode summaries, filtered by clinic, current stage or patient reference."""
     items, after = view.find(
@@ -153,11 +153,13 @@ def stage_history(episode_id: EpisodeId, view: StagesDep,
 
 @router.get("/{episode_id}/audit", response_model=Page)
 def episode_audit(episode_id: EpisodeId, view: AuditDep, request: Request,
-                  limit: Limit = 50, cursor: Annotated[int, Query(ge=0)] = 0) -> Page:
+                  limit: Limit = 50, cursor: Cursor = 0) -> Page:
     """Every stored event of the episode in order: position, type, recorded time, clinical
     date, recorded_by and data."""
     structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     items, after = view.trail(episode_id=episode_id, after=cursor, limit=limit)
-    if not items and cursor == 0:  # every episode's trail starts with its Opened event
+    # Every episode's trail starts with its Opened event (a cursor past the end is still a 404
+    # for an episode that does not exist).
+    if not items and (cursor == 0 or not view.trail(episode_id=episode_id, limit=1)[0]):
         raise EpisodeNotFoundError(f"no episode {episode_id}")
     return Page(items=items, next=next_url(request, after))

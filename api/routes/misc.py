@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import AwareDatetime
 
 from api.deps import AuditDep, CohortDep, ServicesDep
-from api.pages import Limit, next_url
+from api.pages import Cursor, Limit, next_url
 from api.schemas import Page
 from domain.criteria.builtin import BUILTIN
 from domain.errors import NotFoundError
@@ -18,7 +18,7 @@ router = APIRouter()
 
 @router.get("/audit", response_model=Page, tags=["audit"])
 def audit(view: AuditDep, request: Request, limit: Limit = 50,
-          cursor: Annotated[int, Query(ge=0)] = 0, clinic_id: str | None = None,
+          cursor: Cursor = 0, clinic_id: str | None = None,
           since: AwareDatetime | None = None, until: AwareDatetime | None = None,
           recorded_by: str | None = None) -> Page:
     """Stored events across episodes in position order, filtered by clinic, recorded time

@@ -52,7 +52,9 @@ def written(sqlite_app_factory: Callable[[], OutcomesApplication],
                           administered=datetime(2026, 2, 5, 0, 15,
                                                 tzinfo=timezone(timedelta(hours=1))),
                           items=[1, 1, 1, 1, 0, 1, 0, 0, 1], recorded_by="clinician-0007",
-                          assessment_id="a-02-05-paper", source="paper")
+                          assessment_id="a-02-05-paper",
+                          source={"system": "paper", "key_hash": "0" * 64, "recorded_at": None,
+                                  "flags": ["ANSWER_CODE_MISMATCH"]})
     app.void_assessment(episode_id, "a-03-09", reason="wrong patient", recorded_by=CLINICIAN)
     app.close_episode(episode_id, discharged_on=day("03-09"), recorded_by=CLINICIAN)
     return app, episode_id, created

@@ -1,0 +1,93 @@
+"""Shared constants and a thin driver for the HTTP API tests (imported by name: no package)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from api import create_app
+from bootstrap import Settings, build
+
+NOW = datetime(2027, 12, 31, tzinfo=UTC)
+PATIENT_REF = "PATIENT-7f3a-Doe-1970"
+PROBLEM_TYPE = "application/problem+json"
+# V1 of the public vectors (PHQ-9 totals), the classic response -> remission -> recovery course.
+V1 = [("2026-01-05", 18), ("2026-01-12", 16), ("2026-01-19", 13), ("2026-01-26", 8),
+      ("2026-02-02", 6), ("2026-02-09", 4), ("2026-02-16", 3), ("2026-02-23", 4),
+      ("2026-03-02", 2), ("2026-03-16", 3), ("2026-03-30", 2), ("2026-04-13", 2),
+      ("2026-04-27", 3), ("2026-05-11", 2), ("2026-05-25", 3), ("2026-06-08", 2),
+      ("2026-06-22", 1)]
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+def app_settings(folder: Path, **overrides: Any) -> Settings:
+    """Settings for a throwaway SQLite store in ``folder``, JSON logs."""
+    return Settings(**{"persistence": "sqlite", "sqlite_path": folder / "outcomes.sqlite",
+                       "views_dir": None, "log_format": "json", "log_level": "INFO",
+                       **overrides})
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[TestClient]:
+    """The app on ``settings`` with the fixed clock, lifespan running; closed afterwards."""
+    services = build(settings, clock=fixed_clock)
+    try:
+        with TestClient(create_app(settings, services=services)) as client:
+            yield client
+    finally:
+        services.close()
+
+
+class Api:
+    """A thin driver over the test client: the calls every API test repeats."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def open(self, *, patient_ref: str = PATIENT_REF, clinic_id: str = "clinic-a",
+             criteria: str | None = None, **extra: Any) -> str:
+        """POST /episodes; asserts 201 and returns the episode id."""
+        body: dict[str, Any] = {"patient_ref": patient_ref, "clinic_id": clinic_id, **extra}
+        if criteria is not None:
+            body["criteria"] = criteria
+        response = self.client.post("/episodes", json=body)
+        assert response.status_code == 201, response.text
+        episode_id: str = response.json()["episode_id"]
+        return episode_id
+
+    def record(self, episode_id: str, administered_on: str, total: int | None = None, *,
+               items: list[int | None] | None = None, instrument: str = "PHQ-9",
+               expect: int = 201, **extra: Any) -> dict[str, Any]:
+        """POST an assessment; asserts the status and returns the body."""
+        body: dict[str, Any] = {"instrument": instrument, "administered_on": administered_on,
+                                **extra}
+        if total is not None:
+            body["total"] = total
+        if items is not None:
+            body["items"] = items
+        response = self.client.post(f"/episodes/{episode_id}/assessments", json=body)
+        assert response.status_code == expect, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def record_all(self, episode_id: str, rows: list[tuple[str, int]]) -> None:
+        for day, total in rows:
+            self.record(episode_id, day, total)
+
+    def get(self, url: str, **params: Any) -> Any:
+        response = self.client.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def position(self) -> int:
+        """The store's last position (GET /health)."""
+        position: int = self.get("/health")["position"]
+        return position

@@ -1,0 +1,30 @@
+"""Fixtures for the HTTP API tests: the app on a throwaway SQLite store with the clock stopped at
+2027-12-31 UTC (so every 2026 and 2027 date in the vectors is in the past), driven through
+``fastapi.testclient.TestClient`` with the lifespan running."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_helpers import Api, app_settings, running
+from fastapi.testclient import TestClient
+
+from bootstrap import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return app_settings(tmp_path)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with running(settings) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api(client: TestClient) -> Api:
+    return Api(client)
