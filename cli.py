@@ -247,5 +247,27 @@ def import_csv(
                 dry_run=dry_run, as_json=as_json)
 
 
+@import_app.command("fhir")
+def import_fhir(
+    paths: Annotated[list[Path], typer.Argument(help="FHIR JSON files or folders (recursive).")],
+    clinic: Clinic,
+    criteria: CriteriaOption = "acnp2006",
+    source: Source = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+) -> None:
+    """Import QuestionnaireResponses and Observations (panels, items, totals) from FHIR R4 or
+    STU3 files: Bundles (transaction, collection, searchset) or single resources."""
+    from importers.fhir import fhir_files, read_fhir
+
+    def read(summary: ImportSummary) -> Iterator[Any]:
+        summary.files = len(list(fhir_files(paths)))
+        yield from read_fhir(paths, source=source or "fhir", on_unreadable=lambda exc:
+                             summary.unreadable.append(f"{exc.path}: {exc.reason}"))
+
+    _run_import(read, clinic=clinic, criteria=criteria, source=source or "fhir",
+                dry_run=dry_run, as_json=as_json)
+
+
 if __name__ == "__main__":
     app()
