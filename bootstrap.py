@@ -91,7 +91,7 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
 LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
-    "host", "port", "exception", "stage",
+    "host", "port", "stage", "location",
 })
 
 

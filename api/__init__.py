@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import re
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request, Response
 
 from api import problems
+from api.deps import USER_ID
 from api.routes import episodes, misc
 from bootstrap import Services, Settings, build, configure_logging
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 log = structlog.get_logger("api")
 
 
@@ -57,16 +61,32 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 async def _request_log(request: Request,
                        call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Bind a request id (``X-Request-ID`` if well formed, else new), log one summary line with
-    the route template (never the query string or body), echo the id in the response."""
+    the route template (never the query string or body) and, where known, the episode and user
+    ids; echo the id in the response. An unexpected error becomes a problem+json 500 here, logged
+    by type and place only (its message may quote input)."""
     structlog.contextvars.clear_contextvars()
     given = request.headers.get("x-request-id", "")
     request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    log.info("request", method=request.method, route=getattr(route, "path", "unmatched"),
+    try:
+        response = await call_next(request)
+    except Exception as exc:
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("unhandled error", error_type=type(exc).__name__,
+                  location=f"{Path(frame.filename).name}:{frame.lineno}")
+        response = problems.problem(500, "Internal error",
+                                    "an unexpected error occurred; it has been logged",
+                                    "internal-error")
+    # Routes run in a worker thread: what they bind does not reach this context, so the ids are
+    # taken from the matched route's path and the (validated) user header here.
+    episode_id = request.scope.get("path_params", {}).get("episode_id", "")
+    user = request.headers.get("x-user-id", "anonymous")
+    log.info("request", method=request.method,
+             route=getattr(request.scope.get("route"), "path", "unmatched"),
              status=response.status_code,
-             duration_ms=round(1000 * (time.perf_counter() - started), 2))
+             duration_ms=round(1000 * (time.perf_counter() - started), 2),
+             **({"episode_id": episode_id} if UUID_TEXT.match(episode_id) else {}),
+             **({"user_id": user} if USER_ID.match(user) else {}))
     response.headers["X-Request-ID"] = request_id
     return response

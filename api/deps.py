@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import structlog
 from fastapi import Depends, Header, Request
 
 from bootstrap import Services
@@ -41,7 +40,6 @@ def get_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
     if not USER_ID.match(user):
         raise InvalidInputError("X-User-Id: 1..64 letters, digits or . _ @ : -",
                                 field="X-User-Id")
-    structlog.contextvars.bind_contextvars(user_id=user)
     return user
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -25,7 +24,6 @@ STATUS: list[tuple[type[DomainError], int, str]] = [
     (InvalidInputError, 422, "Invalid input"),
 ]
 
-log = structlog.get_logger("api")
 
 
 def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
@@ -61,15 +59,11 @@ def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, str(exc.detail), str(exc.detail), code)
 
 
-def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", error_type=type(exc).__name__, exc_info=exc)
-    return problem(500, "Internal error", "an unexpected error occurred; it has been logged",
-                   "internal-error")
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+    """Register the handlers on ``app`` (unexpected errors are answered by the request
+    middleware, which also logs them)."""
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)

@@ -189,14 +189,14 @@ class OutcomesApplication(Application[UUID]):
                           command: Callable[[Episode], Any]) -> tuple[CommandResult, Episode]:
         for _attempt in range(self.max_attempts):
             episode = self.get_episode(episode_id)
-            if expected_version is not None and episode.version != expected_version:
-                raise VersionConflictError(
-                    f"episode {episode_id} is at version {episode.version}, "
-                    f"not {expected_version}")
+            loaded = episode.version
             changed = command(episode)
-            if changed is False:
+            if changed is False:  # a repeated request: answered whatever If-Match it carries
                 return CommandResult(episode.id, episode.version, None, episode.stage,
                                      replayed=True), episode
+            if expected_version is not None and loaded != expected_version:
+                raise VersionConflictError(
+                    f"episode {episode_id} is at version {loaded}, not {expected_version}")
             try:
                 recordings = self.save(episode)
             except IntegrityError:

@@ -266,7 +266,6 @@ class Episode(Aggregate):
         IdempotencyConflictError, NaiveDatetimeError, FutureDateError and the validation errors
         of ``score()``.
         """
-        self._check_open()
         if not ASSESSMENT_ID.match(assessment_id):
             raise InvalidInputError(
                 "assessment_id: 1..64 letters, digits or . _ : - (starting with a letter or digit)",
@@ -280,12 +279,13 @@ class Episode(Aggregate):
         _not_future(administered, now, "administered_on")
         item_list = list(items) if items is not None else None
         known = self.assessments.get(assessment_id)
-        if known is not None:
+        if known is not None:  # a retry is answered even after discharge
             if known.content() != (instrument, administered, administered_at, item_list, total):
                 raise IdempotencyConflictError(
                     f"assessment {assessment_id} was already recorded with other content",
                     field="assessment_id")
             return False
+        self._check_open()
         result = score_observation(
             Observation(assessment_id, instrument, administered, None if items is None
                         else tuple(items), total), self.criteria_set)
@@ -325,10 +325,14 @@ class Episode(Aggregate):
         """Discharge: record the course outcome of the criteria set (NHS TT outcome object,
         CMS159 ``{"met": ...}``; None for the longitudinal sets) and the stage at discharge.
 
-        Raises EpisodeClosedError or FutureDateError.
+        Raises EpisodeClosedError, FutureDateError or InvalidInputError (before opening).
         """
         self._check_open()
         _not_future(discharged_on, now, "discharged_on")
+        if discharged_on < self.opened_on:
+            raise InvalidInputError(
+                f"discharged_on {discharged_on} is before the episode opened ({self.opened_on})",
+                field="discharged_on")
         result = self._fold(discharged_on)
         self.trigger_event(self.Closed, clinical_date=discharged_on,
                            outcome=dict(result.outcome) if result.outcome else None,

@@ -127,7 +127,7 @@ class ReadModels:
                 try:
                     self.catch_up()
                 except Exception as exc:  # keep following; the next read retries
-                    log.error("catch-up failed", error_type=type(exc).__name__, exc_info=exc)
+                    log.error("catch-up failed", error_type=type(exc).__name__)
 
         thread = threading.Thread(target=loop, name="read-model-catch-up", daemon=True)
         thread.start()

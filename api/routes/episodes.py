@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-import structlog
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AwareDatetime
 
@@ -40,13 +39,12 @@ def _episode_id(episode_id: str) -> UUID:
 EpisodeId = Annotated[UUID, Depends(_episode_id)]
 
 
-def _bind(episode_id: UUID, response: Response, version: int) -> None:
-    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
+def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
 def _change(result: CommandResult, response: Response) -> ChangeResult:
-    _bind(result.episode_id, response, result.version)
+    _etag(response, result.version)
     return ChangeResult(episode_id=str(result.episode_id), version=result.version,
                         stage=result.stage, stage_events=result.stage_events,
                         retracted=result.retracted, outcome=result.outcome,
@@ -61,7 +59,7 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
         patient_ref=body.patient_ref, clinic_id=body.clinic_id, recorded_by=user,
         criteria=body.criteria, params=body.params, instrument=body.instrument,
         opened_on=body.opened_on)
-    _bind(result.episode_id, response, result.version)
+    _etag(response, result.version)
     response.headers["Location"] = str(request.url_for("get_episode",
                                                        episode_id=result.episode_id))
     criteria = services.app.get_episode(result.episode_id).criteria_set.ref()
@@ -87,7 +85,7 @@ def get_episode(episode_id: EpisodeId, view: EpisodesDep,
     summary = view.get(episode_id)
     if summary is None:
         raise EpisodeNotFoundError(f"no episode {episode_id}")
-    _bind(episode_id, response, summary["version"])
+    _etag(response, summary["version"])
     return summary
 
 
@@ -97,13 +95,12 @@ def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: S
                       response: Response) -> AssessmentResult:
     """Record an assessment; 201 with the stage events it caused, or 200 with the first result
     when the same ``assessment_id`` and content were recorded before."""
-    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     result = services.app.record_assessment(
         episode_id, instrument=body.instrument,
         administered=parse_date_or_datetime(body.administered_on, "administered_on"),
         items=body.items, total=body.total, assessment_id=body.assessment_id,
         recorded_by=user, expected_version=expected_version)
-    _bind(episode_id, response, result.version)
+    _etag(response, result.version)
     if result.replayed:
         response.status_code = 200
     assessment = result.assessment or {}
@@ -120,7 +117,6 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
                     services: ServicesDep, user: UserDep, expected_version: IfMatchDep,
                     response: Response) -> ChangeResult:
     """Mark an assessment entered in error; returns the stage events retracted and asserted."""
-    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     result = services.app.void_assessment(episode_id, assessment_id, reason=body.reason,
                                           recorded_by=user, expected_version=expected_version)
     return _change(result, response)
@@ -130,7 +126,6 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
 def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesDep, user: UserDep,
                   expected_version: IfMatchDep, response: Response) -> ChangeResult:
     """Discharge; ``outcome`` is the course outcome (NHS Talking Therapies object, CMS159)."""
-    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     result = services.app.close_episode(episode_id, discharged_on=body.discharged_on,
                                         recorded_by=user, expected_version=expected_version)
     return _change(result, response)
@@ -142,7 +137,6 @@ def stage_history(episode_id: EpisodeId, view: StagesDep,
                   include_retracted: bool = False) -> StageHistory:
     """The stage history under the criteria in force; ``as_of`` shows what the record showed
     at that moment (transaction time); retracted decisions only with ``include_retracted``."""
-    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     criteria = view.criteria(episode_id)
     if criteria is None:
         raise EpisodeNotFoundError(f"no episode {episode_id}")
@@ -156,7 +150,6 @@ def episode_audit(episode_id: EpisodeId, view: AuditDep, request: Request,
                   limit: Limit = 50, cursor: Cursor = 0) -> Page:
     """Every stored event of the episode in order: position, type, recorded time, clinical
     date, recorded_by and data."""
-    structlog.contextvars.bind_contextvars(episode_id=str(episode_id))
     items, after = view.trail(episode_id=episode_id, after=cursor, limit=limit)
     # Every episode's trail starts with its Opened event (a cursor past the end is still a 404
     # for an episode that does not exist).

@@ -54,8 +54,9 @@ class Api:
 
     def open(self, *, patient_ref: str = PATIENT_REF, clinic_id: str = "clinic-a",
              criteria: str | None = None, **extra: Any) -> str:
-        """POST /episodes; asserts 201 and returns the episode id."""
-        body: dict[str, Any] = {"patient_ref": patient_ref, "clinic_id": clinic_id, **extra}
+        """POST /episodes (opened on 2026-01-05 unless given); asserts 201, returns the id."""
+        body: dict[str, Any] = {"patient_ref": patient_ref, "clinic_id": clinic_id,
+                                "opened_on": "2026-01-05", **extra}
         if criteria is not None:
             body["criteria"] = criteria
         response = self.client.post("/episodes", json=body)

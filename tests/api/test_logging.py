@@ -178,3 +178,36 @@ def test_log_lines_are_json_with_utc_timestamps_and_levels(logged):
     for line in logged.lines():
         assert line["level"] in ("debug", "info", "warning", "error", "critical")
         assert line["timestamp"].endswith("Z")
+
+
+def test_the_summary_line_names_the_episode_and_the_user(logged):
+    opened = logged.client.post("/episodes", headers={"X-User-Id": "clinician-42"}, json={
+        "patient_ref": PATIENT_REF, "clinic_id": CLINIC, "opened_on": "2026-01-02"})
+    episode_id = opened.json()["episode_id"]
+    response = logged.client.post(f"/episodes/{episode_id}/assessments",
+                                  headers={"X-User-Id": "clinician-42"},
+                                  json={"instrument": "PHQ-9", "administered_on": "2026-01-05",
+                                        "total": 12})
+    line = logged.summary(response.headers["X-Request-ID"])
+    assert line["episode_id"] == episode_id
+    assert line["user_id"] == "clinician-42"
+    assert line["route"] == "/episodes/{episode_id}/assessments"
+
+
+def test_an_unexpected_error_is_a_problem_with_a_summary_line_and_no_message(logged, monkeypatch):
+    services = logged.client.app.state.services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"leaked {PATIENT_REF}")
+
+    monkeypatch.setattr(services.app, "open_episode", broken)
+    response = logged.client.post("/episodes", json={"patient_ref": PATIENT_REF,
+                                                     "clinic_id": CLINIC})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "internal-error"
+    line = logged.summary(response.headers["X-Request-ID"])
+    assert line["status"] == 500
+    errors = [e for e in logged.lines() if e["event"] == "unhandled error"]
+    assert [e["error_type"] for e in errors] == ["RuntimeError"]
+    assert PATIENT_REF not in logged.text()
