@@ -19,14 +19,16 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from domain.criteria.builtin import get_criteria
+from domain.criteria.builtin import BUILTIN, get_criteria
+from domain.criteria.custom import CustomCriteria
+from domain.criteria.sets import CriteriaSet
 from domain.episode import (
     Episode,
     describe_assessment,
     describe_retraction,
     describe_stage_event,
 )
-from domain.errors import EpisodeNotFoundError, VersionConflictError
+from domain.errors import EpisodeNotFoundError, UnknownCriteriaError, VersionConflictError
 
 Clock = Callable[[], datetime]
 
@@ -100,7 +102,7 @@ class OutcomesApplication(Application[UUID]):
         now = self.clock()
         episode = Episode.open(
             episode_id=episode_id or uuid4(), patient_ref=patient_ref, clinic_id=clinic_id,
-            criteria=get_criteria(criteria, params), instrument=instrument,
+            criteria=self.criteria_set(criteria, params), instrument=instrument,
             opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
         recordings = self.save(episode)
         return CommandResult(episode.id, episode.version, recordings[-1].notification.id,
@@ -144,14 +146,88 @@ class OutcomesApplication(Application[UUID]):
             discharged_on=discharged_on, recorded_by=recorded_by, now=self.clock()))
         return replace(result, outcome=episode.outcome)
 
+    def adopt_criteria(self, episode_id: UUID, *, criteria: str, reason: str, recorded_by: str,
+                       params: Mapping[str, Any] | None = None,
+                       expected_version: int | None = None) -> CommandResult:
+        """Adopt another criteria set for an episode (see Episode.adopt_criteria): the result
+        lists the retractions and new decisions; ``replayed`` when the set was in force."""
+        chosen = self.criteria_set(criteria, params)
+        result, _ = self._execute(episode_id, expected_version, lambda episode: episode.adopt_criteria(
+            criteria=chosen, reason=reason, recorded_by=recorded_by, now=self.clock()))
+        return result
+
+    def register_criteria(self, *, criteria_id: str, base: str, params: Mapping[str, Any],
+                          source: str, recorded_by: str) -> tuple[CriteriaSet, bool]:
+        """Register a custom set derived from a built-in one, or a new version of it; returns
+        (the latest version, whether anything was appended). Raises UnknownCriteriaError,
+        InvalidCriteriaParameterError, InvalidInputError."""
+        for _attempt in range(self.max_attempts):
+            ident = CustomCriteria.id_for(criteria_id)
+            if ident in self.repository:
+                custom: CustomCriteria = self.repository.get(ident)
+                changed = custom.revise(base=base, params=params, source=source,
+                                        recorded_by=recorded_by)
+            else:
+                custom, changed = CustomCriteria.register(
+                    criteria_id=criteria_id, base=base, params=params, source=source,
+                    recorded_by=recorded_by), True
+            try:
+                if changed:
+                    self.save(custom)
+                return custom.latest(), changed
+            except IntegrityError:
+                continue
+        raise VersionConflictError(f"criteria {criteria_id} kept changing")
+
     # -- queries ----------------------------------------------------------------------------
+
+    def criteria_set(self, criteria_id: str,
+                     params: Mapping[str, Any] | None = None) -> CriteriaSet:
+        """A built-in or custom set (latest version), or its variant. Raises
+        UnknownCriteriaError or InvalidCriteriaParameterError."""
+        return get_criteria(criteria_id, params, custom=self._custom_latest)
+
+    def criteria_versions(self, criteria_id: str) -> list[dict[str, Any]]:
+        """Every version of a set: a built-in has one; a custom set its registrations, each with
+        ``definition``, ``base``, ``params``, ``recorded_by``, ``recorded_at``. Raises
+        UnknownCriteriaError."""
+        if criteria_id in BUILTIN:
+            return [{"definition": BUILTIN[criteria_id].describe(), "base": None, "params": {},
+                     "recorded_by": None, "recorded_at": None}]
+        ident = CustomCriteria.id_for(criteria_id)
+        if ident not in self.repository:
+            raise UnknownCriteriaError(f"unknown criteria set {criteria_id!r}", field="criteria")
+        custom: CustomCriteria = self.repository.get(ident)
+        return custom.history()
+
+    def custom_criteria(self) -> list[CriteriaSet]:
+        """The latest version of every custom set, in registration order."""
+        topic = CustomCriteria.Registered.TOPIC
+        found, start = [], 1
+        while True:
+            page = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
+            found += [UUID(str(n.originator_id)) for n in page]
+            if len(page) < 1000:
+                break
+            start = page[-1].id + 1
+        return [self.repository.get(ident).latest() for ident in found]
+
+    def _custom_latest(self, criteria_id: str) -> CriteriaSet | None:
+        ident = CustomCriteria.id_for(criteria_id)
+        if ident not in self.repository:
+            return None
+        custom: CustomCriteria = self.repository.get(ident)
+        return custom.latest()
+
 
     def get_episode(self, episode_id: UUID, version: int | None = None) -> Episode:
         """The episode (at ``version``, if given). Raises EpisodeNotFoundError."""
         try:
-            episode: Episode = self.repository.get(episode_id, version=version)
+            episode: object = self.repository.get(episode_id, version=version)
         except AggregateNotFoundError:
-            raise EpisodeNotFoundError(f"no episode {episode_id}") from None
+            episode = None
+        if not isinstance(episode, Episode):
+            raise EpisodeNotFoundError(f"no episode {episode_id}")
         return episode
 
     def episode_events(self, episode_id: UUID) -> list[Episode.Event]:

@@ -208,6 +208,21 @@ class Episode(Aggregate):
     class SafetyItemPositive(StageEvent):
         TOPIC = "outcome-ledger:Episode.SafetyItemPositive"
 
+    class CriteriaAdopted(Aggregate.Event):
+        """The clinic adopts another criteria set for this episode: from here on its decisions
+        are the new set's; the ones that no longer hold are retracted by events citing this."""
+
+        TOPIC = "outcome-ledger:Episode.CriteriaAdopted"
+        adoption_id: str
+        criteria: dict[str, Any]
+        previous: dict[str, str]
+        reason: str
+        clinical_date: date
+        recorded_by: str
+
+        def apply(self, aggregate: Episode) -> None:
+            aggregate.criteria = self.criteria
+
     class StageRetracted(Aggregate.Event):
         """Withdraws an earlier stage decision that no longer holds (it stays in the record)."""
 
@@ -338,6 +353,29 @@ class Episode(Aggregate):
                            outcome=dict(result.outcome) if result.outcome else None,
                            stage=self.stage, recorded_by=recorded_by)
 
+    def adopt_criteria(self, *, criteria: CriteriaSet, reason: str, recorded_by: str,
+                       now: datetime) -> bool:
+        """Adopt ``criteria`` from now on: append CriteriaAdopted, then the retractions and new
+        decisions that move the history from the old set's fold to the new one's (each citing
+        the adoption). Returns False when that set (same id, version and hash) is in force.
+
+        Raises EpisodeClosedError, InvalidInputError (empty reason) or
+        UnstageableInstrumentError (the set cannot stage this episode's instrument).
+        """
+        self._check_open()
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidInputError("give the reason for adopting the criteria", field="reason")
+        if criteria.ref() == self.criteria_set.ref():
+            return False
+        staged_instrument(criteria, self.instrument)
+        adoption_id = str(uuid5(self.id, f"adoption-{self.version + 1}"))
+        self.trigger_event(
+            self.CriteriaAdopted, adoption_id=adoption_id, criteria=criteria.describe(),
+            previous=self.criteria_set.ref(), reason=reason.strip(), clinical_date=now.date(),
+            recorded_by=recorded_by)
+        self._restage(f"adoption:{adoption_id}", recorded_by)
+        return True
+
     # -- queries ----------------------------------------------------------------------------
 
     @property
@@ -379,7 +417,7 @@ class Episode(Aggregate):
                     self.StageRetracted, stage_id=state.stage_id, retracted_type=state.type,
                     clinical_date=state.clinical_date, criteria=criteria, caused_by=caused_by,
                     reason=f"{state.type} of {state.clinical_date} no longer holds after "
-                           f"{caused_by.replace(':', ' ')}", recorded_by=recorded_by)
+                           f"{caused_by.replace(':', ' ', 1)}", recorded_by=recorded_by)
         asserted = {s.key for s in self.stages.values()}
         for key, decision in decisions.items():
             if key not in asserted:

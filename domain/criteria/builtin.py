@@ -6,7 +6,7 @@ table is checked; that is why ``frank1991`` is versioned ``1.0.0-draft``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from domain.criteria.sets import CriteriaSet, Kind, validate_params
@@ -96,18 +96,24 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def get_criteria(criteria_id: str, overrides: Mapping[str, Any] | None = None) -> CriteriaSet:
-    """The built-in set ``criteria_id``, or its variant.
+def split_criteria_id(criteria_id: str) -> tuple[str, dict[str, str]]:
+    """``"frank1991|rounding=half_up"`` -> ``("frank1991", {"rounding": "half_up"})``."""
+    base_id, _, inline = str(criteria_id).partition("|")
+    return base_id.strip(), parse_overrides([p for p in inline.split(",") if p.strip()])
+
+
+def get_criteria(criteria_id: str, overrides: Mapping[str, Any] | None = None,
+                 custom: Callable[[str], CriteriaSet | None] | None = None) -> CriteriaSet:
+    """The set ``criteria_id`` (built-in, or found by ``custom``), or its variant.
 
     ``criteria_id`` may carry overrides in the SPEC's notation (``frank1991|rounding=half_up``,
     several separated by commas); ``overrides`` adds more. Raises UnknownCriteriaError or
     InvalidCriteriaParameterError.
     """
-    base_id, _, inline = str(criteria_id).partition("|")
-    base = BUILTIN.get(base_id.strip())
+    base_id, merged = split_criteria_id(criteria_id)
+    base = BUILTIN.get(base_id) or (custom(base_id) if custom else None)
     if base is None:
         raise UnknownCriteriaError(
-            f"unknown criteria set {base_id!r}; known: {', '.join(BUILTIN)}", field="criteria")
-    merged: dict[str, Any] = parse_overrides([p for p in inline.split(",") if p.strip()])
-    merged.update(overrides or {})
-    return base.with_params(merged)
+            f"unknown criteria set {base_id!r}; known: {', '.join(BUILTIN)} and the custom sets",
+            field="criteria")
+    return base.with_params({**merged, **(overrides or {})})
