@@ -8,15 +8,18 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from uuid import UUID
 
 import structlog
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import Clock, OutcomesApplication, utc_now
+from projections.rescorings import RescoringStore, execute
 from projections.runner import ReadModels
 
 
@@ -66,15 +69,55 @@ class Settings(BaseSettings):
 
 @dataclass
 class Services:
-    """The write model and its read models, built together and closed together."""
+    """The write model, its read models and the shadow-run store, built and closed together."""
 
     app: OutcomesApplication
     read_models: ReadModels
     store_kind: str
+    rescorings: RescoringStore
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _runs: list[threading.Thread] = field(default_factory=list)
+
+    def start_rescoring(self, run_id: UUID) -> None:
+        """Execute a requested shadow run in a background thread (interrupted at close)."""
+        thread = threading.Thread(target=execute, args=(self.app, self.rescorings, run_id),
+                                  kwargs={"stop": self._stop}, name=f"rescoring-{run_id}",
+                                  daemon=True)
+        self._runs.append(thread)
+        thread.start()
+
+    def adopt_for_clinic(self, clinic_id: str, *, criteria: str, params: dict[str, Any] | None,
+                         reason: str, recorded_by: str) -> dict[str, Any]:
+        """Adopt ``criteria`` for every open episode of a clinic; returns per-episode results
+        (``adopted``: ids changed, ``unchanged``: already under that set). Raises the
+        application's errors for an unknown set before any episode is touched."""
+        self.app.criteria_set(criteria, params)
+        self.read_models.catch_up(["episodes"])
+        adopted: list[str] = []
+        unchanged: list[str] = []
+        after = 0
+        while True:
+            page, after_next = self.read_models.episodes.find(clinic_id=clinic_id, after=after,
+                                                              limit=500)
+            for summary in page:
+                if summary["closed_on"] is not None:
+                    continue
+                result = self.app.adopt_criteria(UUID(summary["episode_id"]), criteria=criteria,
+                                                 params=params, reason=reason,
+                                                 recorded_by=recorded_by)
+                (unchanged if result.replayed else adopted).append(summary["episode_id"])
+            if after_next is None:
+                break
+            after = after_next
+        return {"clinic_id": clinic_id, "adopted": adopted, "unchanged": unchanged}
 
     def close(self) -> None:
+        self._stop.set()
+        for thread in self._runs:
+            thread.join(timeout=30)
         for view in self.read_models.views.values():
             view.datastore.close()
+        self.rescorings.datastore.close()
         self.app.close()
 
 
@@ -84,7 +127,8 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
     read_models = ReadModels.open(app, settings.views_folder())
-    return Services(app, read_models, settings.persistence)
+    rescorings = RescoringStore(settings.views_folder())
+    return Services(app, read_models, settings.persistence, rescorings)
 
 
 # Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.

@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import problems
 from api.deps import USER_ID
-from api.routes import episodes, misc
+from api.routes import episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.middleware("http")(_request_log)
     app.include_router(episodes.router)
     app.include_router(misc.router)
+    app.include_router(rescoring.router)
     return app
 
 

@@ -11,7 +11,7 @@ Limit = Annotated[int, Query(ge=1, le=500, description="Page size (default 50, a
 Cursor = Annotated[int, Query(ge=0, le=2**63 - 1, description="From the previous page's next.")]
 
 
-def next_url(request: Request, after: int | None) -> str | None:
+def next_url(request: Request, after: int | str | None) -> str | None:
     """The URL of the next page (same filters, ``cursor=after``), or None on the last page."""
     if after is None:
         return None

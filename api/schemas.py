@@ -9,6 +9,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -113,3 +114,23 @@ class StageHistory(BaseModel):
     criteria: dict[str, str]
     as_of: str | None
     events: list[Event]
+
+
+class AdoptCriteria(Request):
+    criteria: str = Field(description="Criteria set id (built-in or custom).")
+    params: dict[str, StrictStr | StrictInt | StrictBool] | None = None
+    reason: str = Field(min_length=1, max_length=500, description="Why the clinic adopts it.")
+
+
+class RequestRescoring(Request):
+    criteria: str
+    params: dict[str, StrictStr | StrictInt | StrictBool] | None = None
+    clinic_id: str | None = Field(None, min_length=1, max_length=128)
+    as_of: AwareDatetime | None = Field(None, description="Transaction time; default now.")
+
+
+class RegisterCriteria(Request):
+    base: str = Field(description="The built-in set this one derives from.")
+    id: str = Field(description="The new set's id: lower-case letters, digits, '.', '-'.")
+    params: dict[str, StrictStr | StrictInt | StrictBool] = Field(default_factory=dict)
+    source: str = Field(min_length=1, max_length=1000, description="The source the clinic cites.")

@@ -150,6 +150,11 @@ def _retracted(event: Episode.StageRetracted, state: dict[str, Any]) -> dict[str
     return {}
 
 
+@_mutate.register(Episode.CriteriaAdopted)
+def _adopted(event: Episode.CriteriaAdopted, state: dict[str, Any]) -> dict[str, Any]:
+    return {"criteria": to_json({k: event.criteria[k] for k in ("id", "version", "hash")})}
+
+
 @_mutate.register(Episode.Closed)
 def _closed(event: Episode.Closed, state: dict[str, Any]) -> dict[str, Any]:
     return {"closed_on": event.clinical_date.isoformat(),

@@ -24,16 +24,16 @@ class StagesView(ReadModel):
         "episode_id TEXT NOT NULL, position INTEGER NOT NULL, date TEXT NOT NULL, "
         "recorded_at TEXT NOT NULL, retracted_at TEXT, event TEXT NOT NULL, retraction TEXT)",
         "CREATE INDEX IF NOT EXISTS stage_events_episode ON stage_events (episode_id, date)",
-        "CREATE TABLE IF NOT EXISTS stage_criteria (episode_id TEXT PRIMARY KEY, "
-        "criteria TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS stage_criteria (episode_id TEXT NOT NULL, "
+        "recorded_at TEXT NOT NULL, criteria TEXT NOT NULL, PRIMARY KEY (episode_id, recorded_at))",
     )
 
     def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
         episode_id = str(event.originator_id)
-        if isinstance(event, Episode.Opened):
+        if isinstance(event, Episode.Opened | Episode.CriteriaAdopted):
             criteria = {k: event.criteria[k] for k in ("id", "version", "hash")}
-            cursor.execute("INSERT INTO stage_criteria VALUES (?, ?) ON CONFLICT DO NOTHING",
-                           (episode_id, to_json(criteria)))
+            cursor.execute("INSERT INTO stage_criteria VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                           (episode_id, utc_text(event.timestamp), to_json(criteria)))
         elif isinstance(event, Episode.StageEvent):
             cursor.execute(
                 "INSERT INTO stage_events (stage_id, episode_id, position, date, recorded_at, "
@@ -45,11 +45,13 @@ class StagesView(ReadModel):
                 "UPDATE stage_events SET retracted_at = ?, retraction = ? WHERE stage_id = ?",
                 (utc_text(event.timestamp), to_json(describe_retraction(event)), event.stage_id))
 
-    def criteria(self, episode_id: UUID) -> dict[str, str] | None:
-        """``{"id", "version", "hash"}`` of the criteria the episode is staged under, or None."""
+    def criteria(self, episode_id: UUID, as_of: datetime | None = None) -> dict[str, str] | None:
+        """``{"id", "version", "hash"}`` of the criteria the episode was staged under at
+        ``as_of`` (default now), or None when it did not exist then."""
         with self.reading() as cursor:
-            cursor.execute("SELECT criteria FROM stage_criteria WHERE episode_id = ?",
-                           (str(episode_id),))
+            cursor.execute("SELECT criteria FROM stage_criteria WHERE episode_id = ? AND "
+                           "recorded_at <= ? ORDER BY recorded_at DESC LIMIT 1",
+                           (str(episode_id), utc_text(as_of) if as_of else "9999"))
             row = cursor.fetchone()
         return json.loads(row["criteria"]) if row else None
 

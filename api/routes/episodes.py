@@ -43,7 +43,7 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-def _change(result: CommandResult, response: Response) -> ChangeResult:
+def change_result(result: CommandResult, response: Response) -> ChangeResult:
     _etag(response, result.version)
     return ChangeResult(episode_id=str(result.episode_id), version=result.version,
                         stage=result.stage, stage_events=result.stage_events,
@@ -119,7 +119,7 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
     """Mark an assessment entered in error; returns the stage events retracted and asserted."""
     result = services.app.void_assessment(episode_id, assessment_id, reason=body.reason,
                                           recorded_by=user, expected_version=expected_version)
-    return _change(result, response)
+    return change_result(result, response)
 
 
 @router.post("/{episode_id}/close", response_model=ChangeResult)
@@ -128,7 +128,7 @@ def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesD
     """Discharge; ``outcome`` is the course outcome (NHS Talking Therapies object, CMS159)."""
     result = services.app.close_episode(episode_id, discharged_on=body.discharged_on,
                                         recorded_by=user, expected_version=expected_version)
-    return _change(result, response)
+    return change_result(result, response)
 
 
 @router.get("/{episode_id}/stages", response_model=StageHistory)
@@ -137,9 +137,11 @@ def stage_history(episode_id: EpisodeId, view: StagesDep,
                   include_retracted: bool = False) -> StageHistory:
     """The stage history under the criteria in force; ``as_of`` shows what the record showed
     at that moment (transaction time); retracted decisions only with ``include_retracted``."""
-    criteria = view.criteria(episode_id)
+    criteria = view.criteria(episode_id, as_of)
     if criteria is None:
-        raise EpisodeNotFoundError(f"no episode {episode_id}")
+        if view.criteria(episode_id) is None:
+            raise EpisodeNotFoundError(f"no episode {episode_id}")
+        criteria = {}  # as_of before the episode was opened: nothing was recorded yet
     events = view.history(episode_id, as_of=as_of, include_retracted=include_retracted)
     return StageHistory(episode_id=str(episode_id), criteria=criteria,
                         as_of=as_of.isoformat() if as_of else None, events=events)

@@ -10,7 +10,6 @@ from pydantic import AwareDatetime
 from api.deps import AuditDep, CohortDep, ServicesDep
 from api.pages import Cursor, Limit, next_url
 from api.schemas import Page
-from domain.criteria.builtin import BUILTIN
 from domain.errors import NotFoundError
 
 router = APIRouter()
@@ -38,12 +37,6 @@ def clinic_outcomes(clinic_id: str, view: CohortDep) -> dict[str, Any]:
     if figures["episodes"] == 0:
         raise NotFoundError(f"no episodes at clinic {clinic_id}", field="clinic_id")
     return figures
-
-
-@router.get("/criteria", response_model=Page, tags=["criteria"])
-def criteria() -> Page:
-    """The built-in criteria sets: id, version, hash, kind, title, source, parameters."""
-    return Page(items=[s.describe() for s in BUILTIN.values()], next=None)
 
 
 @router.get("/health", tags=["health"])

@@ -1,0 +1,127 @@
+"""Re-scoring under other criteria: shadow runs, adoption, custom criteria sets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.deps import IfMatchDep, ServicesDep, UserDep
+from api.pages import Limit, next_url
+from api.routes.episodes import EpisodeId, change_result
+from api.schemas import AdoptCriteria, ChangeResult, Page, RegisterCriteria, RequestRescoring
+from domain.criteria.builtin import BUILTIN
+from domain.errors import NotFoundError
+from projections.rescorings import request as request_run
+
+router = APIRouter(tags=["re-scoring"])
+
+
+class RunNotFoundError(NotFoundError):
+    code = "rescoring-not-found"
+
+
+def _run_id(run_id: str) -> UUID:
+    try:
+        return UUID(run_id)
+    except ValueError:
+        raise RunNotFoundError(f"no re-scoring run {run_id[:64]!r}") from None
+
+
+RunId = Annotated[UUID, Depends(_run_id)]
+
+
+@router.post("/rescorings", status_code=202)
+def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep,
+                    request: Request, response: Response) -> dict[str, Any]:
+    """Start a shadow run: replay the valid assessments of every selected episode (as known at
+    ``as_of``) under the named criteria. Changes no episode; the run itself is recorded."""
+    run = request_run(services.app, services.rescorings, criteria=body.criteria,
+                      params=body.params, clinic_id=body.clinic_id, as_of=body.as_of,
+                      recorded_by=user)
+    services.start_rescoring(run.id)
+    response.headers["Location"] = str(request.url_for("get_rescoring", run_id=run.id))
+    return {"run_id": str(run.id), "status": "requested",
+            "criteria": run.criteria_set.ref(), "clinic_id": run.clinic_id,
+            "as_of": run.as_of.isoformat()}
+
+
+@router.get("/rescorings/{run_id}")
+def get_rescoring(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
+    """Status, progress, criteria (id, version, hash), counts and the cohort figures under the
+    episodes' current criteria and under the new ones, side by side."""
+    run = services.rescorings.run(run_id)
+    if run is None:
+        raise RunNotFoundError(f"no re-scoring run {run_id}")
+    total = run["total"]
+    return {**run, "progress": round(100 * run["processed"] / total, 1) if total else None}
+
+
+@router.get("/rescorings/{run_id}/changes", response_model=Page)
+def rescoring_changes(run_id: RunId, services: ServicesDep, request: Request,
+                      limit: Limit = 50,
+                      cursor: Annotated[str, Query(max_length=64)] = "") -> Page:
+    """Episodes whose stage history would differ: events added, removed or moved, and the stage
+    now vs under the new criteria."""
+    if services.rescorings.run(run_id) is None:
+        raise RunNotFoundError(f"no re-scoring run {run_id}")
+    items, after = services.rescorings.changes(run_id, cursor, limit)
+    return Page(items=items, next=next_url(request, after))
+
+
+@router.get("/rescorings/{run_id}/episodes/{episode_id}")
+def rescoring_episode(run_id: RunId, episode_id: EpisodeId,
+                      services: ServicesDep) -> dict[str, Any]:
+    """One episode's full would-be history under the run's criteria, next to the current one."""
+    result = services.rescorings.episode(run_id, episode_id)
+    if result is None:
+        raise RunNotFoundError(f"episode {episode_id} is not in re-scoring run {run_id}")
+    return result
+
+
+@router.post("/episodes/{episode_id}/criteria", response_model=ChangeResult)
+def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: ServicesDep,
+                      user: UserDep, expected_version: IfMatchDep,
+                      response: Response) -> ChangeResult:
+    """Adopt another criteria set for one episode: CriteriaAdopted, then the retractions and new
+    decisions it implies, each citing the adoption. History is never rewritten."""
+    result = services.app.adopt_criteria(episode_id, criteria=body.criteria, params=body.params,
+                                         reason=body.reason, recorded_by=user,
+                                         expected_version=expected_version)
+    return change_result(result, response)
+
+
+@router.post("/clinics/{clinic_id}/criteria")
+def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
+                     user: UserDep) -> dict[str, Any]:
+    """Adopt another criteria set for every open episode of a clinic."""
+    return services.adopt_for_clinic(clinic_id, criteria=body.criteria, params=body.params,
+                                     reason=body.reason, recorded_by=user)
+
+
+@router.post("/criteria", status_code=201)
+def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserDep,
+                      request: Request, response: Response) -> dict[str, Any]:
+    """Register a custom set derived from a built-in one (201), or a new version of it when the
+    definition changed (201); the same definition again changes nothing (200)."""
+    criteria, created = services.app.register_criteria(
+        criteria_id=body.id, base=body.base, params=body.params, source=body.source,
+        recorded_by=user)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = str(request.url_for("get_criteria", criteria_id=criteria.id))
+    return criteria.describe()
+
+
+@router.get("/criteria", response_model=Page)
+def list_criteria(services: ServicesDep) -> Page:
+    """The built-in criteria sets and the latest version of every custom one."""
+    sets = [*BUILTIN.values(), *services.app.custom_criteria()]
+    return Page(items=[s.describe() for s in sets], next=None)
+
+
+@router.get("/criteria/{criteria_id}")
+def get_criteria(criteria_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Every version of a criteria set: definition (id, version, hash, parameters), base,
+    overridden parameters, who registered it and when."""
+    return {"id": criteria_id, "versions": services.app.criteria_versions(criteria_id)}
