@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import Clock, OutcomesApplication, utc_now
+from domain.rescoring import RescoringLog
 from projections.rescorings import RescoringStore, execute
 from projections.runner import ReadModels
 
@@ -41,12 +42,14 @@ class Settings(BaseSettings):
     # key is created once in <sqlite folder>/pseudonym.key (mode 600) and reused.
     pseudonym_key: SecretStr | None = None
 
-    def eventsourcing_env(self) -> dict[str, str]:
-        """The ``eventsourcing`` environment of the write model."""
+    def eventsourcing_env(self, file_name: str | None = None) -> dict[str, str]:
+        """The ``eventsourcing`` environment of the write model (or, with ``file_name``, of
+        another event store beside it)."""
         if self.persistence == "memory":
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+        path = self.sqlite_path.parent / file_name if file_name else self.sqlite_path
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(self.sqlite_path), "SQLITE_LOCK_TIMEOUT": "10"}
+                "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
 
     def pseudonym_key_bytes(self) -> bytes:
         """The pseudonymisation key: the setting, else the key file (created on first use)."""
@@ -75,12 +78,14 @@ class Services:
     read_models: ReadModels
     store_kind: str
     rescorings: RescoringStore
+    runs: RescoringLog
     _stop: threading.Event = field(default_factory=threading.Event)
     _runs: list[threading.Thread] = field(default_factory=list)
 
     def start_rescoring(self, run_id: UUID) -> None:
         """Execute a requested shadow run in a background thread (interrupted at close)."""
-        thread = threading.Thread(target=execute, args=(self.app, self.rescorings, run_id),
+        thread = threading.Thread(target=execute,
+                                  args=(self.app, self.runs, self.rescorings, run_id),
                                   kwargs={"stop": self._stop}, name=f"rescoring-{run_id}",
                                   daemon=True)
         self._runs.append(thread)
@@ -118,6 +123,7 @@ class Services:
         for view in self.read_models.views.values():
             view.datastore.close()
         self.rescorings.datastore.close()
+        self.runs.close()
         self.app.close()
 
 
@@ -128,7 +134,8 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
     read_models = ReadModels.open(app, settings.views_folder())
     rescorings = RescoringStore(settings.views_folder())
-    return Services(app, read_models, settings.persistence, rescorings)
+    runs = RescoringLog(settings.eventsourcing_env("rescoring-runs.sqlite"))
+    return Services(app, read_models, settings.persistence, rescorings, runs)
 
 
 # Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.

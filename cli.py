@@ -157,11 +157,14 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
     from importers.pipeline import Importer, ImportSummary, Pseudonymiser
 
     settings = Settings()
+    try:
+        pseudonymise = Pseudonymiser(settings.pseudonym_key_bytes())
+    except ValueError as exc:
+        _fail(f"OUTCOMES_PSEUDONYM_KEY: {exc}")
     services = build(settings)
     try:
         importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
-                            pseudonymise=Pseudonymiser(settings.pseudonym_key_bytes()),
-                            dry_run=dry_run)
+                            pseudonymise=pseudonymise, dry_run=dry_run)
         summary = ImportSummary()
         with Progress(transient=True) as progress:
             task = progress.add_task("importing", total=None)
@@ -235,6 +238,10 @@ def import_csv(
             key=key)
     except ValueError:
         _fail("--anchor: expected a date, YYYY-MM-DD")
+    try:
+        mapping.validate()  # a contradictory mapping is a usage error, not an unreadable file
+    except ValueError as exc:
+        _fail(str(exc))
 
     def read(summary: ImportSummary) -> Iterator[Any]:
         summary.files = 1
@@ -267,6 +274,94 @@ def import_fhir(
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or "fhir",
                 dry_run=dry_run, as_json=as_json)
+
+
+Param = Annotated[list[str] | None, typer.Option(
+    "--param", help="Override a parameter: KEY=VALUE (repeatable).")]
+
+
+@app.command()
+def rescore(
+    criteria: Annotated[str | None, typer.Option(help="Criteria set id to re-score under.")] = None,
+    param: Param = None,
+    clinic: Annotated[str | None, typer.Option(help="Only this clinic's episodes.")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="Transaction time with UTC offset (default now).")] = None,
+    resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its id.")] = None,
+    user: Annotated[str, typer.Option(help="Who starts the run (recorded).")] = "cli",
+) -> None:
+    """Shadow re-scoring: replay every selected episode's valid assessments under other criteria
+    and report what would change (nothing in the episodes changes). Ctrl-C interrupts; resume
+    with --resume RUN_ID."""
+    from uuid import UUID
+
+    from rich.progress import Progress
+
+    from bootstrap import Settings, build
+    from domain.trajectory import parse_aware_datetime
+    from projections.rescorings import execute, request
+
+    services = build(Settings())
+    try:
+        if resume:
+            run_id = UUID(resume)
+        elif criteria:
+            moment = parse_aware_datetime(as_of, "as_of") if as_of else None
+            run_id = request(services.app, services.runs, services.rescorings, criteria=criteria,
+                             params=parse_overrides(param or []), clinic_id=clinic, as_of=moment,
+                             recorded_by=user).id
+        else:
+            _fail("give --criteria (a new run) or --resume RUN_ID")
+        typer.echo(f"run {run_id}", err=True)
+        with Progress() as progress:
+            task = progress.add_task("re-scoring", total=None)
+            status = execute(services.app, services.runs, services.rescorings, run_id,
+                             lambda done, total: progress.update(task, completed=done,
+                                                                 total=total))
+        typer.echo(json.dumps(services.rescorings.run(run_id), indent=1))
+        if status == "interrupted":
+            typer.echo(f"interrupted: resume with outcomes rescore --resume {run_id}", err=True)
+            raise typer.Exit(code=130)
+    except (DomainError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+
+
+@app.command()
+def adopt(
+    criteria: Annotated[str, typer.Option(help="Criteria set id to adopt.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the adoption).")],
+    param: Param = None,
+    clinic: Annotated[str | None, typer.Option(help="Every open episode of this clinic.")] = None,
+    episode: Annotated[str | None, typer.Option(help="One episode id.")] = None,
+    user: Annotated[str, typer.Option(help="Who adopts (recorded).")] = "cli",
+) -> None:
+    """Adopt another criteria set: appends CriteriaAdopted and the retractions and new decisions
+    it implies; history is never rewritten."""
+    from uuid import UUID
+
+    from bootstrap import Settings, build
+
+    if (clinic is None) == (episode is None):
+        _fail("give exactly one of --clinic or --episode")
+    services = build(Settings())
+    try:
+        params = parse_overrides(param or [])
+        if episode is not None:
+            result = services.app.adopt_criteria(UUID(episode), criteria=criteria, params=params,
+                                                 reason=reason, recorded_by=user)
+            out: Any = {"episode_id": episode, "adopted": not result.replayed,
+                        "retracted": len(result.retracted), "asserted": len(result.stage_events)}
+        else:
+            assert clinic is not None
+            out = services.adopt_for_clinic(clinic, criteria=criteria, params=params,
+                                            reason=reason, recorded_by=user)
+        typer.echo(json.dumps(out, indent=1))
+    except (DomainError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 ``as_of`` (transaction time), and compares the decisions recorded then with the fold of the new
 criteria over the same valid assessments. A ``Rescoring`` aggregate records each run: who asked,
 when, for which criteria (full definition and hash), clinic and as-of, and its result, so a
-report can be reproduced exactly.
+report can be reproduced exactly; runs live in their own event store (``RescoringLog``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
 from domain.criteria.fold import fold
@@ -28,6 +29,13 @@ from domain.episode import (
 from domain.errors import DomainError
 
 MILESTONES = ("response", "remission", "recovery", "relapse")
+
+
+class RescoringLog(Application[UUID]):
+    """Where shadow runs are recorded: an event store of their own (env prefix RESCORINGS_), so
+    a shadow run leaves the episodes' event store exactly as it was."""
+
+    name = "Rescorings"
 
 
 class Rescoring(Aggregate):

@@ -1,10 +1,10 @@
 """Shadow re-scoring runs: read every selected episode's events, replay them under other criteria,
 keep the would-be histories in a read model of their own, keyed by run and criteria hash.
 
-The event store is never written by a shadow run except for the run's own record (Requested,
-Completed). Episodes are read in episode-id order, one stream at a time, so memory does not grow
-with their number, and the run keeps its last episode id with every batch of results, so an
-interrupted run resumes where it stopped.
+The episodes' event store is never written by a shadow run; the run's own record (Requested,
+Completed) goes to the runs' log, a store of its own. Episodes are read in episode-id order, one
+stream at a time, so memory does not grow with their number, and the run keeps its last episode
+id with every batch of results, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from domain.application import OutcomesApplication
 from domain.episode import Episode
-from domain.rescoring import MILESTONES, EpisodeRescore, Rescoring, replay
+from domain.rescoring import MILESTONES, EpisodeRescore, Rescoring, RescoringLog, replay
 from projections.base import to_json
 
 Progress = Callable[[int, int], None]  # (episodes processed, episodes in the store)
@@ -204,24 +204,26 @@ def count_episodes(app: OutcomesApplication) -> int:
     return sum(1 for _ in _notifications(app, Episode.Opened.TOPIC))
 
 
-def request(app: OutcomesApplication, store: RescoringStore, *, criteria: str,
-            params: dict[str, Any] | None, clinic_id: str | None, as_of: datetime | None,
-            recorded_by: str) -> Rescoring:
-    """Record a run (Rescoring.Requested) and register it in the store."""
+def request(app: OutcomesApplication, log: RescoringLog, store: RescoringStore, *,
+            criteria: str, params: dict[str, Any] | None, clinic_id: str | None,
+            as_of: datetime | None, recorded_by: str) -> Rescoring:
+    """Record a run (Rescoring.Requested, in the runs' own log) and register it in the store.
+    Raises UnknownCriteriaError or InvalidCriteriaParameterError."""
     chosen = app.criteria_set(criteria, params)
     run = Rescoring._create(Rescoring.Requested, id=uuid4(), criteria=chosen.describe(),
                             clinic_id=clinic_id, as_of=as_of or app.clock(),
                             recorded_by=recorded_by)
-    app.save(run)
+    log.save(run)
     store.create(run)
     return run
 
 
-def execute(app: OutcomesApplication, store: RescoringStore, run_id: UUID,
+def execute(app: OutcomesApplication, log: RescoringLog, store: RescoringStore, run_id: UUID,
             progress: Progress | None = None, stop: threading.Event | None = None) -> str:
     """Run (or resume) a shadow run; returns its final status: ``completed`` or
-    ``interrupted`` (``stop`` set, or KeyboardInterrupt: results so far are kept)."""
-    run: Rescoring = app.repository.get(run_id)
+    ``interrupted`` (``stop`` set, or KeyboardInterrupt: results so far are kept). Reads the
+    episodes' store; writes only the results store and the run's log."""
+    run: Rescoring = log.repository.get(run_id)
     state = store.run(run_id)
     assert state is not None, "request() registers the run first"
     criteria, total = run.criteria_set, count_episodes(app)
@@ -256,5 +258,5 @@ def execute(app: OutcomesApplication, store: RescoringStore, run_id: UUID,
     if not run.completed:
         run.trigger_event(Rescoring.Completed, episodes=final.get("episodes", 0),
                           changed=final.get("changed", 0), figures=figures)
-        app.save(run)
+        log.save(run)
     return status

@@ -37,7 +37,7 @@ def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep
                     request: Request, response: Response) -> dict[str, Any]:
     """Start a shadow run: replay the valid assessments of every selected episode (as known at
     ``as_of``) under the named criteria. Changes no episode; the run itself is recorded."""
-    run = request_run(services.app, services.rescorings, criteria=body.criteria,
+    run = request_run(services.app, services.runs, services.rescorings, criteria=body.criteria,
                       params=body.params, clinic_id=body.clinic_id, as_of=body.as_of,
                       recorded_by=user)
     services.start_rescoring(run.id)
