@@ -263,6 +263,7 @@ class _Staging:
         assert thresholds is not None
         self.rem, self.ep = thresholds
         self.p = criteria.params
+        self.fraction = Fraction(self.p["response_min_fraction"])
         self.events: list[StageDecision] = []
 
     def emit(self, kind: str, point: Point, rule: str, text: str, evidence: dict[str, Any],
@@ -310,9 +311,10 @@ class _Staging:
 
     def _response(self, point: Point) -> None:
         """G6: first post-baseline score with (B - s) >= fraction x B, once per episode (C10)."""
-        b, s = self.baseline.value, point.value
-        fraction = Fraction(self.p["response_min_fraction"])
-        if self.responded or b - s < fraction * b:
+        if self.responded:
+            return
+        b, s, fraction = self.baseline.value, point.value, self.fraction
+        if b - s < fraction * b:
             return
         self.responded = True
         drop = round(100 * (b - s) / b)
