@@ -178,12 +178,12 @@ def _notifications(app: OutcomesApplication, topic: str) -> Iterator[Any]:
 def _sqlite_streams(app: OutcomesApplication, recorder: SQLiteApplicationRecorder,
                     after: str | None) -> Iterator[list[Episode.Event]]:
     # The library's events table is scanned in primary-key order (originator_id, version): the
-    # one place this module relies on its schema (ADR 0008).
+    # one place this module relies on its schema (ADR 0008). Ids are stored as 32 hex digits.
     statement = (f"SELECT originator_id, originator_version, topic, state FROM "
                  f"{recorder.events_table_name} WHERE topic LIKE 'outcome-ledger:Episode.%' "
                  f"AND originator_id > ? ORDER BY originator_id, originator_version")
     with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(statement, (after or "",))
+        cursor.execute(statement, (UUID(after).hex if after else "",))
         current: list[Episode.Event] = []
         while rows := cursor.sqlite_cursor.fetchmany(1000):
             for row in rows:

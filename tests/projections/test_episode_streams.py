@@ -1,0 +1,36 @@
+"""The shadow run's SQLite scan of the events table reads exactly what the repository reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from domain.application import OutcomesApplication
+from domain.episode import Episode
+from projections.rescorings import episode_streams
+
+
+def test_the_sqlite_scan_yields_every_episode_stream_in_id_order(tmp_path):
+    app = OutcomesApplication(
+        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "w.db")},
+        clock=lambda: datetime(2027, 1, 1, tzinfo=UTC))
+    ids = []
+    for n in range(25):
+        episode_id = app.open_episode(patient_ref=f"p{n}", clinic_id="c", recorded_by="u",
+                                      opened_on=date(2026, 1, 5)).episode_id
+        ids.append(episode_id)
+        for week, total in enumerate((18, 12, 8, 4, 3, 2)[: 1 + n % 6]):
+            app.record_assessment(episode_id, instrument="PHQ-9", recorded_by="u", total=total,
+                                  administered=date(2026, 1, 5) + timedelta(weeks=week))
+    app.register_criteria(criteria_id="not-an-episode", base="acnp2006", params={},
+                          source="test", recorded_by="u")
+
+    streams = list(episode_streams(app))
+
+    assert [s[0].originator_id for s in streams] == sorted(ids, key=str)
+    for stream in streams:
+        expected = [e for e in app.repository.event_store.get(stream[0].originator_id)]
+        assert stream == expected
+        assert all(isinstance(e, Episode.Event) for e in stream)
+    after = str(sorted(ids, key=str)[9])
+    assert [s[0].originator_id for s in episode_streams(app, after=after)] == \
+        sorted(ids, key=str)[10:]
