@@ -121,7 +121,12 @@ class Importer:
         total, done = sum(len(v) for v in by_patient.values()), 0
         for patient, patient_records in by_patient.items():
             patient_records.sort(key=_order)
-            episode = self._episode(patient, patient_records, summary)
+            try:
+                episode = self._episode(patient, patient_records, summary)
+            except DomainError as exc:  # e.g. a first date in the future: skip this patient only
+                summary.skipped[f"invalid: {exc.code}"] += len(patient_records)
+                done += len(patient_records)
+                continue
             for record in patient_records:
                 self._one(episode, record, summary)
                 done += 1
@@ -136,13 +141,14 @@ class Importer:
         ident = episode_id(self.clinic_id, ref)
         if ident in self.app.repository:
             return self.app.get_episode(ident)
-        summary.episodes_opened += 1
         if self.dry_run:
+            summary.episodes_opened += 1
             return None
         self.app.open_episode(
             episode_id=ident, patient_ref=ref, clinic_id=self.clinic_id,
             criteria=self.criteria.id, instrument=self._staged(records),
             opened_on=_clinical_date(records[0]), recorded_by=self.recorded_by)
+        summary.episodes_opened += 1
         return self.app.get_episode(ident)
 
     def _staged(self, records: list[SourceAssessment]) -> str:
@@ -162,7 +168,10 @@ class Importer:
         ident = "imp-" + self.pseudonymise.digest(f"{self.source}|{record.key}")[:32]
         known = episode.assessments.get(ident) if episode else None
         if record.voided:
-            self._void(episode, ident, known is not None and not known.voided, summary)
+            if known is not None and known.voided:  # voided by an earlier import of this record
+                summary.duplicates += 1
+                return
+            self._void(episode, ident, known is not None, summary)
             return
         try:
             if self.dry_run or episode is None:

@@ -45,6 +45,15 @@ class CsvMapping:
 
     def check(self, header: list[str]) -> None:
         """Raises ValueError when the mapping is incomplete or names a column not in ``header``."""
+        self.validate()
+        named = [self.patient, self.date, self.day, self.instrument, self.total, self.baseline,
+                 self.key, *self.items]
+        missing = [c for c in named if c is not None and c not in header]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)} in the header")
+
+    def validate(self) -> None:
+        """Raises ValueError when the options contradict or miss each other (no file needed)."""
         if (self.date is None) == (self.day is None):
             raise ValueError("give exactly one of --date or --day (with --anchor)")
         if self.day is not None and self.anchor is None:
@@ -55,11 +64,8 @@ class CsvMapping:
             raise ValueError("give --total or --items")
         if self.fixed_instrument is not None and self.fixed_instrument not in INSTRUMENTS:
             raise ValueError(f"unknown instrument {self.fixed_instrument!r}")
-        named = [self.patient, self.date, self.day, self.instrument, self.total, self.baseline,
-                 self.key, *self.items]
-        missing = [c for c in named if c is not None and c not in header]
-        if missing:
-            raise ValueError(f"no column {', '.join(missing)} in the header")
+        if self.baseline is not None and self.anchor is None:
+            raise ValueError("--baseline needs --anchor (the date of day 0, the baseline visit)")
 
 
 def whole_number(text: str) -> int | None:
@@ -85,18 +91,21 @@ def read_csv(path: Path, mapping: CsvMapping) -> Iterator[SourceAssessment | Ski
     except OSError as exc:
         raise UnreadableFileError(str(path), exc.strerror or "cannot open") from None
     with handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, restval="")  # a short row: its missing cells are empty
         try:
             mapping.check(list(reader.fieldnames or []))
-        except ValueError as exc:
+        except ValueError as exc:  # UnicodeDecodeError included
             raise UnreadableFileError(str(path), str(exc)) from None
         baselines: set[str] = set()
-        for number, row in enumerate(reader, start=2):
-            where = f"{path.name}:{number}"
-            try:
-                yield from _row(row, mapping, where, baselines)
-            except (ValueError, DomainError) as exc:
-                yield Skipped(where, f"unreadable value: {_reason(exc)}")
+        try:
+            for number, row in enumerate(reader, start=2):
+                where = f"{path.name}:{number}"
+                try:
+                    yield from _row(row, mapping, where, baselines)
+                except (ValueError, DomainError) as exc:
+                    yield Skipped(where, f"unreadable value: {_reason(exc)}")
+        except (UnicodeDecodeError, csv.Error) as exc:  # past the header: the rest is unreadable
+            raise UnreadableFileError(str(path), f"after line {reader.line_num}: {exc}") from None
 
 
 def _reason(exc: Exception) -> str:
@@ -126,11 +135,7 @@ def _row(row: dict[str, str], m: CsvMapping, where: str,
         administered = m.anchor + timedelta(days=offset)
     if m.baseline is not None and patient not in baselines:
         baselines.add(patient)
-        baseline = whole_number(row[m.baseline])
-        if baseline is not None and m.anchor is not None:
-            yield SourceAssessment(key=f"{patient}|baseline|{code}", patient=patient,
-                                   instrument=code, administered=m.anchor, total=baseline,
-                                   location=f"{where} (baseline)")
+        yield from _baseline(row[m.baseline], m, patient, code, f"{where} (baseline)")
     items = tuple(whole_number(row[c]) for c in m.items) if m.items else None
     total = whole_number(row[m.total]) if m.total else None
     if total is None and (items is None or all(v is None for v in items)):
@@ -139,3 +144,18 @@ def _row(row: dict[str, str], m: CsvMapping, where: str,
     key = row[m.key].strip() if m.key else f"{patient}|{administered.isoformat()}|{code}"
     yield SourceAssessment(key=key, patient=patient, instrument=code, administered=administered,
                            items=items, total=total, location=where)
+
+
+def _baseline(cell: str, m: CsvMapping, patient: str, code: str,
+              where: str) -> Iterator[SourceAssessment | Skipped]:
+    """The patient's baseline at the anchor; an unreadable one is skipped on its own (the row's
+    score still counts)."""
+    try:
+        baseline = whole_number(cell)
+    except ValueError as exc:
+        yield Skipped(where, f"unreadable value: {_reason(exc)}")
+        return
+    if baseline is not None and m.anchor is not None:
+        yield SourceAssessment(key=f"{patient}|baseline|{code}", patient=patient,
+                               instrument=code, administered=m.anchor, total=baseline,
+                               location=where)
