@@ -9,8 +9,8 @@ copied to new episode ids until ``--episodes`` episodes exist, saved 200 episode
 transaction. Measurement, in a fresh process: (1) the raw read: ``select_notifications`` over
 the whole store in pages of 1,000, decoding nothing; (2) a full shadow run under ``acnp2006``
 (``projections.rescorings.execute``, with a progress bar). Both are reported as assessments per
-second, their ratio, and the run's peak resident memory (``ru_maxrss``), which should not grow
-with ``--episodes``.
+second, their ratio, and the peak resident memory (``ru_maxrss``) of the process that ran the
+shadow run alone, which should not grow with ``--episodes``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
+from rich.console import Console
 from rich.progress import Progress
 
 from domain.application import OutcomesApplication
@@ -68,54 +69,70 @@ def generate(db: Path, episodes: int) -> None:
     app.close()
 
 
-def measure(db: Path) -> None:
-    """Runs in its own process so that ru_maxrss is the shadow run's alone."""
+def raw_read(db: Path) -> None:
+    """The baseline: every notification through ``select_notifications``, nothing decoded."""
     app = OutcomesApplication({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                               "SQLITE_DBNAME": str(db)}, clock=lambda: NOW)
-    started, start, events = time.perf_counter(), 1, 0
+                               "SQLITE_DBNAME": str(db)})
+    started, start, events, assessments = time.perf_counter(), 1, 0, 0
     while page := app.recorder.select_notifications(start=start, limit=1000):
         events += len(page)
+        assessments += sum(1 for n in page if n.topic == Episode.AssessmentRecorded.TOPIC)
         start = page[-1].id + 1
-    raw_seconds = time.perf_counter() - started
-    assessments = len(app.recorder.select_notifications(
-        start=1, limit=10**9, topics=[Episode.AssessmentRecorded.TOPIC]))
+    seconds = time.perf_counter() - started
+    print(f"{events} {assessments} {seconds}")
+
+
+def shadow_run(db: Path) -> None:
+    """A full shadow run under acnp2006; prints episodes, changed, seconds and peak RSS (KiB)."""
+    app = OutcomesApplication({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                               "SQLITE_DBNAME": str(db)}, clock=lambda: NOW)
     with tempfile.TemporaryDirectory() as tmp:
         log = RescoringLog({"PERSISTENCE_MODULE": "eventsourcing.popo"})
         store = RescoringStore(Path(tmp))
         run = request(app, log, store, criteria="acnp2006", params=None, clinic_id=None,
                       as_of=None, recorded_by="bench")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
-        with Progress() as progress:
+        with Progress(console=Console(stderr=True)) as progress:
             task = progress.add_task("re-scoring", total=None)
             execute(app, log, store, run.id,
                     lambda done, total: progress.update(task, completed=done, total=total))
-        run_seconds = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        seconds = time.perf_counter() - started
         result = store.run(run.id) or {}
-    print(f"store: {events:,} events, {assessments:,} assessments, {result.get('episodes'):,} "
-          f"episodes ({result.get('changed'):,} would change under acnp2006)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"{result.get('episodes')} {result.get('changed')} {seconds} {peak}")
+
+
+def measure(db: Path) -> None:
+    """Each part in a process of its own, so that ru_maxrss is the shadow run's alone."""
+    def part(name: str) -> list[float]:
+        out = subprocess.run([sys.executable, "-m", "bench.rescore", "--db", str(db), "--part",
+                              name], check=True, capture_output=True, text=True).stdout
+        return [float(x) for x in out.split()]
+
+    events, assessments, raw_seconds = part("raw")
+    episodes, changed, run_seconds, peak = part("run")
+    print(f"store: {events:,.0f} events, {assessments:,.0f} assessments, {episodes:,.0f} "
+          f"episodes ({changed:,.0f} would change under acnp2006)")
     print(f"raw select_notifications: {raw_seconds:.1f} s = {assessments / raw_seconds:,.0f} "
           "assessments/s")
     print(f"shadow run:               {run_seconds:.1f} s = {assessments / run_seconds:,.0f} "
           f"assessments/s  (ratio {raw_seconds / run_seconds:.2f})")
-    print(f"peak RSS: {peak / 1024:.0f} MiB (before the run {before / 1024:.0f} MiB)")
+    print(f"peak RSS of the shadow run's process: {peak / 1024:.0f} MiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=100_000)
     parser.add_argument("--db", type=Path, default=None)
-    parser.add_argument("--measure-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=["raw", "run"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     db = args.db or Path(tempfile.gettempdir()) / f"outcomes-bench-{args.episodes}.sqlite"
-    if args.measure_only:
-        measure(db)
+    if args.part:
+        (raw_read if args.part == "raw" else shadow_run)(db)
         return
     if not db.exists():
         generate(db, args.episodes)
-    subprocess.run([sys.executable, "-m", "bench.rescore", "--db", str(db), "--measure-only"],
-                   check=True)
+    measure(db)
 
 
 if __name__ == "__main__":
