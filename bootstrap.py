@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.application import Clock, OutcomesApplication, utc_now
+from domain.errors import EpisodeClosedError, UnstageableInstrumentError
 from domain.rescoring import RescoringLog
 from projections.rescorings import RescoringStore, execute
 from projections.runner import ReadModels
@@ -83,23 +84,31 @@ class Services:
     _runs: list[threading.Thread] = field(default_factory=list)
 
     def start_rescoring(self, run_id: UUID) -> None:
-        """Execute a requested shadow run in a background thread (interrupted at close)."""
-        thread = threading.Thread(target=execute,
-                                  args=(self.app, self.runs, self.rescorings, run_id),
-                                  kwargs={"stop": self._stop}, name=f"rescoring-{run_id}",
-                                  daemon=True)
+        """Execute a requested shadow run in a background thread (interrupted at close; a run
+        that fails is marked ``failed``, and its error type logged)."""
+        def run() -> None:
+            try:
+                execute(self.app, self.runs, self.rescorings, run_id, stop=self._stop)
+            except Exception as exc:
+                structlog.get_logger("rescoring").error("re-scoring failed",
+                                                        error_type=type(exc).__name__)
+                self.rescorings.finish(run_id, "failed")
+
+        thread = threading.Thread(target=run, name=f"rescoring-{run_id}", daemon=True)
         self._runs.append(thread)
         thread.start()
 
     def adopt_for_clinic(self, clinic_id: str, *, criteria: str, params: dict[str, Any] | None,
                          reason: str, recorded_by: str) -> dict[str, Any]:
         """Adopt ``criteria`` for every open episode of a clinic; returns per-episode results
-        (``adopted``: ids changed, ``unchanged``: already under that set). Raises the
+        (``adopted``: ids changed, ``unchanged``: already under that set, ``skipped``: id and
+        error code of an episode the set cannot stage, or one closed meanwhile). Raises the
         application's errors for an unknown set before any episode is touched."""
         self.app.criteria_set(criteria, params)
         self.read_models.catch_up(["episodes"])
         adopted: list[str] = []
         unchanged: list[str] = []
+        skipped: list[dict[str, str]] = []
         after = 0
         while True:
             page, after_next = self.read_models.episodes.find(clinic_id=clinic_id, after=after,
@@ -107,14 +116,20 @@ class Services:
             for summary in page:
                 if summary["closed_on"] is not None:
                     continue
-                result = self.app.adopt_criteria(UUID(summary["episode_id"]), criteria=criteria,
-                                                 params=params, reason=reason,
-                                                 recorded_by=recorded_by)
+                try:
+                    result = self.app.adopt_criteria(
+                        UUID(summary["episode_id"]), criteria=criteria, params=params,
+                        reason=reason, recorded_by=recorded_by)
+                except (UnstageableInstrumentError, EpisodeClosedError) as exc:
+                    # one episode the set cannot apply to must not stop (and half-apply) the rest
+                    skipped.append({"episode_id": summary["episode_id"], "code": exc.code})
+                    continue
                 (unchanged if result.replayed else adopted).append(summary["episode_id"])
             if after_next is None:
                 break
             after = after_next
-        return {"clinic_id": clinic_id, "adopted": adopted, "unchanged": unchanged}
+        return {"clinic_id": clinic_id, "adopted": adopted, "unchanged": unchanged,
+                "skipped": skipped}
 
     def close(self) -> None:
         self._stop.set()

@@ -305,6 +305,8 @@ def rescore(
     try:
         if resume:
             run_id = UUID(resume)
+            if services.rescorings.run(run_id) is None:
+                _fail(f"no re-scoring run {run_id}")
         elif criteria:
             moment = parse_aware_datetime(as_of, "as_of") if as_of else None
             run_id = request(services.app, services.runs, services.rescorings, criteria=criteria,
@@ -313,7 +315,7 @@ def rescore(
         else:
             _fail("give --criteria (a new run) or --resume RUN_ID")
         typer.echo(f"run {run_id}", err=True)
-        with Progress() as progress:
+        with Progress(transient=True) as progress:  # stdout is for the JSON
             task = progress.add_task("re-scoring", total=None)
             status = execute(services.app, services.runs, services.rescorings, run_id,
                              lambda done, total: progress.update(task, completed=done,

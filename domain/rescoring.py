@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
-from domain.criteria.fold import fold
+from domain.criteria.fold import STAGE_TYPES, fold
 from domain.criteria.sets import CriteriaSet
 from domain.episode import (
     AssessmentState,
@@ -29,6 +29,7 @@ from domain.episode import (
 from domain.errors import DomainError
 
 MILESTONES = ("response", "remission", "recovery", "relapse")
+_ORDER = {t: i for i, t in enumerate(STAGE_TYPES)}  # the fold's order within a day
 
 
 class RescoringLog(Application[UUID]):
@@ -153,7 +154,8 @@ def replay(events: Iterable[Episode.Event], criteria: CriteriaSet,
     if opened is None:
         return None
     valid = [a.observation() for a in state["assessments"].values() if not a.voided]
-    now = sorted(state["decisions"].values(), key=lambda d: (d["date"], d["type"]))
+    now = sorted(state["decisions"].values(),
+                 key=lambda d: (d["date"], _ORDER[d["type"]], d["degree"] or ""))
     error, new, outcome = None, [], None
     try:
         result = fold(valid, criteria, instrument=opened.instrument, discharge=state["closed"])

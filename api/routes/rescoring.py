@@ -12,7 +12,7 @@ from api.pages import Limit, next_url
 from api.routes.episodes import EpisodeId, change_result
 from api.schemas import AdoptCriteria, ChangeResult, Page, RegisterCriteria, RequestRescoring
 from domain.criteria.builtin import BUILTIN
-from domain.errors import NotFoundError
+from domain.errors import NotFoundError, UnknownCriteriaError
 from projections.rescorings import request as request_run
 
 router = APIRouter(tags=["re-scoring"])
@@ -20,6 +20,13 @@ router = APIRouter(tags=["re-scoring"])
 
 class RunNotFoundError(NotFoundError):
     code = "rescoring-not-found"
+
+
+class CriteriaNotFoundError(NotFoundError):
+    """GET of a criteria set that does not exist: the resource is missing (404); naming an
+    unknown set in a command stays a 422 (UnknownCriteriaError)."""
+
+    code = "criteria-not-found"
 
 
 def _run_id(run_id: str) -> UUID:
@@ -124,4 +131,8 @@ def list_criteria(services: ServicesDep) -> Page:
 def get_criteria(criteria_id: str, services: ServicesDep) -> dict[str, Any]:
     """Every version of a criteria set: definition (id, version, hash, parameters), base,
     overridden parameters, who registered it and when."""
-    return {"id": criteria_id, "versions": services.app.criteria_versions(criteria_id)}
+    try:
+        versions = services.app.criteria_versions(criteria_id)
+    except UnknownCriteriaError as exc:
+        raise CriteriaNotFoundError(exc.message, field=exc.field) from None
+    return {"id": criteria_id, "versions": versions}
