@@ -134,20 +134,25 @@ class RescoringStore:
 
     def figures(self, run_id: UUID) -> dict[str, Any]:
         """Cohort rates (percent of evaluable episodes) under the episodes' current criteria and
-        under the run's, side by side."""
+        under the run's, side by side (summed in SQL: memory does not grow with episodes)."""
+        figures = {}
         with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute("SELECT milestones_now, milestones_new FROM rescoring_results "
-                           "WHERE run_id = ?", (str(run_id),))
-            rows = [(json.loads(r["milestones_now"]), json.loads(r["milestones_new"]))
-                    for r in cursor.fetchall()]
-        return {side: _rates([r[i] for r in rows]) for i, side in enumerate(("now", "new"))}
+            for side in ("now", "new"):
+                column = f"milestones_{side}"
+                evaluable = f"json_extract({column}, '$.evaluable')"
+                sums = ", ".join(f"SUM(CASE WHEN {evaluable} THEN json_extract({column}, '$.{m}') "
+                                 f"ELSE 0 END)" for m in MILESTONES)
+                cursor.execute(f"SELECT COUNT(*), SUM({evaluable}), {sums} FROM "
+                               f"rescoring_results WHERE run_id = ?", (str(run_id),))
+                episodes, evaluable_count, *counts = cursor.fetchone()
+                figures[side] = _rates(episodes, evaluable_count or 0,
+                                       dict(zip(MILESTONES, (c or 0 for c in counts), strict=True)))
+        return figures
 
 
-def _rates(milestones: list[dict[str, bool]]) -> dict[str, Any]:
-    evaluable = [m for m in milestones if m["evaluable"]]
-    counts = {m: sum(1 for e in evaluable if e[m]) for m in MILESTONES}
-    return {"episodes": len(milestones), "evaluable": len(evaluable), "counts": counts,
-            "rates": {m: round(100 * n / len(evaluable), 1) if evaluable else None
+def _rates(episodes: int, evaluable: int, counts: dict[str, int]) -> dict[str, Any]:
+    return {"episodes": episodes, "evaluable": evaluable, "counts": counts,
+            "rates": {m: round(100 * n / evaluable, 1) if evaluable else None
                       for m, n in counts.items()}}
 
 
