@@ -190,7 +190,8 @@ def _print_summary(summary: ImportSummary, as_json: bool) -> None:
     for name in ("files", "resources_read", "assessments_recorded", "episodes_opened",
                  "duplicates", "voided"):
         table.add_row(name.replace("_", " "), str(data[name]))
-    for kind, rows in (("skipped", data["skipped"]), ("flagged", data["flagged"])):
+    for kind, rows in (("recorded", data["by_instrument"]), ("skipped", data["skipped"]),
+                       ("flagged", data["flagged"])):
         for reason, count in sorted(rows.items()):
             table.add_row(f"{kind}: {reason}", str(count))
     for path in summary.unreadable:

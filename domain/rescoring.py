@@ -28,7 +28,7 @@ from domain.episode import (
 )
 from domain.errors import DomainError
 
-MILESTONES = ("response", "remission", "recovery", "relapse")
+MILESTONES = ("response", "partial_remission", "remission", "recovery", "relapse")
 _ORDER = {t: i for i, t in enumerate(STAGE_TYPES)}  # the fold's order within a day
 
 
@@ -82,8 +82,9 @@ class EpisodeRescore:
 
     ``now``/``new``: decisions as JSON data (type, date, degree, onset, ...); ``diff``:
     ``added``, ``removed`` and ``moved`` (same type and degree, another date: ``from``/``to``);
-    ``milestones_now``/``_new``: which of response, remission (full), recovery, relapse the
-    history holds, and ``evaluable`` (baseline at or above the episode threshold).
+    ``milestones_now``/``_new``: which of response, partial remission, remission (full),
+    recovery, relapse the history holds, and ``evaluable`` (baseline at or above the episode
+    threshold).
     """
 
     episode_id: UUID
@@ -131,6 +132,7 @@ def milestones(decisions: list[dict[str, Any]], evaluable: bool) -> dict[str, bo
     types = {(d["type"], d.get("degree")) for d in decisions}
     return {"evaluable": evaluable,
             "response": ("ResponseReached", None) in types,
+            "partial_remission": ("RemissionReached", "partial") in types,
             "remission": ("RemissionReached", "full") in types,
             "recovery": ("RecoveryConfirmed", None) in types,
             "relapse": ("RelapseDetected", None) in types}

@@ -46,6 +46,7 @@ class ImportSummary:
     episodes_opened: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     flagged: Counter[str] = field(default_factory=Counter)
+    by_instrument: Counter[str] = field(default_factory=Counter)  # assessments recorded
     dry_run: bool = False
 
     @property
@@ -58,7 +59,7 @@ class ImportSummary:
                 "resources_read": self.resources_read, "assessments_recorded": self.recorded,
                 "duplicates": self.duplicates, "voided": self.voided,
                 "episodes_opened": self.episodes_opened, "skipped": dict(self.skipped),
-                "flagged": dict(self.flagged)}
+                "flagged": dict(self.flagged), "by_instrument": dict(self.by_instrument)}
 
 
 class Pseudonymiser:
@@ -182,6 +183,7 @@ class Importer:
                 self._seen.add(ident)
                 summary.duplicates += seen
                 summary.recorded += not seen
+                summary.by_instrument.update([] if seen else [record.instrument])
                 summary.flagged.update([] if seen else [*result.flags, *record.flags])
                 return
             outcome = self.app.record_assessment(
@@ -195,6 +197,7 @@ class Importer:
             summary.duplicates += 1
         else:
             summary.recorded += 1
+            summary.by_instrument[record.instrument] += 1
             summary.flagged.update((outcome.assessment or {}).get("flags", []))
 
     def _void(self, episode: Episode | None, ident: str, recorded: bool,

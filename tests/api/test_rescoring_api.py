@@ -93,7 +93,8 @@ def test_a_shadow_run_reports_figures_now_and_new_and_changes_nothing(api: Api) 
         figures = run["figures"][side]
         assert figures["episodes"] == 3
         assert figures["evaluable"] == 2  # V8's baseline is below the threshold
-        assert set(figures["rates"]) == {"response", "remission", "recovery", "relapse"}
+        assert set(figures["rates"]) == {"response", "partial_remission", "remission",
+                                         "recovery", "relapse"}
     assert run["figures"]["now"]["rates"]["recovery"] == 50.0  # V1 recovers under frank1991
     # ... one episode's would-be history is the acnp2006 fold of its rows
     v1 = api.get(f"/rescorings/{started['run_id']}/episodes/{episodes['V1']}")

@@ -49,7 +49,7 @@ def test_trial_file_imports_as_documented_and_a_second_run_adds_nothing() -> Non
     assert summary(first) == {
         "dry_run": False, "files": 1, "unreadable": [], "resources_read": 780,
         "assessments_recorded": 780, "duplicates": 0, "voided": 0, "episodes_opened": 172,
-        "skipped": {}, "flagged": {}}
+        "skipped": {}, "flagged": {}, "by_instrument": {"HAM-D17": 780}}
     second = run(*TRIAL_COMMAND, "--json")
     assert second.exit_code == 0, second.output
     assert (summary(second)["assessments_recorded"], summary(second)["duplicates"],
@@ -74,7 +74,7 @@ def test_summary_table_without_json() -> None:
         "episodes opened": "18", "duplicates": "0", "voided": "0",
         "skipped: not an assessment resource": "69", "flagged: ANSWER_CODE_MISMATCH": "44",
         "flagged: SAFETY_ITEM9_POSITIVE": "25", "flagged: TOTAL_ABOVE_MAX": "5",
-        "flagged: TOTAL_MISMATCH": "7"}
+        "flagged: TOTAL_MISMATCH": "7", "recorded: PHQ-9": "45"}
 
 
 def test_unreadable_fhir_file_exits_1_and_the_good_ones_are_imported() -> None:

@@ -89,10 +89,12 @@ def test_rescore_prints_the_completed_run_and_changes_no_episode(
     assert report["criteria"] == get_criteria("acnp2006").ref()
     assert (report["episodes"], report["processed"], report["total"]) == (3, 3, 3)
     assert report["changed"] == 3 and report["requested_by"] == "lead-7"
-    # Both sets see V1 recover (acnp2006 later: the decisions move, the rates do not)
-    for side in ("now", "new"):
+    # Both sets see V1 recover (acnp2006 later: the decisions move); only frank1991 has a
+    # partial remission
+    for side, partial in (("now", 100.0), ("new", 0.0)):
         assert report["figures"][side]["rates"] == {
-            "response": 100.0, "remission": 100.0, "recovery": 100.0, "relapse": 0.0}
+            "response": 100.0, "partial_remission": partial, "remission": 100.0,
+            "recovery": 100.0, "relapse": 0.0}
     assert position() == before
     with services() as s:  # the run is recorded in the runs' own log
         events = list(s.runs.repository.event_store.get(UUID(report["run_id"])))

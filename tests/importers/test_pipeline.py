@@ -175,7 +175,8 @@ def test_trial_file_gives_172_episodes_and_780_assessments(
     # 608 rows + one baseline (BASVAL, day 0) per patient: 780 records, all recorded
     assert counts(summary) == {
         "files": 0, "unreadable": [], "resources_read": 780, "assessments_recorded": 780,
-        "duplicates": 0, "voided": 0, "episodes_opened": 172, "skipped": {}, "flagged": {}}
+        "duplicates": 0, "voided": 0, "episodes_opened": 172, "skipped": {}, "flagged": {},
+        "by_instrument": {"HAM-D17": 780}}
     episodes = [app.get_episode(episode_of(p)) for p in trial_trajectories()]
     assert {(e.instrument, e.criteria["id"], e.clinic_id) for e in episodes} == {
         ("HAM-D17", criteria, "trial")}
@@ -278,7 +279,8 @@ def test_synthea_observations_by_instrument_column(app: OutcomesApplication) -> 
     assert counts(summary) == {
         "files": 0, "unreadable": [], "resources_read": 990, "assessments_recorded": 26,
         "duplicates": 0, "voided": 0, "episodes_opened": 16,
-        "skipped": {"not an instrument score": 964}, "flagged": {}}
+        "skipped": {"not an instrument score": 964}, "flagged": {},
+        "by_instrument": {"PHQ-9": 1, "PHQ-2": 15, "GAD-7": 8, "PHQ-A": 2}}
     events = stored_events(app)
     recorded = Counter(e.instrument for e in events if isinstance(e, Episode.AssessmentRecorded))
     assert recorded == {"PHQ-9": 1, "PHQ-2": 15, "GAD-7": 8, "PHQ-A": 2}
@@ -326,7 +328,8 @@ def test_ahrq_bundle_45_responses_18_episodes_mismatched_totals_flagged(
         "duplicates": 0, "voided": 0, "episodes_opened": 18,
         "skipped": {NOT_ASSESSMENT: 19},
         "flagged": {"TOTAL_MISMATCH": 7, "TOTAL_ABOVE_MAX": 5, "ANSWER_CODE_MISMATCH": 44,
-                    "SAFETY_ITEM9_POSITIVE": 25}}
+                    "SAFETY_ITEM9_POSITIVE": 25},
+        "by_instrument": {"PHQ-9": 45}}
     recorded = [e for e in stored_events(app) if isinstance(e, Episode.AssessmentRecorded)]
     mismatched = [e for e in recorded if "TOTAL_MISMATCH" in e.flags]
     assert sorted(e.reported_total for e in mismatched) == [12, 13, 34, 35, 35, 36, 36]

@@ -135,7 +135,8 @@ def test_replay_gives_the_recorded_history_and_the_fold_of_the_new_criteria() ->
     assert result.error is None and result.outcome_new is None
     assert result.diff == compare(result.now, result.new)
     assert result.changed
-    assert result.milestones_now == {"evaluable": True, "response": True, "remission": True,
+    assert result.milestones_now == {"evaluable": True, "response": True,
+                                     "partial_remission": True, "remission": True,
                                      "recovery": True, "relapse": False}
 
 
