@@ -1,4 +1,4 @@
-"""The ``outcomes`` command line: offline evaluation of trajectories and the criteria catalogue."""
+"""The ``outcomes`` command line: evaluate, criteria, serve, projections, import, rescore, adopt."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from domain.criteria.builtin import BUILTIN, get_criteria, parse_overrides
 from domain.errors import DomainError
+from domain.trajectory import TrajectoryError, parse_trajectory, render
 from domain.trajectory import evaluate as evaluate_trajectory
-from domain.trajectory import parse_trajectory, render
 
 if TYPE_CHECKING:
     from importers.pipeline import ImportSummary
@@ -35,7 +35,8 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Report what would happe
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 2 (bad input or usage)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
 
@@ -64,9 +65,10 @@ def evaluate(
     try:
         criteria_set = get_criteria(criteria, parse_overrides(param or []))
         result = evaluate_trajectory(parse_trajectory(doc), criteria_set)
+    except TrajectoryError as exc:  # names the row and the field itself
+        _fail(str(exc))
     except DomainError as exc:
-        _fail(str(exc) if exc.field is None or str(exc).startswith(("row", "document"))
-              else f"{exc.field}: {exc.message}")
+        _fail(f"{exc.field}: {exc.message}" if exc.field else exc.message)
     typer.echo(json.dumps(render(result), indent=1))
 
 

@@ -22,7 +22,6 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from domain.application import OutcomesApplication
-from domain.criteria.builtin import get_criteria
 from domain.criteria.fold import staged_instrument
 from domain.episode import Episode
 from domain.errors import DomainError
@@ -104,12 +103,15 @@ class Importer:
                  pseudonymise: Pseudonymiser, source: str, recorded_by: str = "import",
                  dry_run: bool = False) -> None:
         self.app, self.clinic_id, self.source = app, clinic_id, source
-        self.criteria = get_criteria(criteria)
+        self.criteria = app.criteria_set(criteria)  # built-in, custom or a variant
         self.pseudonymise, self.recorded_by, self.dry_run = pseudonymise, recorded_by, dry_run
         self._seen: set[str] = set()  # dry run: ids this run would have recorded
 
     def run(self, records: Iterable[SourceAssessment | Skipped],
             summary: ImportSummary | None = None, progress: Progress | None = None) -> ImportSummary:
+        """Import ``records`` patient by patient, each patient's in clinical-date order; counts
+        go to ``summary`` (a new one by default), ``progress(done, total)`` after each record.
+        A patient whose episode cannot be opened is skipped with the error's code."""
         summary = summary or ImportSummary()
         summary.dry_run = self.dry_run
         by_patient: dict[str, list[SourceAssessment]] = defaultdict(list)
