@@ -3,7 +3,8 @@
 Run: ``make bench-api`` or ``.venv/bin/python -m bench.api_load [--clients 16] [--requests 100]``.
 
 Starts ``outcomes serve`` (uvicorn, one process, SQLite in a temporary folder) on a free
-127.0.0.1 port, opens one episode per client, then runs three phases, each with ``--clients``
+127.0.0.1 port, opens ``--requests``/10 episodes per client (a course of 10 weekly PHQ-9s
+each, as in practice), then runs three phases, each with ``--clients``
 concurrent clients (threads with their own ``httpx.Client``) sending ``--requests`` requests
 each: ``GET /health`` (the bare endpoint: no store write, no read model), ``POST
 /episodes/{id}/assessments`` (one weekly PHQ-9 per request), ``GET /episodes/{id}/stages``.
@@ -95,18 +96,19 @@ def main() -> None:
         server = start_server(Path(tmp), port)
         base = f"http://127.0.0.1:{port}"
         try:
-            episodes = [httpx.post(f"{base}/episodes", json={
-                "patient_ref": f"bench-{i}", "clinic_id": "bench", "opened_on": str(START)
-            }).json()["episode_id"] for i in range(args.clients)]
+            per_client = max(1, args.requests // 10)
+            episodes = [[httpx.post(f"{base}/episodes", json={
+                "patient_ref": f"bench-{i}-{k}", "clinic_id": "bench", "opened_on": str(START)
+            }).json()["episode_id"] for k in range(per_client)] for i in range(args.clients)]
             results = {
                 "GET /health": phase(args.clients, args.requests,
                                      lambda c, i, n: c.get(f"{base}/health")),
                 "POST assessments": phase(args.clients, args.requests, lambda c, i, n: c.post(
-                    f"{base}/episodes/{episodes[i]}/assessments",
-                    json={"instrument": "PHQ-9", "total": max(0, 20 - n % 21),
-                          "administered_on": str(START + timedelta(weeks=n))})),
-                "GET stages": phase(args.clients, args.requests,
-                                    lambda c, i, n: c.get(f"{base}/episodes/{episodes[i]}/stages")),
+                    f"{base}/episodes/{episodes[i][n % per_client]}/assessments",
+                    json={"instrument": "PHQ-9", "total": max(0, 20 - 2 * (n // per_client)),
+                          "administered_on": str(START + timedelta(weeks=n // per_client))})),
+                "GET stages": phase(args.clients, args.requests, lambda c, i, n: c.get(
+                    f"{base}/episodes/{episodes[i][n % per_client]}/stages")),
             }
         finally:
             server.terminate()

@@ -49,7 +49,7 @@ def _course(rng: random.Random, criteria_id: str) -> list[Episode.Event]:
         episode.record_assessment(assessment_id=f"a{week}", instrument="PHQ-9",
                                   administered=date(2026, 1, 5) + timedelta(weeks=week),
                                   items=None, total=score, recorded_by="bench", now=NOW)
-    return list(episode.collect_events())
+    return [e for e in episode.collect_events() if isinstance(e, Episode.Event)]
 
 
 def generate(db: Path, episodes: int) -> None:
