@@ -63,9 +63,7 @@ class CustomCriteria(Aggregate):
         recorded_by: str
 
         def apply(self, aggregate: CustomCriteria) -> None:
-            aggregate.versions.append(
-                _version(self.definition, self.base, self.params, self.recorded_by,
-                         self.timestamp.isoformat()))
+            aggregate.versions.append(_version(self))
 
     class Revised(Aggregate.Event):
         TOPIC = "outcome-ledger:CustomCriteria.Revised"
@@ -75,9 +73,7 @@ class CustomCriteria(Aggregate):
         recorded_by: str
 
         def apply(self, aggregate: CustomCriteria) -> None:
-            aggregate.versions.append(
-                _version(self.definition, self.base, self.params, self.recorded_by,
-                         self.timestamp.isoformat()))
+            aggregate.versions.append(_version(self))
 
     def __init__(self, criteria_id: str, base: str, params: dict[str, Any],
                  definition: dict[str, Any], recorded_by: str) -> None:
@@ -119,10 +115,10 @@ class CustomCriteria(Aggregate):
         return [dict(v) for v in self.versions]
 
 
-def _version(definition: dict[str, Any], base: str, params: dict[str, Any], recorded_by: str,
-             recorded_at: str) -> dict[str, Any]:
-    return {"definition": definition, "base": base, "params": params,
-            "recorded_by": recorded_by, "recorded_at": recorded_at}
+def _version(event: CustomCriteria.Registered | CustomCriteria.Revised) -> dict[str, Any]:
+    """A version as listed by ``GET /criteria/{id}``: definition, base, params, who and when."""
+    return {"definition": event.definition, "base": event.base, "params": event.params,
+            "recorded_by": event.recorded_by, "recorded_at": event.timestamp.isoformat()}
 
 
 def _criteria_set(d: Mapping[str, Any]) -> CriteriaSet:
