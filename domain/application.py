@@ -69,6 +69,7 @@ class CommandResult:
     assessment: dict[str, Any] | None = None
     outcome: dict[str, Any] | None = None
     replayed: bool = False
+    criteria: dict[str, str] | None = None  # {"id", "version", "hash"} in force afterwards
 
 
 class OutcomesApplication(Application[UUID]):
@@ -106,7 +107,7 @@ class OutcomesApplication(Application[UUID]):
             opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
         recordings = self.save(episode)
         return CommandResult(episode.id, episode.version, recordings[-1].notification.id,
-                             episode.stage)
+                             episode.stage, criteria=episode.criteria_set.ref())
 
     def record_assessment(self, episode_id: UUID, *, instrument: str,
                           administered: date | datetime, recorded_by: str,

@@ -381,9 +381,7 @@ class Episode(Aggregate):
     @property
     def criteria_set(self) -> CriteriaSet:
         """The criteria set in force, rebuilt from the recorded definition."""
-        c = self.criteria
-        return CriteriaSet(c["id"], c["version"], c["kind"], c["title"], c["source"],
-                           c["params"])
+        return CriteriaSet.from_description(self.criteria)
 
     @property
     def is_closed(self) -> bool:

@@ -71,9 +71,7 @@ class Rescoring(Aggregate):
 
     @property
     def criteria_set(self) -> CriteriaSet:
-        c = self.criteria
-        return CriteriaSet(c["id"], c["version"], c["kind"], c["title"], c["source"],
-                           c["params"])
+        return CriteriaSet.from_description(self.criteria)
 
 
 @dataclass(frozen=True)

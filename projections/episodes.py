@@ -105,12 +105,6 @@ class EpisodesView(ReadModel):
         rows = rows[:limit]
         return [_summary(r) for r in rows], (rows[-1]["seq"] if more else None)
 
-    def clinic_episode_ids(self, clinic_id: str) -> list[str]:
-        with self.reading() as cursor:
-            cursor.execute("SELECT episode_id FROM episodes WHERE clinic_id = ? ORDER BY seq",
-                           (clinic_id,))
-            return [r["episode_id"] for r in cursor.fetchall()]
-
 
 @singledispatch
 def _mutate(event: Any, state: dict[str, Any]) -> dict[str, Any]:

@@ -62,9 +62,9 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
     _etag(response, result.version)
     response.headers["Location"] = str(request.url_for("get_episode",
                                                        episode_id=result.episode_id))
-    criteria = services.app.get_episode(result.episode_id).criteria_set.ref()
     return EpisodeCreated(episode_id=str(result.episode_id), version=result.version,
-                          stage=result.stage, criteria=criteria, position=result.position)
+                          stage=result.stage, criteria=result.criteria or {},
+                          position=result.position)
 
 
 @router.get("", response_model=Page)

@@ -108,7 +108,7 @@ class CustomCriteria(Aggregate):
         return True
 
     def latest(self) -> CriteriaSet:
-        return _criteria_set(self.versions[-1]["definition"])
+        return CriteriaSet.from_description(self.versions[-1]["definition"])
 
     def history(self) -> list[dict[str, Any]]:
         """Every version: definition (with id, version, hash), base, params, who and when."""
@@ -119,7 +119,3 @@ def _version(event: CustomCriteria.Registered | CustomCriteria.Revised) -> dict[
     """A version as listed by ``GET /criteria/{id}``: definition, base, params, who and when."""
     return {"definition": event.definition, "base": event.base, "params": event.params,
             "recorded_by": event.recorded_by, "recorded_at": event.timestamp.isoformat()}
-
-
-def _criteria_set(d: Mapping[str, Any]) -> CriteriaSet:
-    return CriteriaSet(d["id"], d["version"], d["kind"], d["title"], d["source"], d["params"])

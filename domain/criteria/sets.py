@@ -53,6 +53,11 @@ class CriteriaSet:
         """``{"id", "version", "hash"}``: what every decision event records."""
         return {"id": self.id, "version": self.version, "hash": self.hash}
 
+    @classmethod
+    def from_description(cls, d: Mapping[str, Any]) -> CriteriaSet:
+        """The set a ``describe()`` document (as stored in an event) describes."""
+        return cls(d["id"], d["version"], d["kind"], d["title"], d["source"], d["params"])
+
     def describe(self) -> dict[str, Any]:
         """The full definition as JSON data (for listings and for the event that opens an episode)."""
         return {**self.ref(), "kind": self.kind, "title": self.title, "source": self.source,
