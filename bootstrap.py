@@ -18,7 +18,7 @@ import structlog
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.application import Clock, OutcomesApplication, utc_now
+from application.outcomes import Clock, OutcomesApplication, utc_now
 from domain.errors import EpisodeClosedError, UnstageableInstrumentError
 from domain.rescoring import RescoringLog
 from projections.rescorings import RescoringStore, execute

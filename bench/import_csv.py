@@ -19,8 +19,8 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from application.outcomes import OutcomesApplication
 from bench.record_assessments import bare_save
-from domain.application import OutcomesApplication
 from importers.pipeline import Importer, Pseudonymiser
 from importers.tabular import CsvMapping, read_csv
 

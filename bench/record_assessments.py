@@ -24,7 +24,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 
 # V1 of the SPEC: response, remission and recovery happen along the way, like a real course.
 SCORES = (18, 16, 13, 8, 6, 4, 3, 4, 2, 3)

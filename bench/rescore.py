@@ -30,7 +30,7 @@ from uuid import uuid4
 from rich.console import Console
 from rich.progress import Progress
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.criteria.builtin import get_criteria
 from domain.episode import Episode
 from domain.rescoring import RescoringLog

@@ -21,7 +21,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.criteria.fold import staged_instrument
 from domain.episode import Episode
 from domain.errors import DomainError

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.episode import Episode
 from domain.rescoring import MILESTONES, EpisodeRescore, Rescoring, RescoringLog, replay
 from projections.base import to_json

@@ -21,7 +21,7 @@ from api.schemas import (
     StageHistory,
     VoidAssessment,
 )
-from domain.application import CommandResult
+from application.outcomes import CommandResult
 from domain.errors import EpisodeNotFoundError
 from domain.trajectory import parse_date_or_datetime
 

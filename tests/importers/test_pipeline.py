@@ -22,7 +22,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.criteria.builtin import get_criteria
 from domain.criteria.fold import Observation, fold
 from domain.episode import Episode

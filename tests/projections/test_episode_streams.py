@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.episode import Episode
 from projections.rescorings import episode_streams
 

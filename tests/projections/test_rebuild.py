@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.errors import DomainError
 from projections.base import ReadModel
 from projections.runner import READ_MODELS, ReadModels

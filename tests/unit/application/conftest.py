@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.application import CommandResult, OutcomesApplication
+from application.outcomes import CommandResult, OutcomesApplication
 from domain.criteria.fold import fold
 from domain.episode import Episode
 from domain.errors import VersionConflictError

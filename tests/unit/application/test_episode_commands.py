@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from domain.application import CommandResult, OutcomesApplication
+from application.outcomes import CommandResult, OutcomesApplication
 from domain.criteria.builtin import get_criteria
 from domain.episode import Episode
 from domain.errors import (

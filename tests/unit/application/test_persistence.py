@@ -11,7 +11,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.episode import Episode
 
 CLINICIAN = "clinician-0042"

@@ -22,7 +22,7 @@ from uuid import UUID
 import pytest
 
 import projections.rescorings as rescorings
-from domain.application import OutcomesApplication
+from application.outcomes import OutcomesApplication
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import Observation, fold
 from domain.episode import Episode

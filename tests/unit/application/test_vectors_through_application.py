@@ -17,7 +17,7 @@ from uuid import UUID
 
 import pytest
 
-from domain.application import CommandResult, OutcomesApplication
+from application.outcomes import CommandResult, OutcomesApplication
 from domain.criteria.builtin import get_criteria
 from domain.trajectory import evaluate, parse_trajectory
 
