@@ -6,6 +6,7 @@ Used by the API (``api.create_app``), the CLI and the benchmarks; nothing happen
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import sys
 import threading
@@ -15,9 +16,13 @@ from typing import Any, Literal
 from uuid import UUID
 
 import structlog
+from eventsourcing.persistence import Recorder
+from eventsourcing.popo import POPORecorder
+from eventsourcing.sqlite import SQLiteRecorder
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from application.environment import ExplicitEnvironment
 from application.outcomes import Clock, OutcomesApplication, utc_now
 from domain.errors import EpisodeClosedError, UnstageableInstrumentError
 from domain.rescoring import RescoringLog
@@ -27,7 +32,12 @@ from projections.runner import ReadModels
 
 class Settings(BaseSettings):
     """Every setting, from environment variables prefixed ``OUTCOMES_`` (e.g.
-    ``OUTCOMES_SQLITE_PATH``); defaults run the service on SQLite under ``./var/``."""
+    ``OUTCOMES_SQLITE_PATH``); defaults run the service on SQLite under ``./var/``.
+
+    The one reader of configuration: the event stores get their ``eventsourcing`` environment
+    from ``eventsourcing_env`` only (their applications never read ``os.environ``, see
+    ``application.environment``), so the library's own variables (``PERSISTENCE_MODULE``,
+    ``OUTCOMES_PERSISTENCE_MODULE``, ``CIPHER_TOPIC``, ...) change nothing."""
 
     model_config = SettingsConfigDict(env_prefix="OUTCOMES_", extra="ignore")
 
@@ -52,6 +62,15 @@ class Settings(BaseSettings):
         return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
 
+    @classmethod
+    def unknown_variables(cls, environ: dict[str, str] | None = None) -> list[str]:
+        """Names in the environment (default ``os.environ``) that carry the ``OUTCOMES_`` prefix
+        but name no setting (e.g. the library's ``OUTCOMES_PERSISTENCE_MODULE``): ignored, and
+        logged at start-up so that a mistyped or library variable is not silently trusted."""
+        known = {f"OUTCOMES_{name.upper()}" for name in cls.model_fields}
+        return sorted(n for n in (os.environ if environ is None else environ)
+                      if n.upper().startswith("OUTCOMES_") and n.upper() not in known)
+
     def pseudonym_key_bytes(self) -> bytes:
         """The pseudonymisation key: the setting, else the key file (created on first use)."""
         if self.pseudonym_key is not None:
@@ -71,13 +90,40 @@ class Settings(BaseSettings):
         return self.views_dir or self.sqlite_path.parent / "views"
 
 
+@dataclass(frozen=True)
+class StoreInUse:
+    """What an event store really is, read from its recorder: ``kind`` is ``"sqlite"`` (a
+    file), ``"memory"`` (lost when the process ends: the POPO recorder or an in-memory SQLite
+    database) or the recorder's module for others (``"postgres"``); ``path`` is the SQLite
+    file's absolute path, else None."""
+
+    kind: str
+    path: str | None
+
+    @classmethod
+    def of(cls, recorder: Recorder) -> StoreInUse:
+        if isinstance(recorder, POPORecorder):
+            return cls("memory", None)
+        if isinstance(recorder, SQLiteRecorder):
+            pool = recorder.datastore.pool
+            if pool.is_sqlite_memory_mode:
+                return cls("memory", None)
+            return cls("sqlite", os.path.abspath(pool.db_name))
+        return cls(type(recorder).__module__.rpartition(".")[2], None)
+
+
+class RescoringRuns(ExplicitEnvironment[UUID], RescoringLog):
+    """The shadow-run log, configured only by ``Settings`` (never ``os.environ``)."""
+
+    name = RescoringLog.name
+
+
 @dataclass
 class Services:
     """The write model, its read models and the shadow-run store, built and closed together."""
 
     app: OutcomesApplication
     read_models: ReadModels
-    store_kind: str
     rescorings: RescoringStore
     runs: RescoringLog
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -131,6 +177,11 @@ class Services:
         return {"clinic_id": clinic_id, "adopted": adopted, "unchanged": unchanged,
                 "skipped": skipped}
 
+    @property
+    def store(self) -> StoreInUse:
+        """The write model's event store as its recorder says (what ``/health`` reports)."""
+        return StoreInUse.of(self.app.recorder)
+
     def close(self) -> None:
         self._stop.set()
         for thread in self._runs:
@@ -149,15 +200,15 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
     read_models = ReadModels.open(app, settings.views_folder())
     rescorings = RescoringStore(settings.views_folder())
-    runs = RescoringLog(settings.eventsourcing_env("rescoring-runs.sqlite"))
-    return Services(app, read_models, settings.persistence, rescorings, runs)
+    runs = RescoringRuns(settings.eventsourcing_env("rescoring-runs.sqlite"))
+    return Services(app, read_models, rescorings, runs)
 
 
 # Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.
 LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
-    "host", "port", "stage", "location",
+    "host", "port", "stage", "location", "path", "ignored",
 })
 
 

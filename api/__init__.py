@@ -36,7 +36,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         read_models.catch_up()
         stop = (read_models.follow(settings.catch_up_interval)
                 if settings.catch_up_interval > 0 else None)
-        log.info("started", store=app.state.services.store_kind)
+        store = app.state.services.store
+        log.info("started", store=store.kind, path=store.path)
+        if ignored := Settings.unknown_variables():
+            log.warning("unknown settings ignored", ignored=ignored)
         try:
             yield
         finally:

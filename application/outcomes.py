@@ -1,6 +1,6 @@
 """The application service: one method per use case, primitive arguments, results as plain data.
 
-``OutcomesApplication`` is an ``eventsourcing.Application`` (env prefix ``OUTCOMES_``): it loads
+``OutcomesApplication`` is an ``eventsourcing.Application`` configured only by its ``env``: it loads
 an Episode, runs one command, saves the new events atomically and returns what they say. A save
 that loses a race (``IntegrityError``: another writer appended the same version) is retried on
 fresh state, so concurrent writers never lose an event; with an expected version the caller gets
@@ -16,9 +16,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
+from application.environment import ExplicitEnvironment
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.custom import CustomCriteria
 from domain.criteria.sets import CriteriaSet
@@ -72,9 +73,11 @@ class CommandResult:
     criteria: dict[str, str] | None = None  # {"id", "version", "hash"} in force afterwards
 
 
-class OutcomesApplication(Application[UUID]):
-    """Outcome Ledger's write model. ``clock`` gives the timezone-aware now used to reject future
-    dates; ``max_attempts`` bounds retries after a lost optimistic-concurrency race."""
+class OutcomesApplication(ExplicitEnvironment[UUID]):
+    """Outcome Ledger's write model, configured only by the ``env`` it is given (never
+    ``os.environ``; see ``application.environment``). ``clock`` gives the timezone-aware now
+    used to reject future dates; ``max_attempts`` bounds retries after a lost
+    optimistic-concurrency race."""
 
     name = "Outcomes"
     max_attempts = 5

@@ -41,7 +41,9 @@ def clinic_outcomes(clinic_id: str, view: CohortDep) -> dict[str, Any]:
 
 @router.get("/health", tags=["health"])
 def health(services: ServicesDep) -> dict[str, Any]:
-    """The store's kind, its last position, and each read model's position and lag."""
-    return {"status": "ok", "store": services.store_kind,
+    """The event store in use (``store``: its recorder's kind, sqlite or memory; ``path``: the
+    SQLite file, else null), its last position, and each read model's position and lag."""
+    store = services.store
+    return {"status": "ok", "store": store.kind, "path": store.path,
             "position": services.app.recorder.max_notification_id() or 0,
             "projections": services.read_models.status()}
