@@ -35,6 +35,23 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Report what would happe
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"outcomes {version('outcome-ledger')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_version, is_eager=True,
+        help="Print the installed version and exit.")] = False,
+) -> None:
+    """Outcome Ledger: stage treatment outcomes under versioned criteria sets."""
+
+
 def _fail(message: str) -> NoReturn:
     """One line on stderr, exit status 2 (bad input or usage)."""
     typer.echo(f"error: {message}", err=True)
@@ -97,15 +114,22 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default OUTCOMES_PORT, 8000).")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) on the configured store (default SQLite,
-    ./var/outcomes.sqlite; settings from OUTCOMES_* environment variables)."""
-    import uvicorn
+    ./var/outcomes.sqlite; settings from OUTCOMES_* environment variables).
 
+    The port is bound first: one that cannot be bound (in use, not permitted) is one line on
+    stderr, exit 1. ``listening`` (host, port) is logged once the server accepts connections.
+    """
     from api import create_app
+    from api.serving import ListenError, bind, run
     from bootstrap import Settings
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port,
-                log_config=None, access_log=False)
+    try:
+        sock = bind(host or settings.host, settings.port if port is None else port)
+    except ListenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    run(create_app(settings), sock)
 
 
 @projections_app.command("rebuild")
