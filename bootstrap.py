@@ -204,6 +204,15 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
     return Services(app, read_models, rescorings, runs)
 
 
+def open_existing_store(settings: Settings) -> OutcomesApplication | None:
+    """The write model alone, for commands that only read it (criteria sets): None when there
+    is nothing to read (``persistence=memory``, or no SQLite file yet), so such a command never
+    creates a store. Close it after use."""
+    if settings.persistence == "memory" or not settings.sqlite_path.exists():
+        return None
+    return OutcomesApplication(settings.eventsourcing_env())
+
+
 # Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.
 LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",

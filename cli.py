@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from domain.criteria.builtin import BUILTIN, get_criteria, parse_overrides
-from domain.errors import DomainError
+from domain.criteria.builtin import BUILTIN, get_criteria, parse_overrides, split_criteria_id
+from domain.criteria.sets import CriteriaSet
+from domain.errors import DomainError, UnknownCriteriaError
 from domain.trajectory import TrajectoryError, parse_trajectory, render
 from domain.trajectory import evaluate as evaluate_trajectory
 
@@ -58,10 +59,36 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def _custom_sets() -> list[CriteriaSet]:
+    """The latest version of every custom set registered in the configured store (none when
+    there is no store yet; nothing is created)."""
+    from bootstrap import Settings, open_existing_store
+
+    store = open_existing_store(Settings())
+    if store is None:
+        return []
+    try:
+        return store.custom_criteria()
+    finally:
+        store.close()
+
+
+def _criteria_set(criteria: str, params: list[str] | None) -> CriteriaSet:
+    """A built-in or registered custom set, or its variant with ``--param`` overrides. Exits 2
+    naming every known set when ``criteria`` is none of them."""
+    custom = {c.id: c for c in _custom_sets()}
+    try:
+        return get_criteria(criteria, parse_overrides(params or []), custom=custom.get)
+    except UnknownCriteriaError:
+        _fail(f"criteria: unknown criteria set {split_criteria_id(criteria)[0]!r}; known: "
+              f"{', '.join([*BUILTIN, *custom])}")
+
+
 @app.command()
 def evaluate(
     file: Annotated[Path, typer.Argument(help="Trajectory JSON (vectors.json row format); - = stdin.")],
-    criteria: Annotated[str, typer.Option(help="Criteria set id, e.g. acnp2006.")],
+    criteria: Annotated[str, typer.Option(
+        help="Criteria set id, built-in (e.g. acnp2006) or registered in the store.")],
     param: Annotated[
         list[str] | None, typer.Option(help="Override a parameter: KEY=VALUE (repeatable).")
     ] = None,
@@ -80,7 +107,7 @@ def evaluate(
     except json.JSONDecodeError as exc:
         _fail(f"{file} is not JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}")
     try:
-        criteria_set = get_criteria(criteria, parse_overrides(param or []))
+        criteria_set = _criteria_set(criteria, param)
         result = evaluate_trajectory(parse_trajectory(doc), criteria_set)
     except TrajectoryError as exc:  # names the row and the field itself
         _fail(str(exc))
@@ -93,8 +120,9 @@ def evaluate(
 def criteria_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the built-in criteria sets with version, content hash and source."""
-    sets = [s.describe() for s in BUILTIN.values()]
+    """List the built-in criteria sets and the custom sets registered in the store (latest
+    version of each) with version, content hash and source."""
+    sets = [s.describe() for s in [*BUILTIN.values(), *_custom_sets()]]
     if as_json:
         typer.echo(json.dumps(sets, indent=1))
         return

@@ -150,7 +150,7 @@ def staged_instrument(criteria: CriteriaSet, instrument: str) -> str:
     if criteria.thresholds(staged) is None:
         raise UnstageableInstrumentError(
             f"{criteria.id} has no thresholds for {staged}; give thresholds.{staged}."
-            "remission_below and thresholds.{staged}.episode_from", field="instrument")
+            f"remission_below and thresholds.{staged}.episode_from", field="instrument")
     if criteria.params.get("minimal_status") == "symptom" and staged != "PHQ-9":
         raise UnstageableInstrumentError(
             f"{criteria.id} needs PHQ-9 item scores; it cannot stage {staged}", field="instrument")
