@@ -233,7 +233,8 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
 
 
 def _print_summary(summary: ImportSummary, as_json: bool) -> None:
-    data = summary.as_dict()
+    """The summary table, or with ``--json`` the summary and where each skipped record is."""
+    data = summary.as_dict(skipped_records=as_json)
     if as_json:
         typer.echo(json.dumps(data, indent=1))
         return
@@ -282,7 +283,7 @@ def import_csv(
     from datetime import date
 
     from importers.records import UnreadableFileError
-    from importers.tabular import CsvMapping, read_csv
+    from importers.tabular import CsvMapping, MissingColumnError, csv_header, read_csv
 
     try:
         mapping = CsvMapping(
@@ -295,8 +296,14 @@ def import_csv(
         _fail("--anchor: expected a date, YYYY-MM-DD")
     try:
         mapping.validate()  # a contradictory mapping is a usage error, not an unreadable file
+        mapping.check(csv_header(file))  # and so is one naming a column the file lacks
+    except MissingColumnError as exc:
+        _fail(f"{file.name} has no column {', '.join(exc.missing)}; its columns: "
+              f"{', '.join(exc.columns)}")
     except ValueError as exc:
         _fail(str(exc))
+    except UnreadableFileError:
+        pass  # reported in the summary by the import itself (exit 1)
 
     def read(summary: ImportSummary) -> Iterator[Any]:
         summary.files = 1

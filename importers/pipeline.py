@@ -8,6 +8,10 @@ client's would. Ids are derived from keys, so importing the same file twice adds
   the patient's first assessment;
 - the assessment id = "imp-" + HMAC(key, business key): a repeated key with the same content is a
   no-op (a keyed hash, since a CSV key may contain the source patient id).
+
+A dry run runs the very same commands on a scratch in-memory copy of what it touches (the
+episodes of the patients read, the custom criteria set named), so its summary is, line for
+line, what the real import would record; the ledger is only read.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from application.outcomes import OutcomesApplication
+from domain.criteria.builtin import BUILTIN, split_criteria_id
+from domain.criteria.custom import CustomCriteria
 from domain.criteria.fold import staged_instrument
 from domain.episode import Episode
 from domain.errors import DomainError
-from domain.instruments import get_instrument, score
 from importers.records import Skipped, SourceAssessment
 
 NAMESPACE = UUID("6f1d3c1e-2b0a-5d8e-9a57-0c4a1b7e9d21")  # Outcome Ledger imports
@@ -34,7 +39,11 @@ Progress = Callable[[int, int], None]  # (records done, records in all)
 
 @dataclass
 class ImportSummary:
-    """What an import did: counts by outcome, skips by reason, flags by kind (no patient data)."""
+    """What an import did: counts by outcome, skips by reason, flags by kind (no patient data).
+
+    ``skipped_records``: each record not imported, as ``{"location", "reason"}``; the location
+    is the CSV file and row number (``scores.csv:4``) or the FHIR file and resource
+    (``bundle.json#QuestionnaireResponse/qr-1``), never a patient identifier."""
 
     files: int = 0
     unreadable: list[str] = field(default_factory=list)
@@ -44,21 +53,31 @@ class ImportSummary:
     voided: int = 0
     episodes_opened: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    skipped_records: list[dict[str, str]] = field(default_factory=list)
     flagged: Counter[str] = field(default_factory=Counter)
     by_instrument: Counter[str] = field(default_factory=Counter)  # assessments recorded
     dry_run: bool = False
+
+    def skip(self, location: str, reason: str) -> None:
+        """Count one record not imported, for ``reason``, and say where it is."""
+        self.skipped[reason] += 1
+        self.skipped_records.append({"location": location, "reason": reason})
 
     @property
     def exit_code(self) -> int:
         """0 when everything read was imported or deliberately skipped, 1 on an unreadable file."""
         return 1 if self.unreadable else 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "files": self.files, "unreadable": self.unreadable,
+    def as_dict(self, *, skipped_records: bool = False) -> dict[str, Any]:
+        """The counts as JSON data; with ``skipped_records``, also where each skip is."""
+        data = {"dry_run": self.dry_run, "files": self.files, "unreadable": self.unreadable,
                 "resources_read": self.resources_read, "assessments_recorded": self.recorded,
                 "duplicates": self.duplicates, "voided": self.voided,
                 "episodes_opened": self.episodes_opened, "skipped": dict(self.skipped),
                 "flagged": dict(self.flagged), "by_instrument": dict(self.by_instrument)}
+        if skipped_records:
+            data["skipped_records"] = list(self.skipped_records)
+        return data
 
 
 class Pseudonymiser:
@@ -95,17 +114,29 @@ def _order(record: SourceAssessment) -> tuple[date, str, str]:
 class Importer:
     """Imports records for one clinic under one criteria set (``criteria`` id, variants allowed).
 
-    ``run(records)`` returns an ImportSummary; with ``dry_run`` nothing is written (records are
-    validated and scored, duplicates found against what the ledger holds).
+    ``run(records)`` returns an ImportSummary; with ``dry_run`` nothing is written to ``app``:
+    the commands run on a scratch in-memory store seeded with copies of the stored events they
+    need, so the summary is the one the real import would give. Raises UnknownCriteriaError or
+    InvalidCriteriaParameterError for ``criteria``.
     """
 
     def __init__(self, app: OutcomesApplication, *, clinic_id: str, criteria: str,
                  pseudonymise: Pseudonymiser, source: str, recorded_by: str = "import",
                  dry_run: bool = False) -> None:
-        self.app, self.clinic_id, self.source = app, clinic_id, source
+        self.ledger, self.clinic_id, self.source = app, clinic_id, source
         self.criteria = app.criteria_set(criteria)  # built-in, custom or a variant
         self.pseudonymise, self.recorded_by, self.dry_run = pseudonymise, recorded_by, dry_run
-        self._seen: set[str] = set()  # dry run: ids this run would have recorded
+        # where the commands run: the ledger, or for a dry run a scratch store (never os.environ)
+        self.app = OutcomesApplication({}, clock=app.clock) if dry_run else app
+        base_id = split_criteria_id(criteria)[0]
+        if base_id not in BUILTIN:
+            self._copy(CustomCriteria.id_for(base_id))
+
+    def _copy(self, ident: UUID) -> None:
+        """Dry run: give the scratch store the ledger's events of aggregate ``ident``."""
+        if self.app is not self.ledger and ident not in self.app.repository \
+                and ident in self.ledger.repository:
+            self.app.events.put(list(self.ledger.events.get(ident)))
 
     def run(self, records: Iterable[SourceAssessment | Skipped],
             summary: ImportSummary | None = None, progress: Progress | None = None) -> ImportSummary:
@@ -118,7 +149,7 @@ class Importer:
         for record in records:
             summary.resources_read += 1
             if isinstance(record, Skipped):
-                summary.skipped[record.reason] += 1
+                summary.skip(record.location, record.reason)
             else:
                 by_patient[record.patient].append(record)
         total, done = sum(len(v) for v in by_patient.values()), 0
@@ -127,7 +158,8 @@ class Importer:
             try:
                 episode = self._episode(patient, patient_records, summary)
             except DomainError as exc:  # e.g. a first date in the future: skip this patient only
-                summary.skipped[f"invalid: {exc.code}"] += len(patient_records)
+                for record in patient_records:
+                    summary.skip(record.location, f"invalid: {exc.code}")
                 done += len(patient_records)
                 continue
             for record in patient_records:
@@ -138,15 +170,13 @@ class Importer:
         return summary
 
     def _episode(self, patient: str, records: list[SourceAssessment],
-                 summary: ImportSummary) -> Episode | None:
+                 summary: ImportSummary) -> Episode:
         """The patient's episode at this clinic, opened at the first assessment if new."""
         ref = self.pseudonymise(self.source, patient)
         ident = episode_id(self.clinic_id, ref)
+        self._copy(ident)
         if ident in self.app.repository:
             return self.app.get_episode(ident)
-        if self.dry_run:
-            summary.episodes_opened += 1
-            return None
         self.app.open_episode(
             episode_id=ident, patient_ref=ref, clinic_id=self.clinic_id,
             criteria=self.criteria.id, instrument=self._staged(records),
@@ -166,34 +196,27 @@ class Importer:
                 continue
         return "PHQ-9"
 
-    def _one(self, episode: Episode | None, record: SourceAssessment,
-             summary: ImportSummary) -> None:
+    def _one(self, episode: Episode, record: SourceAssessment, summary: ImportSummary) -> None:
         ident = "imp-" + self.pseudonymise.digest(f"{self.source}|{record.key}")[:32]
-        known = episode.assessments.get(ident) if episode else None
+        known = episode.assessments.get(ident)
         if record.voided:
             if known is not None and known.voided:  # voided by an earlier import of this record
                 summary.duplicates += 1
-                return
-            self._void(episode, ident, known is not None, summary)
+            elif known is None:
+                summary.skip(record.location, "entered in error (not imported before)")
+            else:
+                self.app.void_assessment(episode.id, ident,
+                                         reason="entered in error at the source",
+                                         recorded_by=self.recorded_by)
+                summary.voided += 1
             return
         try:
-            if self.dry_run or episode is None:
-                result = score(get_instrument(record.instrument), record.items, record.total,
-                               missing_policy=self.criteria.params["missing_policy"],
-                               rounding=self.criteria.params["rounding"])
-                seen = known is not None or ident in self._seen
-                self._seen.add(ident)
-                summary.duplicates += seen
-                summary.recorded += not seen
-                summary.by_instrument.update([] if seen else [record.instrument])
-                summary.flagged.update([] if seen else [*result.flags, *record.flags])
-                return
             outcome = self.app.record_assessment(
                 episode.id, instrument=record.instrument, administered=record.administered,
                 items=record.items, total=record.total, assessment_id=ident,
                 recorded_by=self.recorded_by, source=self._source(record))
         except DomainError as exc:
-            summary.skipped[f"invalid: {exc.code}"] += 1
+            summary.skip(record.location, f"invalid: {exc.code}")
             return
         if outcome.replayed:
             summary.duplicates += 1
@@ -201,16 +224,6 @@ class Importer:
             summary.recorded += 1
             summary.by_instrument[record.instrument] += 1
             summary.flagged.update((outcome.assessment or {}).get("flags", []))
-
-    def _void(self, episode: Episode | None, ident: str, recorded: bool,
-              summary: ImportSummary) -> None:
-        if not recorded:
-            summary.skipped["entered in error (not imported before)"] += 1
-            return
-        summary.voided += 1
-        if episode is not None and not self.dry_run:
-            self.app.void_assessment(episode.id, ident, reason="entered in error at the source",
-                                     recorded_by=self.recorded_by)
 
     def _source(self, record: SourceAssessment) -> dict[str, Any]:
         """Provenance kept on the event: system, a keyed hash of the business key (it may name

@@ -28,6 +28,26 @@ _BY_CODE = {code: code for code in INSTRUMENTS} | {
     loinc: i.code for i in INSTRUMENTS.values() for loinc in (i.loinc_total, i.loinc_panel) if loinc}
 
 
+class MissingColumnError(ValueError):
+    """The mapping names columns the header lacks: ``missing`` and the file's ``columns``."""
+
+    def __init__(self, missing: list[str], columns: list[str]) -> None:
+        super().__init__(f"no column {', '.join(missing)} in the header")
+        self.missing, self.columns = missing, columns
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of the file's header row. Raises UnreadableFileError (cannot open,
+    not UTF-8, not CSV)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return list(csv.DictReader(handle).fieldnames or [])
+    except OSError as exc:
+        raise UnreadableFileError(str(path), exc.strerror or "cannot open") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UnreadableFileError(str(path), str(exc)) from None
+
+
 @dataclass(frozen=True)
 class CsvMapping:
     """Which column holds what (column names as in the header row)."""
@@ -44,13 +64,14 @@ class CsvMapping:
     key: str | None = None
 
     def check(self, header: list[str]) -> None:
-        """Raises ValueError when the mapping is incomplete or names a column not in ``header``."""
+        """Raises ValueError when the mapping is incomplete, MissingColumnError (a ValueError)
+        when it names a column not in ``header``."""
         self.validate()
         named = [self.patient, self.date, self.day, self.instrument, self.total, self.baseline,
                  self.key, *self.items]
-        missing = [c for c in named if c is not None and c not in header]
+        missing = list(dict.fromkeys(c for c in named if c is not None and c not in header))
         if missing:
-            raise ValueError(f"no column {', '.join(missing)} in the header")
+            raise MissingColumnError(missing, header)
 
     def validate(self) -> None:
         """Raises ValueError when the options contradict or miss each other (no file needed)."""

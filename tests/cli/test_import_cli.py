@@ -49,7 +49,7 @@ def test_trial_file_imports_as_documented_and_a_second_run_adds_nothing() -> Non
     assert summary(first) == {
         "dry_run": False, "files": 1, "unreadable": [], "resources_read": 780,
         "assessments_recorded": 780, "duplicates": 0, "voided": 0, "episodes_opened": 172,
-        "skipped": {}, "flagged": {}, "by_instrument": {"HAM-D17": 780}}
+        "skipped": {}, "skipped_records": [], "flagged": {}, "by_instrument": {"HAM-D17": 780}}
     second = run(*TRIAL_COMMAND, "--json")
     assert second.exit_code == 0, second.output
     assert (summary(second)["assessments_recorded"], summary(second)["duplicates"],
@@ -91,13 +91,40 @@ def test_unreadable_fhir_file_exits_1_and_the_good_ones_are_imported() -> None:
     assert (summary(again)["duplicates"], summary(again)["assessments_recorded"]) == (4, 0)
 
 
-def test_missing_csv_column_is_an_unreadable_file(tmp_path: Path) -> None:
+def test_a_mapping_naming_a_missing_column_is_a_usage_error_listing_the_columns(
+        tmp_path: Path, store: Path) -> None:
     path = tmp_path / "scores.csv"
     path.write_text("patient,date,score\np1,2026-01-05,18\n")
     result = run("import", "csv", str(path), "--clinic", "c", "--patient", "patient",
+                 "--date", "when", "--instrument", "PHQ-9", "--total", "total", "--json")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (f"error: {path.name} has no column when, total; its columns: "
+                             "patient, date, score\n")
+    assert not store.exists()
+
+
+def test_json_summary_says_where_each_skipped_record_is(tmp_path: Path) -> None:
+    path = tmp_path / "scores.csv"
+    path.write_text("patient,date,total\np1,2026-01-05,18\n,2026-01-12,16\np1,2026-01-19,\n"
+                    "p1,2026-01-26,twelve\n")
+    result = run("import", "csv", str(path), "--clinic", "c", "--patient", "patient",
                  "--date", "date", "--instrument", "PHQ-9", "--total", "total", "--json")
-    assert result.exit_code == 1
-    assert summary(result)["unreadable"] == [f"{path}: no column total in the header"]
+    assert result.exit_code == 0, result.output
+    assert summary(result)["skipped_records"] == [
+        {"location": "scores.csv:3", "reason": "no patient"},
+        {"location": "scores.csv:4", "reason": "no score"},
+        {"location": "scores.csv:5", "reason": "unreadable value: not a number"}]
+    fhir = run("import", "fhir", str(MADE_UP / "statuses.json"), "--clinic", "c", "--json")
+    assert fhir.exit_code == 0, fhir.output
+    assert summary(fhir)["skipped_records"] == [
+        {"location": "statuses.json#QuestionnaireResponse/in-progress",
+         "reason": "not final (in-progress)"},
+        {"location": "statuses.json#Observation/preliminary", "reason": "not final (preliminary)"},
+        {"location": "statuses.json#QuestionnaireResponse/error",
+         "reason": "entered in error (not imported before)"},
+        {"location": "statuses.json#Observation/cancelled",
+         "reason": "entered in error (not imported before)"}]
 
 
 @pytest.mark.parametrize(("options", "message"), [
