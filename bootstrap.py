@@ -10,6 +10,7 @@ import os
 import secrets
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,7 +64,7 @@ class Settings(BaseSettings):
                 "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
 
     @classmethod
-    def unknown_variables(cls, environ: dict[str, str] | None = None) -> list[str]:
+    def unknown_variables(cls, environ: Mapping[str, str] | None = None) -> list[str]:
         """Names in the environment (default ``os.environ``) that carry the ``OUTCOMES_`` prefix
         but name no setting (e.g. the library's ``OUTCOMES_PERSISTENCE_MODULE``): ignored, and
         logged at start-up so that a mistyped or library variable is not silently trusted."""
