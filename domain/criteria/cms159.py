@@ -14,15 +14,18 @@ from typing import Any
 from domain.criteria.sets import CriteriaSet
 from domain.criteria.timeline import Point, add_months
 
-MEASURED = ("PHQ-9",)  # the measure's value set
+# The measure's value set "PHQ-9 and PHQ-9M" (C9): the PHQ-9M is the product's PHQ-A. Either may
+# be the index and either the follow-up (SPEC §1.2b).
+MEASURED = ("PHQ-9", "PHQ-A")
 
 
 def cms159_outcome(scored: Sequence[Point], criteria: CriteriaSet) -> dict[str, Any]:
     """CMS159 Depression Remission at Twelve Months (SPEC §2.5, C9).
 
-    ``scored``: the episode's day scores (``day_scores``). Index = first scorable PHQ-9 above
-    ``index_above``; window = index + 12 calendar months ± 60 days (closed, in days); met = the
-    last PHQ-9 after the index inside the window is below ``remission_below``
+    ``scored``: the episode's day scores (``day_scores``). Index = first scorable PHQ-9 or PHQ-9M
+    (PHQ-A) above ``index_above``; window = index + 12 calendar months ± 60 days (closed, in
+    days); met = the last PHQ-9 or PHQ-9M after the index inside the window is below
+    ``remission_below``
     (``window_rule=any``: any such score). Returns ``met`` (bool), ``in_denominator``,
     ``index``, ``window`` and ``measure_assessment`` (evidence dicts), and ``reason`` when no
     index exists.
