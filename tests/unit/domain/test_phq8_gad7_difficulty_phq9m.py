@@ -89,6 +89,17 @@ def test_a_longitudinal_set_without_phq8_thresholds_cannot_stage_it():
         fold([], BUILTIN["frank1991"], instrument="PHQ-8")
 
 
+def test_a_set_that_names_phq8_thresholds_stages_a_phq8_series():
+    # SPEC §1.2b: "not staged by the PHQ-9 series unless a criteria set names it". With PHQ-9's
+    # zones for PHQ-8: baseline 16, 01-19 = 4 -> response (2 x 12 >= 16).
+    criteria = BUILTIN["frank1991"].with_params(
+        {"thresholds.PHQ-8.remission_below": 5, "thresholds.PHQ-8.episode_from": 10})
+    rows = [Observation("a", "PHQ-8", date(2026, 1, 5), total=16),
+            Observation("b", "PHQ-8", date(2026, 1, 19), total=4)]
+    events = fold(rows, criteria, instrument="PHQ-8").events
+    assert [(e.type, e.assessment_id) for e in events] == [("ResponseReached", "b")]
+
+
 def test_nhs_talking_therapies_ignores_a_phq8():
     rows = [Observation("a", "PHQ-9", date(2026, 1, 5), total=15),
             Observation("b", "PHQ-8", date(2026, 1, 19), total=3),
