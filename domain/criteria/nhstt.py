@@ -6,7 +6,7 @@ course (NHS Digital measure definitions M076, M179/M180, M186, M187, M192, M195,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -37,7 +37,6 @@ def nhstt_outcome(scored: Sequence[Point], criteria: CriteriaSet,
     plus ``discharge``, ``appointments``, ``measures`` (first, last, change in points), ``tags``
     and, when ineligible, ``reason``.
     """
-    params = criteria.params
     if discharge is None and scored:
         discharge = max(point.on for point in scored)
     course = [point for point in scored if discharge is None or point.on <= discharge]
@@ -56,14 +55,21 @@ def nhstt_outcome(scored: Sequence[Point], criteria: CriteriaSet,
             result["measures"][code] = {
                 "first": first.evidence(), "last": last.evidence(),
                 "change": points(last.value - first.value)}
-    treatment_appointments = len(dates) - 1
+    treatment_appointments = len(dates) - 1  # the first is the assessment appointment (C8)
     if treatment_appointments < 2 or paired["PHQ-9"] is None:
         result["reason"] = ("fewer than 2 treatment appointments" if treatment_appointments < 2
                             else "PHQ-9 not paired (scorable on fewer than 2 dates)")
         return result
-    measures = {code: pair for code, pair in paired.items() if pair}
+    measures = {code: pair for code, pair in paired.items() if pair is not None}
     if "GAD-7" not in measures:
         result["tags"].append("anxiety_measure_absent")
+    result.update(_outcomes(measures, criteria.params))
+    return result
+
+
+def _outcomes(measures: dict[str, tuple[Point, Point]], params: Mapping[str, Any]
+              ) -> dict[str, Any]:
+    """Caseness, recovery and reliable change of an eligible course from its paired measures."""
     caseness, reliable_change = params["caseness"], params["reliable_change"]
     case = any(first.value >= caseness[code] for code, (first, _) in measures.items())
     improved = [code for code, (first, last) in measures.items()
@@ -77,11 +83,10 @@ def nhstt_outcome(scored: Sequence[Point], criteria: CriteriaSet,
     if case:
         below = all(last.value < caseness[code] for code, (_, last) in measures.items())
         recovery = below and ("GAD-7" in measures or not params["require_both_measures_paired"])
-    result.update({
+    return {
         "eligible": True, "case_at_start": case, "recovery": recovery,
         "reliable_improvement": reliable_improvement,
         "reliable_deterioration": reliable_deterioration,
         "reliable_recovery": None if recovery is None else recovery and reliable_improvement,
         "no_reliable_change": not reliable_improvement and not reliable_deterioration,
-    })
-    return result
+    }
