@@ -112,9 +112,9 @@ PHQ9 = Instrument(
 # CamCOPS phq8 citing Kroenke 2009 p171). An instrument of its own, never a PHQ-9 missing item 9:
 # its own total (0-24), no item-9 safety flag, proration over its own 8 items (SPEC §1.2b, §1.4
 # applied to 8 items [E]). Its items reuse the PHQ-9 item codes; the PHQ-8 panel and total LOINC
-# codes are not recorded here until checked against LOINC (SPEC §6), so an importer recognises a
-# PHQ-8 by its instrument code, never by the absence of item 9 (a PHQ-9 with item 9 unanswered
-# must keep its SAFETY_ITEM9_UNANSWERED flag).
+# codes are not recorded here until checked against LOINC (SPEC §6): importers recognise a PHQ-8
+# by its instrument code (CSV) or a cited questionnaire that names it (FHIR), never by the
+# absence of item 9 (a PHQ-9 with item 9 unanswered must keep its SAFETY_ITEM9_UNANSWERED flag).
 PHQ8 = Instrument(
     code="PHQ-8",
     title="Patient Health Questionnaire-8",
