@@ -10,14 +10,16 @@ day's score, so the response stands and nothing is retracted.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from uuid import uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import fold
-from domain.criteria.timeline import Observation, day_scores, timeline
+from domain.criteria.timeline import Observation, day_scores, days_record, timeline
 from domain.episode import Episode
 from domain.trajectory import evaluate, parse_trajectory
 
@@ -135,3 +137,38 @@ def test_a_trajectory_row_keeps_its_administration_time():
     assert trajectory.observations[2].on == date(2026, 1, 19)
     events = evaluate(trajectory, BUILTIN["frank1991"]).events
     assert [(e.type, e.assessment_id) for e in events] == [("ResponseReached", "row-0002")]
+
+
+# --- properties over generated same-day records --------------------------------------------------
+
+day_records = st.lists(
+    st.tuples(st.one_of(st.none(), st.integers(0, 23)), st.integers(0, 72), st.integers(0, 27)),
+    min_size=1, max_size=6)
+
+
+def same_day(rows: list[tuple[int | None, int, int]]) -> list[Observation]:
+    """Records of one PHQ-9 on 2026-01-19: (administration hour or None, hours after the day
+    began when it was recorded, total)."""
+    start = datetime(2026, 1, 19, tzinfo=UTC)
+    return [Observation(f"r{index}", "PHQ-9", date(2026, 1, 19), total=total,
+                        recorded_at=start + timedelta(hours=recorded),
+                        administered_at=None if hour is None else start + timedelta(hours=hour))
+            for index, (hour, recorded, total) in enumerate(rows)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(day_records, st.randoms(use_true_random=False))
+def test_the_days_score_does_not_depend_on_arrival_order(rows, rnd):
+    records = same_day(rows)
+    shuffled = list(records)
+    rnd.shuffle(shuffled)
+    assert days_record(shuffled) == days_record(records)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 23), st.integers(0, 72), st.integers(0, 27)),
+                min_size=1, max_size=6, unique_by=lambda row: row[0]))
+def test_with_distinct_times_the_latest_administration_wins_whenever_it_was_recorded(rows):
+    records = same_day(rows)
+    latest_hour = max(hour for hour, _, _ in rows)
+    assert days_record(records).assessment_id == f"r{[r[0] for r in rows].index(latest_hour)}"
