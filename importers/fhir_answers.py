@@ -164,8 +164,9 @@ def item_value(answer: Answer) -> tuple[int | None, bool]:
     """(points, answer code contradicts the ordinal) for one item answer.
 
     The ordinal extension wins; else the LOINC answer table (LL358-3); else a numeric answer;
-    else None (never 0): free text is unresolvable. PHQ-9 item 10 (never summed) trusts its
-    LL359-1 code over any ordinal, since ordinals given by code order swap Very and Extremely.
+    else None (never 0): free text is unresolvable. The difficulty question (69722-7: PHQ-9
+    item 10, the GAD-7's 8th answer; never summed) trusts its LL359-1 code over any ordinal,
+    since ordinals given by code order swap Very and Extremely.
     Raises SkipResource for an ordinal or number that is not a whole number.
     """
     difficulty = answer.question == DIFFICULTY_ITEM
