@@ -56,9 +56,12 @@ class RecordAssessment(Request):
     instrument: str = Field(examples=["PHQ-9"])
     administered_on: str = Field(
         examples=["2026-01-05", "2026-01-05T09:30:00+01:00"],
-        description="A date, or a datetime with UTC offset (its local date is the clinical date).")
+        description="A date, or a datetime with UTC offset (its local date is the clinical date; "
+                    "its time tells two administrations of one day apart, SPEC G2).")
     items: list[StrictInt | None] | None = Field(
-        None, description="Item scores in published order; null = missing. PHQ-9: 9 or 10.")
+        None, description="Item scores in published order; null = missing. PHQ-9: 9 or 10, "
+                          "GAD-7: 7 or 8 (the last: the difficulty question, stored, never "
+                          "summed); PHQ-8: 8.")
     total: StrictInt | None = Field(None, description="Reported total (points).")
 
 

@@ -77,7 +77,7 @@ class AssessmentState:
     def observation(self) -> Observation:
         return Observation(self.assessment_id, self.instrument, self.administered_on,
                            tuple(self.items) if self.items is not None else None,
-                           self.reported_total, self.recorded_at)
+                           self.reported_total, self.recorded_at, self.administered_at)
 
     def content(self) -> tuple[Any, ...]:
         """What idempotency compares: the same id must carry the same clinical content."""

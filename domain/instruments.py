@@ -48,7 +48,8 @@ class Instrument:
     """A rating scale as published: scored items (each 0..``item_max``), total range and bands.
 
     ``item_count`` is the number of summed items (0 for total-only instruments); ``extra_items``
-    are stored but never summed (PHQ-9 item 10, Kroenke 2001). ``max_missing`` is how many summed
+    are stored but never summed (the difficulty question: PHQ-9 item 10, Kroenke 2001; the
+    GAD-7's 8th answer, SPEC §1.2). ``max_missing`` is how many summed
     items each missing-item policy may prorate (SPEC §1.4, C2).
     """
 
@@ -107,6 +108,25 @@ PHQ9 = Instrument(
     source="Kroenke, Spitzer & Williams 2001, J Gen Intern Med 16:606-613",
 )
 
+# PHQ-8 (Kroenke et al. 2009): the PHQ-9 without item 9 (and without the difficulty question,
+# CamCOPS phq8 citing Kroenke 2009 p171). An instrument of its own, never a PHQ-9 missing item 9:
+# its own total (0-24), no item-9 safety flag, proration over its own 8 items (SPEC §1.2b, §1.4
+# applied to 8 items [E]). Its items reuse the PHQ-9 item codes; the PHQ-8 panel and total LOINC
+# codes are not recorded here until checked against LOINC (SPEC §6): importers recognise a PHQ-8
+# by its instrument code (CSV) or a cited questionnaire that names it (FHIR), never by the
+# absence of item 9 (a PHQ-9 with item 9 unanswered must keep its SAFETY_ITEM9_UNANSWERED flag).
+PHQ8 = Instrument(
+    code="PHQ-8",
+    title="Patient Health Questionnaire-8",
+    total_max=24,
+    item_count=8,
+    loinc_items=PHQ9.loinc_items[:8],
+    bands=PHQ9.bands,
+    max_missing=PHQ9.max_missing,
+    source="Kroenke, Strine, Spitzer, Williams, Berry & Mokdad 2009, J Affect Disord "
+           "114:163-173 (SPEC §1.2b)",
+)
+
 # The adolescent PHQ-9 (PHQ-9 Modified for Teens, LOINC 89204-2): same 9 items and bands, its
 # own series: an episode staging PHQ-9 never folds it (C12). Item 9 keeps its safety meaning.
 PHQ_A = Instrument(
@@ -140,9 +160,13 @@ GAD7 = Instrument(
     title="Generalized Anxiety Disorder-7",
     total_max=21,
     item_count=7,
+    # The difficulty question many GAD-7 forms end with (LOINC 69722-7, as PHQ-9 item 10):
+    # accepted as an 8th answer, stored, never summed (SPEC §1.2).
+    extra_items=1,
     loinc_panel="69737-5",
     loinc_total="70274-6",
-    loinc_items=("69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7"),
+    loinc_items=("69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7",
+                 "69722-7"),
     bands=(Band(0, "minimal"), Band(5, "mild"), Band(10, "moderate"), Band(15, "severe")),
     # C2: no authoritative rule; at most 1 of 7 missing under the default policy [E].
     max_missing=(("prorate_le2", 1), ("prorate_le1", 1), ("complete_only", 0)),
@@ -171,12 +195,12 @@ QIDS_SR16 = Instrument(
 )
 
 INSTRUMENTS: dict[str, Instrument] = {
-    i.code: i for i in (PHQ9, GAD7, HAMD17, MADRS, QIDS_SR16, PHQ_A, PHQ2)}
+    i.code: i for i in (PHQ9, GAD7, HAMD17, MADRS, QIDS_SR16, PHQ_A, PHQ2, PHQ8)}
 
 
 def get_instrument(code: str) -> Instrument:
     """The instrument named ``code`` ("PHQ-9", "GAD-7", "HAM-D17", "MADRS", "QIDS-SR16",
-    "PHQ-A", "PHQ-2").
+    "PHQ-A", "PHQ-2", "PHQ-8").
 
     Raises UnknownInstrumentError for any other code.
     """
@@ -216,7 +240,8 @@ def validate(instrument: Instrument, items: Sequence[int | None] | None, total: 
     """Check the shape and ranges of one assessment's answers.
 
     ``items``: one entry per item in published order, each an int 0..item_max or None (missing);
-    PHQ-9 takes 9 or 10 items (item 10, functional difficulty, is stored but never summed).
+    PHQ-9 takes 9 or 10 items and GAD-7 7 or 8 (the difficulty question, stored but never
+    summed); PHQ-8 takes 8.
     ``total``: the reported total in points. Raises ItemCountError, ItemOutOfRangeError,
     TotalOutOfRangeError or MissingScoreError; ``field`` names the offending entry.
     Total-only instruments reject items (C12); without items a total must lie in 0..total_max.

@@ -1,7 +1,9 @@
 """Reading a trajectory document (the row format of ``vectors.json``) into observations.
 
 ``{"instrument": "PHQ-9", "assessments": [{"date", "total"?, "items"?, "instrument"?,
-"recorded_at"?}, ...], "discharge"?: "YYYY-MM-DD"}``. Used by the offline ``outcomes evaluate``
+"recorded_at"?}, ...], "discharge"?: "YYYY-MM-DD"}``. A row's ``date`` is an ISO date or a
+datetime with UTC offset: the administration time, whose local date is the clinical date and
+which orders two administrations of one day (G2). Used by the offline ``outcomes evaluate``
 command and by tests that replay the public vectors.
 """
 
@@ -93,13 +95,16 @@ def _row(index: int, row: Any, instrument: str) -> Observation:
         if items is not None and not isinstance(items, list):
             raise InvalidInputError("expected a list of item scores", field="items")
         recorded = row.get("recorded_at")
+        administered = parse_date_or_datetime(row.get("date"))
+        moment = administered if isinstance(administered, datetime) else None
         return Observation(
             assessment_id=f"row-{index:04d}",
             instrument=row.get("instrument", instrument),
-            on=parse_clinical_date(row.get("date")),
+            on=moment.date() if moment else administered,
             items=tuple(items) if items is not None else None,
             total=row.get("total"),
             recorded_at=parse_aware_datetime(recorded, "recorded_at") if recorded else None,
+            administered_at=moment,
         )
     except TrajectoryError:
         raise

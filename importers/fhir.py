@@ -32,7 +32,7 @@ from typing import Any
 
 from domain.instruments import INSTRUMENTS, Instrument
 from importers import fhir_resources as fr
-from importers.fhir_answers import Answer, SkipResource, instrument_for, scores
+from importers.fhir_answers import Answer, SkipResource, instrument_for, named_in, scores
 from importers.fhir_resources import Common, Entry, fhir_files
 from importers.records import Skipped, SourceAssessment, UnreadableFileError
 
@@ -146,7 +146,8 @@ class _Reconciler:
         info = self._questionnaire(entry)
         answers = fr.response_answers(response, info)
         cited = fr.questionnaire_refs(response) + (info.names if info else [])
-        instrument = fr.named_instrument(cited) or instrument_for(a.question for a in answers)
+        instrument = (fr.named_instrument(cited) or _named_only(cited, answers)
+                      or instrument_for(a.question for a in answers))
         return self._assessment([entry], instrument, answers, common)
 
     def _questionnaire(self, entry: Entry) -> fr.QuestionnaireInfo | None:
@@ -233,6 +234,17 @@ class _Reconciler:
         self._attempt(entries, self._assessment, entries, instrument, answers, common)
         for entry in entries[1:]:
             entry.skip(GROUPED)
+
+
+def _named_only(cited: list[str], answers: list[Answer]) -> Instrument | None:
+    """A PHQ-8 named by the cited questionnaire (``named_in``), provided every answered
+    question is one of its items: a form named PHQ-8 that answers item 9 is read as a PHQ-9,
+    whose item 9 keeps its safety meaning (SPEC §1.1)."""
+    named = named_in(cited)
+    if named is None:
+        return None
+    own = {named.loinc_panel, named.loinc_total, *named.loinc_items}
+    return named if all(a.question in own for a in answers if not a.empty) else None
 
 
 def _by_instrument(bucket: list[_Loose]) -> dict[str, list[_Loose]]:

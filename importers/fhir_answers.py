@@ -28,15 +28,21 @@ ORDINAL_EXTENSIONS = frozenset({
 })
 FREQUENCY = {"LA6568-5": 0, "LA6569-3": 1, "LA6570-1": 2, "LA6571-9": 3}
 DIFFICULTY = {"LA6572-7": 0, "LA6573-5": 1, "LA6575-0": 2, "LA6574-3": 3}
-DIFFICULTY_ITEM = "69722-7"  # PHQ-9 item 10: stored at position 10, never summed
+DIFFICULTY_ITEM = "69722-7"  # PHQ-9 item 10 / GAD-7 answer 8: stored, never summed
 SCORE_UNITS = frozenset({"{score}", "score"})
 
+# Instruments never inferred from item codes alone: a PHQ-8 shares the PHQ-9's first 8 item codes,
+# and the absence of item 9 is no evidence of a PHQ-8 (a PHQ-9 with item 9 unanswered must keep its
+# SAFETY_ITEM9_UNANSWERED flag, SPEC §1.1, §1.2b). They are recognised when named (``named_in``).
+NAMED_ONLY = frozenset({"PHQ-8"})
 PANELS = {i.loinc_panel: i for i in INSTRUMENTS.values() if i.loinc_panel}
 TOTALS = {i.loinc_total: i for i in INSTRUMENTS.values() if i.loinc_total}
-ITEMS = {code: [i for i in INSTRUMENTS.values() if code in i.loinc_items]
+ITEMS = {code: [i for i in INSTRUMENTS.values() if code in i.loinc_items
+                and i.code not in NAMED_ONLY]
          for code in {c for i in INSTRUMENTS.values() for c in i.loinc_items}}
 KNOWN_CODES = frozenset(PANELS) | frozenset(TOTALS) | frozenset(ITEMS)
 _CODE_IN_TEXT = re.compile(r"(?<![\d.-])(\d{3,7}-\d)(?!\d)")
+_NAME_IN_TEXT = {"PHQ-8": re.compile(r"(?<![A-Za-z0-9])PHQ[-_ ]?8(?![0-9])", re.IGNORECASE)}
 
 
 class SkipResource(Exception):
@@ -127,6 +133,16 @@ def whole(value: int | Decimal | str, what: str) -> int:
     return int(number)
 
 
+def named_in(texts: Iterable[str]) -> Instrument | None:
+    """A named-only instrument (``NAMED_ONLY``: PHQ-8) that one of ``texts`` names: a cited
+    Questionnaire's title, name, URL or identifier such as "PHQ-8" or ".../phq8". None else."""
+    texts = list(texts)
+    for code, pattern in _NAME_IN_TEXT.items():
+        if any(pattern.search(text or "") for text in texts):
+            return INSTRUMENTS[code]
+    return None
+
+
 def instrument_for(codes: Iterable[str]) -> Instrument | None:
     """The instrument named by LOINC codes: a panel code, else a total code, else the instrument
     with the most item codes present (a tie goes to the shorter form: items 1 and 2 alone are a
@@ -148,8 +164,9 @@ def item_value(answer: Answer) -> tuple[int | None, bool]:
     """(points, answer code contradicts the ordinal) for one item answer.
 
     The ordinal extension wins; else the LOINC answer table (LL358-3); else a numeric answer;
-    else None (never 0): free text is unresolvable. PHQ-9 item 10 (never summed) trusts its
-    LL359-1 code over any ordinal, since ordinals given by code order swap Very and Extremely.
+    else None (never 0): free text is unresolvable. The difficulty question (69722-7: PHQ-9
+    item 10, the GAD-7's 8th answer; never summed) trusts its LL359-1 code over any ordinal,
+    since ordinals given by code order swap Very and Extremely.
     Raises SkipResource for an ordinal or number that is not a whole number.
     """
     difficulty = answer.question == DIFFICULTY_ITEM
@@ -190,24 +207,29 @@ def scores(instrument: Instrument, answers: Iterable[Answer]
     """(items, total, flags) of one assessment from its answers.
 
     ``items`` in the instrument's published order by LOINC code (PHQ-9: 10 positions, item 10 =
-    69722-7), None where unanswered; None altogether when no summed item appears (item 10
-    alone is no PHQ-9: some GAD-7 forms reuse 69722-7, SPEC §4.2). ``total``:
+    69722-7), None where unanswered; None altogether when no summed item appears (a difficulty
+    answer alone is no assessment). The GAD-7's difficulty answer (69722-7, SPEC §1.2) takes an
+    8th position only when the question appears, so a GAD-7 without it reads as before (7
+    positions) and re-importing it stays a duplicate. ``total``:
     the first answered total question. ``flags``: ANSWER_CODE_MISMATCH when an answer code
     contradicts its ordinal (the ordinal is kept). Raises SkipResource (see ``whole``).
     """
     position = {code: n for n, code in enumerate(instrument.loinc_items)}
     items: list[int | None] = [None] * len(position)
-    seen, mismatch, total = False, False, None
+    seen, asked, mismatch, total = False, False, False, None
     for answer in answers:
         if answer.question == instrument.loinc_total and total is None:
             total = total_value(answer)
         elif answer.question in position:
             slot = position[answer.question]
             seen |= slot < instrument.item_count
+            asked |= slot >= instrument.item_count
             value, contradicts = item_value(answer)
             mismatch |= contradicts
             if items[slot] is None:  # a repeated question: the first answer counts
                 items[slot] = value
     flags = (ANSWER_CODE_MISMATCH,) if mismatch else ()
+    if instrument.code != "PHQ-9" and not asked:  # PHQ-9 imports always carried 10 positions
+        items = items[: instrument.item_count]
     return (tuple(items) if seen else None), total, flags
 

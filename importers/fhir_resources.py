@@ -244,7 +244,8 @@ def observation_common(observation: Any) -> Common:
 
 @dataclass
 class QuestionnaireInfo:
-    """What a Questionnaire tells about its responses: ``names`` (codes, identifiers, URL),
+    """What a Questionnaire tells about its responses: ``names`` (codes, URL, title, name,
+    identifiers),
     linkId -> LOINC question code, linkId -> {answer code: ordinal}."""
 
     names: list[str]
@@ -269,7 +270,8 @@ def _question(item: Any) -> str | None:
 
 def questionnaire_info(model: Any) -> QuestionnaireInfo:
     """Question codes and answer-option ordinals (R4 answerOption, STU3 option) by linkId."""
-    named = [c.code for c in model.code or () if c.code] + [model.url or ""]
+    named = [c.code for c in model.code or () if c.code] + [
+        model.url or "", getattr(model, "title", None) or "", getattr(model, "name", None) or ""]
     info = QuestionnaireInfo(named + [i.value for i in as_list(model.identifier) if i.value])
     for item in _walk(model.item):
         code = _question(item)

@@ -13,13 +13,21 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from domain.errors import InvalidCriteriaParameterError
 from domain.instruments import INSTRUMENTS, MISSING_POLICIES, ROUNDINGS
 
 Kind = Literal["frank", "acnp", "nhstt", "cms159"]
 LONGITUDINAL: tuple[Kind, ...] = ("frank", "acnp")
+
+
+class Thresholds(NamedTuple):
+    """A staged instrument's zone thresholds in points (C11): full-remission / minimal zone
+    s < ``remission_below``; episode, relapse, recurrence and baseline guard s >= ``episode_from``."""
+
+    remission_below: int
+    episode_from: int
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ class CriteriaSet:
             params=params,
         )
 
-    def thresholds(self, instrument: str) -> tuple[int, int] | None:
+    def thresholds(self, instrument: str) -> Thresholds | None:
         """``(remission_below, episode_from)`` in points for a longitudinal set, or None.
 
         Full-remission / minimal zone: s < remission_below; partial zone: remission_below <= s <
@@ -94,7 +102,7 @@ class CriteriaSet:
         entry = self.params.get("thresholds", {}).get(instrument)
         if entry is None:
             return None
-        return int(entry["remission_below"]), int(entry["episode_from"])
+        return Thresholds(int(entry["remission_below"]), int(entry["episode_from"]))
 
 
 def _render(value: Any) -> str:

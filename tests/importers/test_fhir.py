@@ -191,7 +191,7 @@ def test_item_10_codes_are_not_in_numeric_order() -> None:
 
 
 def test_difficulty_item_alone_is_no_phq9() -> None:
-    records = read(DATA / "standalone-items.json", DATA / "difficulty-alone.json")
+    records = read(DATA / "difficulty-alone.json")
     assert at(records, "Observation/difficulty") == Skipped(
         "difficulty-alone.json#Observation/difficulty", "no scored answers")
 

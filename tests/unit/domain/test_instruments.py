@@ -52,12 +52,12 @@ def test_phq9_sums_nine_items_and_stores_a_tenth():
     assert (PHQ9.item_count, PHQ9.extra_items, PHQ9.total_max) == (9, 1, 27)
 
 
-def test_gad7_sums_seven_items_and_has_no_extra_item():
-    assert (GAD7.item_count, GAD7.extra_items, GAD7.total_max) == (7, 0, 21)
+def test_gad7_sums_seven_items_and_stores_the_difficulty_question_as_an_eighth():
+    assert (GAD7.item_count, GAD7.extra_items, GAD7.total_max) == (7, 1, 21)
 
 
 @pytest.mark.parametrize(("instrument", "count"), [
-    (PHQ9, 8), (PHQ9, 11), (PHQ9, 0), (GAD7, 6), (GAD7, 8), (GAD7, 9),
+    (PHQ9, 8), (PHQ9, 11), (PHQ9, 0), (GAD7, 6), (GAD7, 9),
 ])
 def test_a_wrong_number_of_items_is_rejected(instrument, count):
     with pytest.raises(ItemCountError) as caught:
@@ -65,7 +65,7 @@ def test_a_wrong_number_of_items_is_rejected(instrument, count):
     assert caught.value.field == "items"
 
 
-@pytest.mark.parametrize(("instrument", "count"), [(PHQ9, 9), (PHQ9, 10), (GAD7, 7)])
+@pytest.mark.parametrize(("instrument", "count"), [(PHQ9, 9), (PHQ9, 10), (GAD7, 7), (GAD7, 8)])
 def test_the_published_number_of_items_is_accepted(instrument, count):
     validate(instrument, [0] * count, None)
 
@@ -379,7 +379,7 @@ def test_gad7_loinc_codes():
     assert GAD7.loinc_panel == "69737-5"
     assert GAD7.loinc_total == "70274-6"
     assert GAD7.loinc_items == (
-        "69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7",
+        "69725-0", "68509-9", "69733-4", "69734-2", "69735-9", "69689-8", "69736-7", "69722-7",
     )
 
 
