@@ -23,7 +23,7 @@ from domain.criteria.fold import STAGE_TYPES, fold
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.errors import DomainError
-from domain.rules import Decision, EpisodeOutcome, current_stage, episode_outcome
+from domain.rules import Decision, EpisodeOutcome, baseline, current_stage, episode_outcome
 
 _ORDER = {t: i for i, t in enumerate(STAGE_TYPES)}  # the fold's order within a day
 
@@ -163,13 +163,13 @@ def replay(events: Iterable[Episode.Event], criteria: CriteriaSet,
     except DomainError as exc:
         error = exc.code
     now_outcome = episode_outcome(
-        criteria=episode.criteria_set, instrument=episode.instrument, observations=valid,
+        criteria=episode.criteria_set,
+        has_baseline=baseline(valid, episode.criteria_set, episode.instrument) is not None,
         decisions=[Decision.of(type(e).__name__, e.clinical_date, e.degree, e.evidence)
                    for e in asserted], closed=episode.is_closed, course=episode.outcome)
     new_outcome = episode_outcome(
-        criteria=criteria, instrument=episode.instrument,
-        observations=valid if error is None else [], decisions=decisions_new,
-        closed=episode.is_closed, course=outcome)
+        criteria=criteria, decisions=decisions_new, closed=episode.is_closed, course=outcome,
+        has_baseline=error is None and baseline(valid, criteria, episode.instrument) is not None)
     return EpisodeRescore(
         episode_id=episode.id, clinic_id=episode.clinic_id,
         criteria_now={k: episode.criteria[k] for k in ("id", "version", "hash")},

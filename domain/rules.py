@@ -99,8 +99,8 @@ def staged_points(observations: Iterable[Observation], criteria: CriteriaSet,
                   instrument: str) -> list[Point]:
     """The scorable points of the staged ``instrument`` in clinical order, one per day: the
     fold's own timeline (G1, G2; scored under ``criteria``'s missing-item policy, C1-C3)."""
-    return [p for p in timeline(observations, criteria)
-            if p.obs.instrument == instrument and p.score.scorable]
+    staged = (o for o in observations if o.instrument == instrument)  # G2 is per instrument
+    return [p for p in timeline(staged, criteria) if p.score.scorable]
 
 
 def baseline(observations: Iterable[Observation], criteria: CriteriaSet,
@@ -168,19 +168,17 @@ class EpisodeOutcome(Milestones):
     course: Mapping[str, Any] | None = None
 
 
-def episode_outcome(*, criteria: CriteriaSet, instrument: str,
-                    observations: Iterable[Observation], decisions: Sequence[Decision],
+def episode_outcome(*, criteria: CriteriaSet, has_baseline: bool, decisions: Sequence[Decision],
                     closed: bool, course: Mapping[str, Any] | None) -> EpisodeOutcome:
-    """An episode's outcome under ``criteria`` from its valid assessments (as observations), the
-    decisions its history holds, whether it is closed and its course outcome (the Closed event's,
-    or the fold's at discharge)."""
+    """An episode's outcome under ``criteria``: whether its valid assessments give it a
+    ``baseline`` (G4), the decisions its history holds, whether it is closed and its course
+    outcome (the Closed event's, or the fold's at discharge)."""
     talking = criteria.kind == "nhstt"
     return EpisodeOutcome(
         **vars(milestones(decisions)),
         closed=closed, below_threshold=any(d.type == BASELINE_BELOW for d in decisions),
-        evaluable=is_evaluable(
-            longitudinal=criteria.longitudinal, decisions=decisions,
-            has_baseline=baseline(observations, criteria, instrument) is not None),
+        evaluable=is_evaluable(longitudinal=criteria.longitudinal, has_baseline=has_baseline,
+                               decisions=decisions),
         talking_therapies=talking,
         course=dict(course) if talking and closed and course is not None else None)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
@@ -68,8 +67,10 @@ def assessment_facts(event: Episode.AssessmentRecorded) -> dict[str, Any]:
         event.assessment_id, event.instrument, event.clinical_date, event.administered_at,
         event.items, event.reported_total, event.total, event.severity, list(event.flags),
         event.timestamp, event.recorded_by)
-    facts: dict[str, Any] = json.loads(to_json(asdict(state)))
-    return facts
+    at = state.administered_at
+    return {**vars(state), "administered_on": state.administered_on.isoformat(),
+            "administered_at": at.isoformat() if at else None,
+            "recorded_at": state.recorded_at.isoformat()}
 
 
 def assessment_state(facts: Mapping[str, Any]) -> AssessmentState:
@@ -87,7 +88,7 @@ def observations(facts: Iterable[Mapping[str, Any]]) -> list[Observation]:
 
 
 def outcome_to_json(outcome: EpisodeOutcome) -> str:
-    return to_json(asdict(outcome))
+    return to_json(vars(outcome))
 
 
 def outcome_from_json(text: str) -> EpisodeOutcome:

@@ -17,7 +17,14 @@ from eventsourcing.sqlite import SQLiteCursor
 
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
-from domain.rules import CohortFigures, Decision, EpisodeOutcome, cohort_figures, episode_outcome
+from domain.rules import (
+    CohortFigures,
+    Decision,
+    EpisodeOutcome,
+    baseline,
+    cohort_figures,
+    episode_outcome,
+)
 from projections.base import (
     ReadModel,
     assessment_facts,
@@ -41,7 +48,8 @@ class CohortView(ReadModel):
         episode_id = str(event.originator_id)
         if isinstance(event, Episode.Opened):
             state = {"criteria": event.criteria, "instrument": event.instrument,
-                     "assessments": {}, "stages": {}, "closed": False, "course": None}
+                     "assessments": {}, "has_baseline": False, "stages": {}, "closed": False,
+                     "course": None}
             cursor.execute("INSERT INTO episode_outcomes VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
                            (episode_id, event.clinic_id, to_json(state),
                             outcome_to_json(_outcome(state))))
@@ -63,10 +71,9 @@ class CohortView(ReadModel):
 
 def _mutate(event: Any, state: dict[str, Any]) -> bool:
     """Record what ``event`` says in ``state``; False for an event that changes nothing here."""
-    if isinstance(event, Episode.AssessmentRecorded):
-        state["assessments"][event.assessment_id] = assessment_facts(event)
-    elif isinstance(event, Episode.AssessmentVoided):
-        state["assessments"][event.assessment_id]["voided"] = True
+    if isinstance(event, Episode.AssessmentRecorded | Episode.AssessmentVoided
+                  | Episode.CriteriaAdopted):
+        _facts(event, state)
     elif isinstance(event, Episode.StageEvent):
         baseline = event.evidence.get("baseline") or {}
         state["stages"][event.stage_id] = {
@@ -74,13 +81,24 @@ def _mutate(event: Any, state: dict[str, Any]) -> bool:
             "date": event.clinical_date.isoformat(), "baseline_date": baseline.get("date")}
     elif isinstance(event, Episode.StageRetracted):
         state["stages"].pop(event.stage_id, None)
-    elif isinstance(event, Episode.CriteriaAdopted):
-        state["criteria"] = event.criteria
     elif isinstance(event, Episode.Closed):
         state["closed"], state["course"] = True, event.outcome
     else:
         return False
     return True
+
+
+def _facts(event: Any, state: dict[str, Any]) -> None:
+    """A change of the facts the baseline rests on: the assessments or the criteria (G4)."""
+    if isinstance(event, Episode.AssessmentRecorded):
+        state["assessments"][event.assessment_id] = assessment_facts(event)
+    elif isinstance(event, Episode.AssessmentVoided):
+        state["assessments"][event.assessment_id]["voided"] = True
+    else:
+        state["criteria"] = event.criteria
+    found = baseline(observations(state["assessments"].values()),
+                     CriteriaSet.from_description(state["criteria"]), state["instrument"])
+    state["has_baseline"] = found is not None
 
 
 def _outcome(state: dict[str, Any]) -> EpisodeOutcome:
@@ -89,5 +107,5 @@ def _outcome(state: dict[str, Any]) -> EpisodeOutcome:
                  for s in state["stages"].values()]
     return episode_outcome(
         criteria=CriteriaSet.from_description(state["criteria"]),
-        instrument=state["instrument"], observations=observations(state["assessments"].values()),
-        decisions=decisions, closed=state["closed"], course=state["course"])
+        has_baseline=state["has_baseline"], decisions=decisions, closed=state["closed"],
+        course=state["course"])

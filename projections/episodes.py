@@ -63,7 +63,7 @@ class EpisodesView(ReadModel):
         if row is None:  # not an episode event
             return
         state = json.loads(row["state"])
-        columns = {**_mutate(event, state), **_derived(state, row["instrument"]),
+        columns = {**_mutate(event, state), **_derived(event, state, row["instrument"]),
                    "state": to_json(state), "version": event.originator_version,
                    "updated_at": event.timestamp.isoformat()}
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -172,25 +172,31 @@ def _counts(state: dict[str, Any]) -> dict[str, int]:
             "retracted": state.get("retracted", 0)}
 
 
-def _derived(state: dict[str, Any], instrument: str) -> dict[str, Any]:
-    """Stage (current_stage), baseline and latest score (staged_points: G2, G4) and the flags of
-    the assessments that count, from the episode's recorded facts and decisions."""
+def _derived(event: Any, state: dict[str, Any], instrument: str) -> dict[str, Any]:
+    """Stage (current_stage) and counts after every event; baseline, latest score (G2, G4) and
+    flags after a change of the facts they rest on (the assessments or the criteria)."""
+    stages = [Decision(s["type"], date.fromisoformat(s["date"]), s["degree"])
+              for s in state["stages"].values()]
+    columns = {"stage": current_stage(stages), "counts": to_json(_counts(state))}
+    if isinstance(event, Episode.AssessmentRecorded | Episode.AssessmentVoided
+                  | Episode.CriteriaAdopted):
+        columns.update(_scores(state, instrument))
+    return columns
+
+
+def _scores(state: dict[str, Any], instrument: str) -> dict[str, Any]:
     criteria = CriteriaSet.from_description(state["criteria"])
     valid = observations(state["assessments"])
     facts = {a["assessment_id"]: a for a in state["assessments"]}
     counted = [facts[p.id] for p in timeline(valid, criteria)]  # one per instrument and day (G2)
     staged = [facts[p.id] for p in staged_points(valid, criteria, instrument)]
     flags = sorted({f for a in counted for f in a["flags"]})
-    stages = [Decision(s["type"], date.fromisoformat(s["date"]), s["degree"])
-              for s in state["stages"].values()]
     return {
-        "stage": current_stage(stages),
         "baseline": to_json(_score(staged[0])) if staged else None,
         "latest": to_json(_score(staged[-1])) if staged else None,
         "flags": to_json({
             "safety": [f for f in flags if f in (SAFETY_ITEM9_POSITIVE, SAFETY_ITEM9_UNANSWERED)],
             "data_quality": [f for f in flags if f in DATA_QUALITY]}),
-        "counts": to_json(_counts(state)),
     }
 
 

@@ -102,8 +102,7 @@ def test_is_evaluable(longitudinal: bool, has_baseline: bool, types: list[str],
 def test_an_nhstt_episode_carries_its_course_only_once_closed() -> None:
     nhstt = get_criteria("nhs-talking-therapies-2024")
     course = {"appointments": 3, "case_at_start": True, "recovery": True}
-    common: dict[str, Any] = {"criteria": nhstt, "instrument": "PHQ-9",
-                              "observations": [obs("2026-01-05", 16)], "decisions": []}
+    common: dict[str, Any] = {"criteria": nhstt, "has_baseline": True, "decisions": []}
     assert episode_outcome(**common, closed=False, course=course) == \
         EpisodeOutcome(talking_therapies=True)
     assert episode_outcome(**common, closed=True, course=course) == \
