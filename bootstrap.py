@@ -9,12 +9,10 @@ import logging
 import os
 import secrets
 import sys
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from uuid import UUID
+from typing import Literal
 
 import structlog
 from eventsourcing.persistence import Recorder
@@ -23,11 +21,10 @@ from eventsourcing.sqlite import SQLiteRecorder
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from application.environment import ExplicitEnvironment
+from application.adoption import ClinicAdoptions
 from application.outcomes import Clock, OutcomesApplication, utc_now
-from domain.errors import EpisodeClosedError, UnstageableInstrumentError
-from domain.rescoring import RescoringLog
-from projections.rescorings import RescoringStore, execute
+from application.rescoring import RescoringLog, ShadowRuns
+from projections.rescorings import RescoringStore
 from projections.runner import ReadModels
 
 
@@ -113,70 +110,17 @@ class StoreInUse:
         return cls(type(recorder).__module__.rpartition(".")[2], None)
 
 
-class RescoringRuns(ExplicitEnvironment[UUID], RescoringLog):
-    """The shadow-run log, configured only by ``Settings`` (never ``os.environ``)."""
-
-    name = RescoringLog.name
-
-
 @dataclass
 class Services:
-    """The write model, its read models and the shadow-run store, built and closed together."""
+    """The write model, its read models, the shadow runs' log and results store, and the use
+    cases over several aggregates, built and closed together."""
 
     app: OutcomesApplication
     read_models: ReadModels
     rescorings: RescoringStore
     runs: RescoringLog
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _runs: list[threading.Thread] = field(default_factory=list)
-
-    def start_rescoring(self, run_id: UUID) -> None:
-        """Execute a requested shadow run in a background thread (interrupted at close; a run
-        that fails is marked ``failed``, and its error type logged)."""
-        def run() -> None:
-            try:
-                execute(self.app, self.runs, self.rescorings, run_id, stop=self._stop)
-            except Exception as exc:
-                structlog.get_logger("rescoring").error("re-scoring failed",
-                                                        error_type=type(exc).__name__)
-                self.rescorings.finish(run_id, "failed")
-
-        thread = threading.Thread(target=run, name=f"rescoring-{run_id}", daemon=True)
-        self._runs.append(thread)
-        thread.start()
-
-    def adopt_for_clinic(self, clinic_id: str, *, criteria: str, params: dict[str, Any] | None,
-                         reason: str, recorded_by: str) -> dict[str, Any]:
-        """Adopt ``criteria`` for every open episode of a clinic; returns per-episode results
-        (``adopted``: ids changed, ``unchanged``: already under that set, ``skipped``: id and
-        error code of an episode the set cannot stage, or one closed meanwhile). Raises the
-        application's errors for an unknown set before any episode is touched."""
-        self.app.criteria_set(criteria, params)
-        self.read_models.catch_up(["episodes"])
-        adopted: list[str] = []
-        unchanged: list[str] = []
-        skipped: list[dict[str, str]] = []
-        after = 0
-        while True:
-            page, after_next = self.read_models.episodes.find(clinic_id=clinic_id, after=after,
-                                                              limit=500)
-            for summary in page:
-                if summary["closed_on"] is not None:
-                    continue
-                try:
-                    result = self.app.adopt_criteria(
-                        UUID(summary["episode_id"]), criteria=criteria, params=params,
-                        reason=reason, recorded_by=recorded_by)
-                except (UnstageableInstrumentError, EpisodeClosedError) as exc:
-                    # one episode the set cannot apply to must not stop (and half-apply) the rest
-                    skipped.append({"episode_id": summary["episode_id"], "code": exc.code})
-                    continue
-                (unchanged if result.replayed else adopted).append(summary["episode_id"])
-            if after_next is None:
-                break
-            after = after_next
-        return {"clinic_id": clinic_id, "adopted": adopted, "unchanged": unchanged,
-                "skipped": skipped}
+    shadow_runs: ShadowRuns
+    adoptions: ClinicAdoptions
 
     @property
     def store(self) -> StoreInUse:
@@ -184,9 +128,7 @@ class Services:
         return StoreInUse.of(self.app.recorder)
 
     def close(self) -> None:
-        self._stop.set()
-        for thread in self._runs:
-            thread.join(timeout=30)
+        self.shadow_runs.close()
         for view in self.read_models.views.values():
             view.datastore.close()
         self.rescorings.datastore.close()
@@ -201,8 +143,9 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
     read_models = ReadModels.open(app, settings.views_folder())
     rescorings = RescoringStore(settings.views_folder())
-    runs = RescoringRuns(settings.eventsourcing_env("rescoring-runs.sqlite"))
-    return Services(app, read_models, rescorings, runs)
+    runs = RescoringLog(settings.eventsourcing_env("rescoring-runs.sqlite"))
+    return Services(app, read_models, rescorings, runs, ShadowRuns(app, runs, rescorings),
+                    ClinicAdoptions(app, read_models.open_episodes))
 
 
 def open_existing_store(settings: Settings) -> OutcomesApplication | None:

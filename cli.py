@@ -361,7 +361,6 @@ def rescore(
 
     from bootstrap import Settings, build
     from domain.trajectory import parse_aware_datetime
-    from projections.rescorings import execute, request
 
     services = build(Settings())
     try:
@@ -371,17 +370,16 @@ def rescore(
                 _fail(f"no re-scoring run {run_id}")
         elif criteria:
             moment = parse_aware_datetime(as_of, "as_of") if as_of else None
-            run_id = request(services.app, services.runs, services.rescorings, criteria=criteria,
-                             params=parse_overrides(param or []), clinic_id=clinic, as_of=moment,
-                             recorded_by=user).id
+            run_id = services.shadow_runs.request(
+                criteria=criteria, params=parse_overrides(param or []), clinic_id=clinic,
+                as_of=moment, recorded_by=user).run_id
         else:
             _fail("give --criteria (a new run) or --resume RUN_ID")
         typer.echo(f"run {run_id}", err=True)
         with Progress(transient=True) as progress:  # stdout is for the JSON
             task = progress.add_task("re-scoring", total=None)
-            status = execute(services.app, services.runs, services.rescorings, run_id,
-                             lambda done, total: progress.update(task, completed=done,
-                                                                 total=total))
+            status = services.shadow_runs.execute(
+                run_id, lambda done, total: progress.update(task, completed=done, total=total))
         typer.echo(json.dumps(services.rescorings.run(run_id), indent=1))
         if status == "interrupted":
             typer.echo(f"interrupted: resume with outcomes rescore --resume {run_id}", err=True)
@@ -403,6 +401,7 @@ def adopt(
 ) -> None:
     """Adopt another criteria set: appends CriteriaAdopted and the retractions and new decisions
     it implies; history is never rewritten."""
+    from dataclasses import asdict
     from uuid import UUID
 
     from bootstrap import Settings, build
@@ -419,9 +418,9 @@ def adopt(
                         "retracted": len(result.retracted), "asserted": len(result.stage_events)}
         else:
             assert clinic is not None
-            out = services.adopt_for_clinic(clinic, criteria=criteria, params=params,
-                                            reason=reason, recorded_by=user)
-        typer.echo(json.dumps(out, indent=1))
+            out = asdict(services.adoptions.adopt(clinic, criteria=criteria, params=params,
+                                                  reason=reason, recorded_by=user))
+        typer.echo(json.dumps(out, indent=1, default=str))
     except (DomainError, ValueError) as exc:
         _fail(str(exc))
     finally:

@@ -31,10 +31,10 @@ from rich.console import Console
 from rich.progress import Progress
 
 from application.outcomes import OutcomesApplication
+from application.rescoring import RescoringLog, ShadowRuns
 from domain.criteria.builtin import get_criteria
 from domain.episode import Episode
-from domain.rescoring import RescoringLog
-from projections.rescorings import RescoringStore, execute, request
+from projections.rescorings import RescoringStore
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -89,15 +89,15 @@ def shadow_run(db: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log = RescoringLog({"PERSISTENCE_MODULE": "eventsourcing.popo"})
         store = RescoringStore(Path(tmp))
-        run = request(app, log, store, criteria="acnp2006", params=None, clinic_id=None,
-                      as_of=None, recorded_by="bench")
+        runs = ShadowRuns(app, log, store)
+        run = runs.request(criteria="acnp2006", recorded_by="bench")
         started = time.perf_counter()
         with Progress(console=Console(stderr=True)) as progress:
             task = progress.add_task("re-scoring", total=None)
-            execute(app, log, store, run.id,
-                    lambda done, total: progress.update(task, completed=done, total=total))
+            runs.execute(run.run_id,
+                         lambda done, total: progress.update(task, completed=done, total=total))
         seconds = time.perf_counter() - started
-        result = store.run(run.id) or {}
+        result = store.run(run.run_id) or {}
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"{result.get('episodes')} {result.get('changed')} {seconds} {peak}")
 

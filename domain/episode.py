@@ -11,7 +11,7 @@ decision; it only re-applies what was recorded.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from fractions import Fraction
@@ -21,13 +21,6 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.criteria.fold import (
-    BASELINE_BELOW,
-    RECOVERY,
-    RECURRENCE,
-    RELAPSE,
-    REMISSION,
-    RESPONSE,
-    SAFETY,
     FoldResult,
     Observation,
     StageDecision,
@@ -46,6 +39,7 @@ from domain.errors import (
     NaiveDatetimeError,
 )
 from domain.instruments import get_instrument, points
+from domain.rules import current_stage
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
 MAX_UTC_OFFSET = timedelta(hours=14)
@@ -436,28 +430,6 @@ STAGE_EVENT_TYPES = {cls.__name__: cls for cls in (
     Episode.ResponseReached, Episode.RemissionReached, Episode.RelapseDetected,
     Episode.RecoveryConfirmed, Episode.RecurrenceDetected, Episode.BaselineBelowThreshold,
     Episode.SafetyItemPositive)}
-
-
-def current_stage(stages: Iterable[StageState]) -> str:
-    """The stage an episode is in, from its asserted decisions (state machines of SPEC §2.2-2.3).
-
-    One of ``episode`` (no decision yet), ``below_threshold``, ``response``,
-    ``partial_remission``, ``remission``, ``relapse``, ``recovery``, ``recurrence``. Response
-    moves the stage only from ``episode`` or ``recurrence``: it never outranks a remission.
-    """
-    order = {RESPONSE: 0, REMISSION: 1, RELAPSE: 1, RECOVERY: 1, RECURRENCE: 1, BASELINE_BELOW: 1}
-    stage = "episode"
-    ranked = sorted((s for s in stages if s.type != SAFETY),
-                    key=lambda s: (s.clinical_date, order[s.type]))
-    for s in ranked:
-        if s.type == RESPONSE:
-            stage = "response" if stage in ("episode", "recurrence") else stage
-        elif s.type == REMISSION:
-            stage = "remission" if s.degree == "full" else "partial_remission"
-        else:
-            stage = {RELAPSE: "relapse", RECOVERY: "recovery", RECURRENCE: "recurrence",
-                     BASELINE_BELOW: "below_threshold"}[s.type]
-    return stage
 
 
 def _not_future(day: date, now: datetime, field: str) -> None:

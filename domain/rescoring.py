@@ -1,42 +1,31 @@
 """Shadow re-scoring: what an episode's history would be under other criteria (changes nothing).
 
-``replay(events, criteria, as_of)`` takes one episode's stored events, keeps what was known at
-``as_of`` (transaction time), and compares the decisions recorded then with the fold of the new
-criteria over the same valid assessments. A ``Rescoring`` aggregate records each run: who asked,
-when, for which criteria (full definition and hash), clinic and as-of, and its result, so a
-report can be reproduced exactly; runs live in their own event store (``RescoringLog``).
+``replay(events, criteria, as_of)`` rebuilds one episode as it was known at ``as_of`` (transaction
+time) with the aggregate's own event replay (each stored event's ``mutate``, as the library's
+repository does), and compares the decisions recorded then with the fold of the new criteria over
+the same valid assessments. Both sides are counted by the same rules as the clinic's figures
+(``domain.rules.episode_outcome``). A ``Rescoring`` aggregate records each run: who asked, when,
+for which criteria (full definition and hash), clinic and as-of, and its result, so a report can
+be reproduced exactly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
 from domain.criteria.fold import STAGE_TYPES, fold
 from domain.criteria.sets import CriteriaSet
-from domain.episode import (
-    AssessmentState,
-    Episode,
-    StageState,
-    current_stage,
-)
+from domain.episode import Episode
 from domain.errors import DomainError
+from domain.rules import Decision, EpisodeOutcome, baseline, current_stage, episode_outcome
 
-MILESTONES = ("response", "partial_remission", "remission", "recovery", "relapse")
 _ORDER = {t: i for i, t in enumerate(STAGE_TYPES)}  # the fold's order within a day
-
-
-class RescoringLog(Application[UUID]):
-    """Where shadow runs are recorded: an event store of their own (env prefix RESCORINGS_), so
-    a shadow run leaves the episodes' event store exactly as it was."""
-
-    name = "Rescorings"
 
 
 class Rescoring(Aggregate):
@@ -69,6 +58,20 @@ class Rescoring(Aggregate):
         self.recorded_by = recorded_by
         self.completed = False
 
+    @classmethod
+    def request(cls, *, criteria: CriteriaSet, clinic_id: str | None, as_of: datetime,
+                recorded_by: str) -> Rescoring:
+        """A new run of ``criteria`` over one clinic's episodes (all when None) as known at
+        ``as_of`` (timezone-aware transaction time), requested by ``recorded_by``."""
+        return cls._create(cls.Requested, id=uuid4(), criteria=criteria.describe(),
+                           clinic_id=clinic_id, as_of=as_of, recorded_by=recorded_by)
+
+    def complete(self, *, episodes: int, changed: int, figures: dict[str, Any]) -> None:
+        """Record the run's result (once: a completed run is left as it is)."""
+        if not self.completed:
+            self.trigger_event(self.Completed, episodes=episodes, changed=changed,
+                               figures=figures)
+
     @property
     def criteria_set(self) -> CriteriaSet:
         return CriteriaSet.from_description(self.criteria)
@@ -80,9 +83,8 @@ class EpisodeRescore:
 
     ``now``/``new``: decisions as JSON data (type, date, degree, onset, ...); ``diff``:
     ``added``, ``removed`` and ``moved`` (same type and degree, another date: ``from``/``to``);
-    ``milestones_now``/``_new``: which of response, partial remission, remission (full),
-    recovery, relapse the history holds, and ``evaluable`` (baseline at or above the episode
-    threshold).
+    ``milestones_now``/``_new``: the episode's outcome on each side as the cohort figures count
+    it (``domain.rules.EpisodeOutcome``: evaluable, response ... recurrence, NHS TT course).
     """
 
     episode_id: UUID
@@ -94,8 +96,8 @@ class EpisodeRescore:
     new: list[dict[str, Any]]
     outcome_new: Mapping[str, Any] | None
     diff: dict[str, list[dict[str, Any]]]
-    milestones_now: dict[str, bool]
-    milestones_new: dict[str, bool]
+    milestones_now: EpisodeOutcome
+    milestones_new: EpisodeOutcome
     error: str | None = None
 
     @property
@@ -126,74 +128,59 @@ def compare(now: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str, l
     return {"added": added, "removed": removed, "moved": moved}
 
 
-def milestones(decisions: list[dict[str, Any]], evaluable: bool) -> dict[str, bool]:
-    types = {(d["type"], d.get("degree")) for d in decisions}
-    return {"evaluable": evaluable,
-            "response": ("ResponseReached", None) in types,
-            "partial_remission": ("RemissionReached", "partial") in types,
-            "remission": ("RemissionReached", "full") in types,
-            "recovery": ("RecoveryConfirmed", None) in types,
-            "relapse": ("RelapseDetected", None) in types}
+def as_known_at(events: Iterable[Episode.Event], as_of: datetime) -> tuple[
+        Episode | None, list[Episode.Event]]:
+    """The episode rebuilt from its events recorded up to ``as_of`` by the aggregate's own
+    replay (``event.mutate``), and those events; (None, []) if it did not exist then."""
+    episode: Episode | None = None
+    known: list[Episode.Event] = []
+    for event in events:
+        if event.timestamp > as_of:
+            break
+        episode = event.mutate(episode)
+        known.append(event)
+    return episode, known
 
 
 def replay(events: Iterable[Episode.Event], criteria: CriteriaSet,
            as_of: datetime) -> EpisodeRescore | None:
     """Re-score one episode as known at ``as_of``; None if it did not exist then. A set that
     cannot stage the episode's instrument gives no new decisions and an ``error`` code."""
-    state: dict[str, Any] = {"assessments": {}, "decisions": {}, "closed": None}
-    opened: Episode.Opened | None = None
-    criteria_now: dict[str, Any] = {}
-    for event in events:
-        if event.timestamp > as_of:
-            break
-        if isinstance(event, Episode.Opened):
-            opened, criteria_now = event, event.criteria
-        elif isinstance(event, Episode.CriteriaAdopted):
-            criteria_now = event.criteria
-        _apply(event, state)
-    if opened is None:
+    episode, known = as_known_at(events, as_of)
+    if episode is None:
         return None
-    valid = [a.observation() for a in state["assessments"].values() if not a.voided]
-    now = sorted(state["decisions"].values(),
+    recorded = {e.stage_id: e for e in known if isinstance(e, Episode.StageEvent)}
+    asserted = [recorded[stage_id] for stage_id in episode.stages]
+    now = sorted((_recorded(e) for e in asserted),
                  key=lambda d: (d["date"], _ORDER[d["type"]], d["degree"] or ""))
-    error, new, outcome = None, [], None
+    valid = [a.observation() for a in episode.valid_assessments()]
+    error, new, outcome, decisions_new = None, [], None, []
     try:
-        result = fold(valid, criteria, instrument=opened.instrument, discharge=state["closed"])
+        result = fold(valid, criteria, instrument=episode.instrument, discharge=episode.closed_on)
         new = [d.as_dict() for d in result.events]
         outcome = result.outcome
+        decisions_new = [Decision.of(d.type, d.date, d.degree, d.evidence) for d in result.events]
     except DomainError as exc:
         error = exc.code
-    evaluable_now = bool(valid) and not any(d["type"] == "BaselineBelowThreshold" for d in now)
-    evaluable_new = bool(valid) and not any(d["type"] == "BaselineBelowThreshold" for d in new) \
-        and criteria.longitudinal and error is None
+    now_outcome = episode_outcome(
+        criteria=episode.criteria_set,
+        has_baseline=baseline(valid, episode.criteria_set, episode.instrument) is not None,
+        decisions=[Decision.of(type(e).__name__, e.clinical_date, e.degree, e.evidence)
+                   for e in asserted], closed=episode.is_closed, course=episode.outcome)
+    new_outcome = episode_outcome(
+        criteria=criteria, decisions=decisions_new, closed=episode.is_closed, course=outcome,
+        has_baseline=error is None and baseline(valid, criteria, episode.instrument) is not None)
     return EpisodeRescore(
-        episode_id=opened.originator_id, clinic_id=opened.clinic_id,
-        criteria_now={k: criteria_now[k] for k in ("id", "version", "hash")},
-        stage_now=_stage(now), stage_new=_stage(new), now=now, new=new, outcome_new=outcome,
-        diff=compare(now, new), milestones_now=milestones(now, evaluable_now),
-        milestones_new=milestones(new, evaluable_new), error=error)
+        episode_id=episode.id, clinic_id=episode.clinic_id,
+        criteria_now={k: episode.criteria[k] for k in ("id", "version", "hash")},
+        stage_now=episode.stage,
+        stage_new=current_stage(decisions_new), now=now, new=new, outcome_new=outcome,
+        diff=compare(now, new), milestones_now=now_outcome, milestones_new=new_outcome,
+        error=error)
 
 
-def _apply(event: Episode.Event, state: dict[str, Any]) -> None:
-    if isinstance(event, Episode.AssessmentRecorded):
-        state["assessments"][event.assessment_id] = AssessmentState(
-            event.assessment_id, event.instrument, event.clinical_date, event.administered_at,
-            event.items, event.reported_total, event.total, event.severity, list(event.flags),
-            event.timestamp, event.recorded_by)
-    elif isinstance(event, Episode.AssessmentVoided):
-        state["assessments"][event.assessment_id].voided = True
-    elif isinstance(event, Episode.StageEvent):
-        state["decisions"][event.stage_id] = {
-            "type": type(event).__name__, "date": event.clinical_date.isoformat(),
+def _recorded(event: Episode.StageEvent) -> dict[str, Any]:
+    """A recorded decision in the shape ``compare`` reads (and the results store keeps)."""
+    return {"type": type(event).__name__, "date": event.clinical_date.isoformat(),
             "degree": event.degree, "onset": event.onset.isoformat() if event.onset else None,
             "assessment_id": event.assessment_id, "explanation": event.explanation}
-    elif isinstance(event, Episode.StageRetracted):
-        state["decisions"].pop(event.stage_id, None)
-    elif isinstance(event, Episode.Closed):
-        state["closed"] = event.clinical_date
-
-
-def _stage(decisions: list[dict[str, Any]]) -> str:
-    return current_stage([StageState("", d["type"], date.fromisoformat(d["date"]),
-                                     d.get("assessment_id", ""), d.get("degree"), None)
-                          for d in decisions])

@@ -9,7 +9,7 @@ refuses a position that is not newer, so reprocessing an event is harmless (exac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,6 +18,10 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
+
+from domain.criteria.fold import Observation
+from domain.episode import AssessmentState, Episode
+from domain.rules import EpisodeOutcome
 
 # Fields every event has that the read models take from the envelope instead of the payload.
 ENVELOPE = ("originator_id", "originator_version", "timestamp")
@@ -56,12 +60,52 @@ def payload(event: Any) -> dict[str, Any]:
     return data
 
 
+def assessment_facts(event: Episode.AssessmentRecorded) -> dict[str, Any]:
+    """What a read model keeps of a recorded assessment: the Episode's own AssessmentState of it,
+    as JSON data (so the rules see the same facts the aggregate holds)."""
+    state = AssessmentState(
+        event.assessment_id, event.instrument, event.clinical_date, event.administered_at,
+        event.items, event.reported_total, event.total, event.severity, list(event.flags),
+        event.timestamp, event.recorded_by)
+    at = state.administered_at
+    return {**vars(state), "administered_on": state.administered_on.isoformat(),
+            "administered_at": at.isoformat() if at else None,
+            "recorded_at": state.recorded_at.isoformat()}
+
+
+def assessment_state(facts: Mapping[str, Any]) -> AssessmentState:
+    """The AssessmentState that ``assessment_facts`` stored."""
+    at = facts["administered_at"]
+    return AssessmentState(**{
+        **facts, "administered_on": date.fromisoformat(facts["administered_on"]),
+        "administered_at": datetime.fromisoformat(at) if at else None,
+        "recorded_at": datetime.fromisoformat(facts["recorded_at"])})
+
+
+def observations(facts: Iterable[Mapping[str, Any]]) -> list[Observation]:
+    """The valid (not voided) assessments among ``facts`` as the fold sees them."""
+    return [assessment_state(f).observation() for f in facts if not f["voided"]]
+
+
+def outcome_to_json(outcome: EpisodeOutcome) -> str:
+    return to_json(vars(outcome))
+
+
+def outcome_from_json(text: str) -> EpisodeOutcome:
+    """An EpisodeOutcome stored by ``outcome_to_json`` (keys it did not store take defaults)."""
+    fields = EpisodeOutcome.__dataclass_fields__
+    return EpisodeOutcome(**{k: v for k, v in json.loads(text).items() if k in fields})
+
+
 class ReadModel(SQLiteTrackingRecorder):
     """Base view: subclasses give ``name``, ``tables`` (CREATE statements) and
     ``apply(event, cursor, position)``, which updates rows for one event (events a read model does
     not need only advance its position)."""
 
     name = "read-model"
+    # Bumped when the tables or the stored state change shape: a new version is a new database
+    # file, built from position 0 on first use (blue/green, eventsourcing docs "rebuild").
+    version = 1
     tables: tuple[str, ...] = ()
 
     def construct_create_table_statements(self) -> list[str]:

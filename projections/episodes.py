@@ -2,8 +2,11 @@
 
 Columns: clinic, patient_ref, criteria in force, staged instrument, current stage, baseline,
 latest score and severity, flags (safety item, data quality), counts, version. A small JSON
-``state`` per row (the episode's assessments and asserted stages) lets each event update the row
-from the events alone.
+``state`` per row (the criteria in force, the episode's assessments and asserted stages) lets
+each event update the row from the events alone; the stage, baseline and latest score come from
+the domain's rules (``domain.rules``: current_stage, staged_points with the fold's G2 timeline).
+Rows are listed in opening order: by the global position of the episode's Opened event, a key
+that a rebuild keeps, so a page cursor stays valid across ``outcomes projections rebuild``.
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteCursor
 
-from domain.episode import Episode, StageState, current_stage
+from domain.criteria.fold import timeline
+from domain.criteria.sets import CriteriaSet
+from domain.episode import Episode
 from domain.instruments import (
     SAFETY_ITEM9_POSITIVE,
     SAFETY_ITEM9_UNANSWERED,
     UNSCORABLE,
     points,
 )
-from projections.base import ReadModel, to_json
+from domain.rules import Decision, current_stage, staged_points
+from projections.base import ReadModel, assessment_facts, observations, to_json
 
 DATA_QUALITY = ("TOTAL_MISMATCH", "TOTAL_ABOVE_MAX", UNSCORABLE)
 COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "opened_on",
@@ -34,21 +40,22 @@ COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "
 
 class EpisodesView(ReadModel):
     name = "episodes"
+    version = 2  # v2: opening position as the list key, criteria and assessment facts in state
     tables = (
-        "CREATE TABLE IF NOT EXISTS episodes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "CREATE TABLE IF NOT EXISTS episodes (position INTEGER PRIMARY KEY, "
         "episode_id TEXT UNIQUE NOT NULL, clinic_id TEXT NOT NULL, patient_ref TEXT NOT NULL, "
         "criteria TEXT NOT NULL, instrument TEXT NOT NULL, opened_on TEXT NOT NULL, "
         "closed_on TEXT, stage TEXT NOT NULL, baseline TEXT, latest TEXT, flags TEXT NOT NULL, "
         "counts TEXT NOT NULL, outcome TEXT, version INTEGER NOT NULL, opened_at TEXT NOT NULL, "
         "updated_at TEXT NOT NULL, state TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS episodes_clinic ON episodes (clinic_id, seq)",
-        "CREATE INDEX IF NOT EXISTS episodes_patient ON episodes (patient_ref, seq)",
-        "CREATE INDEX IF NOT EXISTS episodes_stage ON episodes (stage, seq)",
+        "CREATE INDEX IF NOT EXISTS episodes_clinic ON episodes (clinic_id, position)",
+        "CREATE INDEX IF NOT EXISTS episodes_patient ON episodes (patient_ref, position)",
+        "CREATE INDEX IF NOT EXISTS episodes_stage ON episodes (stage, position)",
     )
 
     def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
         if isinstance(event, Episode.Opened):
-            self._opened(event, cursor)
+            self._opened(event, cursor, position)
             return
         cursor.execute("SELECT instrument, state FROM episodes WHERE episode_id = ?",
                        (str(event.originator_id),))
@@ -56,24 +63,26 @@ class EpisodesView(ReadModel):
         if row is None:  # not an episode event
             return
         state = json.loads(row["state"])
-        columns = {**_mutate(event, state), **_derived(state, row["instrument"]),
+        columns = {**_mutate(event, state), **_derived(event, state, row["instrument"]),
                    "state": to_json(state), "version": event.originator_version,
                    "updated_at": event.timestamp.isoformat()}
         assignments = ", ".join(f"{name} = ?" for name in columns)
         cursor.execute(f"UPDATE episodes SET {assignments} WHERE episode_id = ?",
                        (*columns.values(), str(event.originator_id)))
 
-    def _opened(self, event: Episode.Opened, cursor: SQLiteCursor) -> None:
+    def _opened(self, event: Episode.Opened, cursor: SQLiteCursor, position: int) -> None:
         criteria = {k: event.criteria[k] for k in ("id", "version", "hash")}
+        state = {"criteria": event.criteria, "assessments": [], "stages": {}}
         cursor.execute(
-            "INSERT INTO episodes (episode_id, clinic_id, patient_ref, criteria, instrument, "
-            "opened_on, stage, flags, counts, version, opened_at, updated_at, state) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (episode_id) DO NOTHING",
-            (str(event.originator_id), event.clinic_id, event.patient_ref, to_json(criteria),
+            "INSERT INTO episodes (position, episode_id, clinic_id, patient_ref, criteria, "
+            "instrument, opened_on, stage, flags, counts, version, opened_at, updated_at, state) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (episode_id) DO NOTHING",
+            (position, str(event.originator_id), event.clinic_id, event.patient_ref,
+             to_json(criteria),
              event.instrument, event.clinical_date.isoformat(), "episode",
              to_json({"safety": [], "data_quality": []}), to_json(_counts({})),
              event.originator_version, event.timestamp.isoformat(),
-             event.timestamp.isoformat(), to_json({"assessments": [], "stages": {}})))
+             event.timestamp.isoformat(), to_json(state)))
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -89,8 +98,9 @@ class EpisodesView(ReadModel):
              patient_ref: str | None = None, after: int = 0,
              limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
         """Summaries matching every given filter, in opening order, ``limit`` at most after the
-        cursor ``after``; returns (items, next cursor or None)."""
-        where: list[str] = ["seq > ?"]
+        cursor ``after`` (the global position of an episode's Opened event, stable across a
+        rebuild); returns (items, next cursor or None)."""
+        where: list[str] = ["position > ?"]
         params: list[Any] = [after]
         for column, value in (("clinic_id", clinic_id), ("stage", stage),
                               ("patient_ref", patient_ref)):
@@ -98,12 +108,13 @@ class EpisodesView(ReadModel):
                 where.append(f"{column} = ?")
                 params.append(value)
         with self.reading() as cursor:
-            cursor.execute(f"SELECT seq, {', '.join(COLUMNS)} FROM episodes WHERE "
-                           f"{' AND '.join(where)} ORDER BY seq LIMIT ?", (*params, limit + 1))
+            cursor.execute(f"SELECT position, {', '.join(COLUMNS)} FROM episodes WHERE "
+                           f"{' AND '.join(where)} ORDER BY position LIMIT ?",
+                           (*params, limit + 1))
             rows = cursor.fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        return [_summary(r) for r in rows], (rows[-1]["seq"] if more else None)
+        return [_summary(r) for r in rows], (rows[-1]["position"] if more else None)
 
 
 @singledispatch
@@ -114,10 +125,7 @@ def _mutate(event: Any, state: dict[str, Any]) -> dict[str, Any]:
 
 @_mutate.register(Episode.AssessmentRecorded)
 def _recorded(event: Episode.AssessmentRecorded, state: dict[str, Any]) -> dict[str, Any]:
-    state["assessments"].append({
-        "assessment_id": event.assessment_id, "instrument": event.instrument,
-        "date": event.clinical_date.isoformat(), "total": event.total,
-        "severity": event.severity, "flags": event.flags, "voided": False})
+    state["assessments"].append(assessment_facts(event))
     return {}
 
 
@@ -146,6 +154,7 @@ def _retracted(event: Episode.StageRetracted, state: dict[str, Any]) -> dict[str
 
 @_mutate.register(Episode.CriteriaAdopted)
 def _adopted(event: Episode.CriteriaAdopted, state: dict[str, Any]) -> dict[str, Any]:
+    state["criteria"] = event.criteria
     return {"criteria": to_json({k: event.criteria[k] for k in ("id", "version", "hash")})}
 
 
@@ -163,31 +172,39 @@ def _counts(state: dict[str, Any]) -> dict[str, int]:
             "retracted": state.get("retracted", 0)}
 
 
-def _derived(state: dict[str, Any], instrument: str) -> dict[str, Any]:
-    """Stage, baseline, latest score and flags from the episode's valid assessments (G2, G4)."""
-    latest_per_day: dict[tuple[str, str], dict[str, Any]] = {}
-    for a in state["assessments"]:
-        if not a["voided"]:
-            latest_per_day[(a["instrument"], a["date"])] = a  # later records amend (G2)
-    valid = sorted(latest_per_day.values(), key=lambda a: a["date"])
-    staged = [a for a in valid if a["instrument"] == instrument and a["total"] is not None]
-    flags = sorted({f for a in valid for f in a["flags"]})
-    stages = [StageState(sid, s["type"], date.fromisoformat(s["date"]), "", s["degree"], None)
-              for sid, s in state["stages"].items()]
+def _derived(event: Any, state: dict[str, Any], instrument: str) -> dict[str, Any]:
+    """Stage (current_stage) and counts after every event; baseline, latest score (G2, G4) and
+    flags after a change of the facts they rest on (the assessments or the criteria)."""
+    stages = [Decision(s["type"], date.fromisoformat(s["date"]), s["degree"])
+              for s in state["stages"].values()]
+    columns = {"stage": current_stage(stages), "counts": to_json(_counts(state))}
+    if isinstance(event, Episode.AssessmentRecorded | Episode.AssessmentVoided
+                  | Episode.CriteriaAdopted):
+        columns.update(_scores(state, instrument))
+    return columns
+
+
+def _scores(state: dict[str, Any], instrument: str) -> dict[str, Any]:
+    criteria = CriteriaSet.from_description(state["criteria"])
+    valid = observations(state["assessments"])
+    facts = {a["assessment_id"]: a for a in state["assessments"]}
+    counted = [facts[p.id] for p in timeline(valid, criteria)]  # one per instrument and day (G2)
+    staged = [facts[p.id] for p in staged_points(valid, criteria, instrument)]
+    flags = sorted({f for a in counted for f in a["flags"]})
     return {
-        "stage": current_stage(stages),
         "baseline": to_json(_score(staged[0])) if staged else None,
         "latest": to_json(_score(staged[-1])) if staged else None,
         "flags": to_json({
             "safety": [f for f in flags if f in (SAFETY_ITEM9_POSITIVE, SAFETY_ITEM9_UNANSWERED)],
             "data_quality": [f for f in flags if f in DATA_QUALITY]}),
-        "counts": to_json(_counts(state)),
     }
 
 
 def _score(a: dict[str, Any]) -> dict[str, Any]:
-    return {"assessment_id": a["assessment_id"], "date": a["date"],
-            "total": points(Fraction(a["total"])), "severity": a["severity"]}
+    total = a["total"]
+    return {"assessment_id": a["assessment_id"], "date": a["administered_on"],
+            "total": points(Fraction(total)) if total is not None else None,
+            "severity": a["severity"]}
 
 
 def _summary(row: Any) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import structlog
 from eventsourcing.application import Application
@@ -37,9 +37,10 @@ Progress = Callable[[int, int], None]  # (processed position, last position)
 
 
 def open_view(view_class: type[ReadModel], folder: Path | None) -> ReadModel:
-    """Open (creating tables if needed) one read model: ``folder/<name>.sqlite``, or a private
-    in-memory database when ``folder`` is None."""
-    db_name = (str(folder / f"{view_class.name}.sqlite") if folder is not None
+    """Open (creating tables if needed) one read model: ``folder/<name>.sqlite`` (``<name>-vN``
+    from version 2), or a private in-memory database when ``folder`` is None."""
+    file_name = view_class.name + (f"-v{view_class.version}" if view_class.version > 1 else "")
+    db_name = (str(folder / f"{file_name}.sqlite") if folder is not None
                else f"file:{view_class.name}-{uuid4().hex}?mode=memory&cache=shared")
     factory = InfrastructureFactory.construct(Environment(view_class.name, {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": db_name,
@@ -136,6 +137,15 @@ class ReadModels:
             stopped.set()
             thread.join(timeout=10)
         return stop
+
+    def open_episodes(self, clinic_id: str) -> Iterator[UUID]:
+        """The ids of a clinic's open episodes, in opening order (the episodes read model,
+        caught up first)."""
+        self.catch_up(["episodes"])
+        after: int | None = 0
+        while after is not None:
+            page, after = self.episodes.find(clinic_id=clinic_id, after=after, limit=500)
+            yield from (UUID(s["episode_id"]) for s in page if s["closed_on"] is None)
 
     def status(self) -> dict[str, dict[str, int]]:
         """Each read model's tracked position and lag (events stored but not yet processed)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,9 +35,9 @@ def clinic_outcomes(clinic_id: str, view: CohortDep) -> dict[str, Any]:
     remission, recovery, relapse, recurrence; median days from baseline to response and to
     full remission."""
     figures = view.outcomes(clinic_id)
-    if figures["episodes"] == 0:
+    if figures.episodes == 0:
         raise NotFoundError(f"no episodes at clinic {clinic_id}", field="clinic_id")
-    return figures
+    return {"clinic_id": clinic_id, **asdict(figures)}
 
 
 @router.get("/health", tags=["health"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -13,7 +14,6 @@ from api.routes.episodes import EpisodeId, change_result
 from api.schemas import AdoptCriteria, ChangeResult, Page, RegisterCriteria, RequestRescoring
 from domain.criteria.builtin import BUILTIN
 from domain.errors import NotFoundError, UnknownCriteriaError
-from projections.rescorings import request as request_run
 
 router = APIRouter(tags=["re-scoring"])
 
@@ -44,14 +44,13 @@ def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep
                     request: Request, response: Response) -> dict[str, Any]:
     """Start a shadow run: replay the valid assessments of every selected episode (as known at
     ``as_of``) under the named criteria. Changes no episode; the run itself is recorded."""
-    run = request_run(services.app, services.runs, services.rescorings, criteria=body.criteria,
-                      params=body.params, clinic_id=body.clinic_id, as_of=body.as_of,
-                      recorded_by=user)
-    services.start_rescoring(run.id)
-    response.headers["Location"] = str(request.url_for("get_rescoring", run_id=run.id))
-    return {"run_id": str(run.id), "status": "requested",
-            "criteria": run.criteria_set.ref(), "clinic_id": run.clinic_id,
-            "as_of": run.as_of.isoformat()}
+    run = services.shadow_runs.request(criteria=body.criteria, params=body.params,
+                                       clinic_id=body.clinic_id, as_of=body.as_of,
+                                       recorded_by=user)
+    services.shadow_runs.start(run.run_id)
+    response.headers["Location"] = str(request.url_for("get_rescoring", run_id=run.run_id))
+    return {"run_id": str(run.run_id), "status": run.status, "criteria": run.criteria,
+            "clinic_id": run.clinic_id, "as_of": run.as_of.isoformat()}
 
 
 @router.get("/rescorings/{run_id}")
@@ -103,8 +102,8 @@ def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: Serv
 def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
                      user: UserDep) -> dict[str, Any]:
     """Adopt another criteria set for every open episode of a clinic."""
-    return services.adopt_for_clinic(clinic_id, criteria=body.criteria, params=body.params,
-                                     reason=body.reason, recorded_by=user)
+    return asdict(services.adoptions.adopt(clinic_id, criteria=body.criteria, params=body.params,
+                                           reason=body.reason, recorded_by=user))
 
 
 @router.post("/criteria", status_code=201)

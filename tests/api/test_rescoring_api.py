@@ -94,7 +94,7 @@ def test_a_shadow_run_reports_figures_now_and_new_and_changes_nothing(api: Api) 
         assert figures["episodes"] == 3
         assert figures["evaluable"] == 2  # V8's baseline is below the threshold
         assert set(figures["rates"]) == {"response", "partial_remission", "remission",
-                                         "recovery", "relapse"}
+                                         "recovery", "relapse", "recurrence"}
     assert run["figures"]["now"]["rates"]["recovery"] == 50.0  # V1 recovers under frank1991
     # ... one episode's would-be history is the acnp2006 fold of its rows
     v1 = api.get(f"/rescorings/{started['run_id']}/episodes/{episodes['V1']}")
@@ -356,12 +356,12 @@ def test_an_unknown_criteria_set_is_404(api: Api) -> None:
 
 
 def test_a_run_whose_thread_fails_is_marked_failed(tmp_path, monkeypatch):
-    import bootstrap
+    from application.rescoring import ShadowRuns
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk gone")
 
-    monkeypatch.setattr(bootstrap, "execute", broken)
+    monkeypatch.setattr(ShadowRuns, "execute", broken)
     with running(app_settings(tmp_path)) as client:
         started = client.post("/rescorings", json={"criteria": "acnp2006"})
         assert started.status_code == 202

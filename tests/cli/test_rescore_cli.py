@@ -94,7 +94,7 @@ def test_rescore_prints_the_completed_run_and_changes_no_episode(
     for side, partial in (("now", 100.0), ("new", 0.0)):
         assert report["figures"][side]["rates"] == {
             "response": 100.0, "partial_remission": partial, "remission": 100.0,
-            "recovery": 100.0, "relapse": 0.0}
+            "recovery": 100.0, "relapse": 0.0, "recurrence": 0.0}
     assert position() == before
     with services() as s:  # the run is recorded in the runs' own log
         events = list(s.runs.repository.event_store.get(UUID(report["run_id"])))

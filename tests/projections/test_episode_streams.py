@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from application.episode_streams import episode_streams
 from application.outcomes import OutcomesApplication
 from domain.episode import Episode
-from projections.rescorings import episode_streams
 
 
 def test_the_sqlite_scan_yields_every_episode_stream_in_id_order(tmp_path):

@@ -22,8 +22,7 @@ START = date(2026, 1, 5)
 
 
 def dump(view: ReadModel) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table of a read model (AUTOINCREMENT ``seq`` left out: a rebuild
-    renumbers it, the order it gives is compared through the row order)."""
+    """Every row of every table of a read model, in row order."""
     tables = {}
     with view.reading() as cursor:
         for statement in view.tables:
@@ -31,8 +30,7 @@ def dump(view: ReadModel) -> dict[str, list[tuple[Any, ...]]]:
                 continue
             table = statement.split("EXISTS", 1)[1].split("(", 1)[0].strip()
             cursor.execute(f"SELECT * FROM {table} ORDER BY rowid")
-            tables[table] = [tuple(v for k, v in zip(row.keys(), row, strict=True) if k != "seq")
-                             for row in cursor.fetchall()]
+            tables[table] = [tuple(row) for row in cursor.fetchall()]
     return tables
 
 

@@ -21,8 +21,9 @@ from uuid import UUID
 
 import pytest
 
-import projections.rescorings as rescorings
+import application.rescoring as rescorings
 from application.outcomes import OutcomesApplication
+from application.rescoring import RescoringLog, ShadowRuns
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import Observation, fold
 from domain.episode import Episode
@@ -34,8 +35,8 @@ from domain.errors import (
     UnknownCriteriaError,
     UnstageableInstrumentError,
 )
-from domain.rescoring import Rescoring, RescoringLog
-from projections.rescorings import RescoringStore, execute, request
+from domain.rescoring import Rescoring
+from projections.rescorings import RescoringStore
 
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
 SHARED = Path(__file__).resolve().parents[3].parent / "shared"
@@ -117,9 +118,9 @@ def shadow(app: OutcomesApplication, log: RescoringLog, store: RescoringStore, c
            **kwargs: Any) -> UUID:
     """Request and execute a run to the end; returns its id."""
     options: dict[str, Any] = {"params": None, "clinic_id": None, "as_of": None, **kwargs}
-    run = request(app, log, store, criteria=criteria, recorded_by=LEAD, **options)
-    assert execute(app, log, store, run.id) == "completed"
-    return run.id
+    run = ShadowRuns(app, log, store).request(criteria=criteria, recorded_by=LEAD, **options)
+    assert ShadowRuns(app, log, store).execute(run.run_id) == "completed"
+    return run.run_id
 
 
 # -- shadow runs over every public vector -------------------------------------------------------
@@ -315,45 +316,45 @@ def test_an_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyP
         if done >= 4:
             stop.set()
 
-    run = request(app, log, store, criteria="acnp2006", params=None, clinic_id=None, as_of=None,
+    run = ShadowRuns(app, log, store).request(criteria="acnp2006", params=None, clinic_id=None, as_of=None,
                   recorded_by=LEAD)
     # When it is stopped after the second batch
-    assert execute(app, log, store, run.id, progress, stop) == "interrupted"
-    state = store.run(run.id)
+    assert ShadowRuns(app, log, store).execute(run.run_id, progress, stop) == "interrupted"
+    state = store.run(run.run_id)
     assert state is not None
     assert (state["status"], state["processed"], state["episodes"], state["total"]) == \
         ("interrupted", 4, 4, 7)
     assert state["figures"] is None
     assert seen[:2] == [(2, 7), (4, 7)]
-    assert not log.repository.get(run.id).completed
+    assert not log.repository.get(run.run_id).completed
     # Then running it again finishes it ...
-    assert execute(app, log, store, run.id) == "completed"
+    assert ShadowRuns(app, log, store).execute(run.run_id) == "completed"
     # ... with the results of a run that was never interrupted
     whole = shadow(app, log, store, "acnp2006")
-    resumed, uninterrupted = store.run(run.id), store.run(whole)
+    resumed, uninterrupted = store.run(run.run_id), store.run(whole)
     assert resumed is not None and uninterrupted is not None
     for name in ("status", "processed", "total", "episodes", "changed", "figures"):
         assert resumed[name] == uninterrupted[name], name
     for episode_id in episodes:
-        one, other = store.episode(run.id, episode_id), store.episode(whole, episode_id)
+        one, other = store.episode(run.run_id, episode_id), store.episode(whole, episode_id)
         assert one is not None and other is not None
         assert {k: v for k, v in one.items() if k != "run_id"} == \
             {k: v for k, v in other.items() if k != "run_id"}
-    assert [type(e) for e in log.repository.event_store.get(run.id)] == \
+    assert [type(e) for e in log.repository.event_store.get(run.run_id)] == \
         [Rescoring.Requested, Rescoring.Completed]
     # ... and running a completed run again records nothing more
-    assert execute(app, log, store, run.id) == "completed"
-    assert len(list(log.repository.event_store.get(run.id))) == 2
+    assert ShadowRuns(app, log, store).execute(run.run_id) == "completed"
+    assert len(list(log.repository.event_store.get(run.run_id))) == 2
     assert store_snapshot(app) == before
 
 
 def test_a_run_under_an_unknown_set_is_refused_and_not_recorded() -> None:
     app, log, store = new_app(), RescoringLog({}), RescoringStore(None)
     with pytest.raises(UnknownCriteriaError):
-        request(app, log, store, criteria="beck1961", params=None, clinic_id=None, as_of=None,
+        ShadowRuns(app, log, store).request(criteria="beck1961", params=None, clinic_id=None, as_of=None,
                 recorded_by=LEAD)
     with pytest.raises(InvalidCriteriaParameterError):
-        request(app, log, store, criteria="acnp2006", params={"bogus": "1"}, clinic_id=None,
+        ShadowRuns(app, log, store).request(criteria="acnp2006", params={"bogus": "1"}, clinic_id=None,
                 as_of=None, recorded_by=LEAD)
     assert log.recorder.max_notification_id() in (None, 0)
 

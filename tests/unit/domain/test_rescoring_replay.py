@@ -16,6 +16,7 @@ from domain.criteria.builtin import get_criteria
 from domain.criteria.fold import Observation, fold
 from domain.episode import Episode
 from domain.rescoring import compare, replay
+from domain.rules import EpisodeOutcome
 
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
 CLINICIAN = "clinician-0042"
@@ -135,9 +136,11 @@ def test_replay_gives_the_recorded_history_and_the_fold_of_the_new_criteria() ->
     assert result.error is None and result.outcome_new is None
     assert result.diff == compare(result.now, result.new)
     assert result.changed
-    assert result.milestones_now == {"evaluable": True, "response": True,
-                                     "partial_remission": True, "remission": True,
-                                     "recovery": True, "relapse": False}
+    # V1 under frank1991: response 01-26 (21 days after the 01-05 baseline), partial and full
+    # remission (02-23: 49 days), recovery; no relapse or recurrence
+    assert result.milestones_now == EpisodeOutcome(
+        evaluable=True, response=True, partial_remission=True, remission=True, recovery=True,
+        days_to_response=21, days_to_remission=49)
 
 
 def test_replay_under_the_criteria_in_force_changes_nothing() -> None:
@@ -222,7 +225,7 @@ def test_replay_uses_the_discharge_of_a_closed_episode_for_nhs_talking_therapies
     assert result.outcome_new == expected
     assert result.outcome_new["discharge"] == "2026-03-30"
     assert result.new == []  # no safety flags, and NHS TT has no longitudinal stages
-    assert result.milestones_new["evaluable"] is False
+    assert result.milestones_new.evaluable is False
     # ... and as of before the discharge was recorded, the course ran to the last assessment
     open_then = replay(events, nhstt, before_close)
     assert open_then is not None and open_then.outcome_new is not None
@@ -250,5 +253,5 @@ def test_replay_under_a_set_that_cannot_stage_the_instrument_reports_an_error() 
     assert result is not None
     assert result.error == "unstageable-instrument"
     assert result.new == [] and result.outcome_new is None
-    assert result.milestones_new["evaluable"] is False
+    assert result.milestones_new.evaluable is False
     assert result.now  # the recorded history is still shown
