@@ -1,7 +1,7 @@
 """One home for each clinical rule that the read models and the shadow runs share (issue 8).
 
 ``current_stage`` (SPEC §2.2-2.3), ``staged_points`` / ``baseline`` (G2 through the fold's own
-``timeline``, G4), ``is_evaluable`` (G5), ``milestones`` (SPEC §2.8 vocabulary; Frank et al.
+``day_scores``, G4), ``is_evaluable`` (G5), ``milestones`` (SPEC §2.8 vocabulary; Frank et al.
 1991), ``episode_outcome`` (one episode, as every cohort figure counts it) and the figures over a
 cohort: ``cohort_figures`` and ``talking_therapies_figures`` (SPEC §2.4, NHS Digital measures
 M076, M179/M180, M186, M187, M192, M195, M1010). Every function is pure: the episode summary,
@@ -26,7 +26,7 @@ from domain.criteria.fold import (
     SAFETY,
     Observation,
     Point,
-    timeline,
+    day_scores,
 )
 from domain.criteria.sets import CriteriaSet
 
@@ -100,7 +100,7 @@ def staged_points(observations: Iterable[Observation], criteria: CriteriaSet,
     """The scorable points of the staged ``instrument`` in clinical order, one per day: the
     fold's own timeline (G1, G2; scored under ``criteria``'s missing-item policy, C1-C3)."""
     staged = (o for o in observations if o.instrument == instrument)  # G2 is per instrument
-    return [p for p in timeline(staged, criteria) if p.score.scorable]
+    return [p for p in day_scores(staged, criteria) if p.score.scorable]
 
 
 def baseline(observations: Iterable[Observation], criteria: CriteriaSet,

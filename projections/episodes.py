@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteCursor
 
-from domain.criteria.fold import timeline
+from domain.criteria.fold import day_scores
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.instruments import (
@@ -188,7 +188,7 @@ def _scores(state: dict[str, Any], instrument: str) -> dict[str, Any]:
     criteria = CriteriaSet.from_description(state["criteria"])
     valid = observations(state["assessments"])
     facts = {a["assessment_id"]: a for a in state["assessments"]}
-    counted = [facts[p.id] for p in timeline(valid, criteria)]  # one per instrument and day (G2)
+    counted = [facts[p.id] for p in day_scores(valid, criteria)]  # one per instrument and day (G2)
     staged = [facts[p.id] for p in staged_points(valid, criteria, instrument)]
     flags = sorted({f for a in counted for f in a["flags"]})
     return {

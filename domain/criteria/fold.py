@@ -8,7 +8,7 @@ and ACNP 2006 (§2.3) in ``longitudinal``, the NHS Talking Therapies course outc
 order the rows arrive in.
 
 The names other modules import from here (``Observation``, ``StageDecision``, the event types,
-``add_months``, ``score_observation``, ``timeline``) are re-exported from their own modules.
+``add_months``, ``score_observation``, ``day_scores``) are re-exported from their own modules.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from domain.criteria.timeline import (
     add_months,
     day_scores,
     score_observation,
-    timeline,
 )
 from domain.errors import UnstageableInstrumentError
 from domain.instruments import SAFETY_ITEM9_POSITIVE, Score, get_instrument
@@ -48,7 +47,7 @@ from domain.instruments import SAFETY_ITEM9_POSITIVE, Score, get_instrument
 __all__ = [
     "BASELINE_BELOW", "RECOVERY", "RECURRENCE", "RELAPSE", "REMISSION", "RESPONSE", "SAFETY",
     "STAGE_TYPES", "FoldResult", "Observation", "Point", "StageDecision", "add_months",
-    "day_scores", "fold", "score_observation", "staged_instrument", "timeline",
+    "day_scores", "fold", "score_observation", "staged_instrument",
 ]
 
 

@@ -111,4 +111,3 @@ def day_scores(observations: Iterable[Observation], criteria: CriteriaSet) -> li
     return [Point(o, score_observation(o, criteria)) for o in kept]
 
 
-timeline = day_scores  # the name read models and earlier callers use
