@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import fold
-from domain.criteria.timeline import Observation, day_scores, days_record, timeline
+from domain.criteria.timeline import Observation, day_scores, days_record
 from domain.episode import Episode
 from domain.trajectory import evaluate, parse_trajectory
 
@@ -91,12 +91,6 @@ def test_a_date_only_record_entered_earlier_is_amended_by_a_timed_one():
                             recorded_at=at("2026-01-19T08:00:00+00:00"))
     assert response_ids([BASELINE, date_only, EVENING]) == [("ResponseReached", "evening")]
 
-
-def test_timeline_is_the_same_function_as_day_scores():
-    assert timeline is day_scores
-
-
-# --- through the Episode aggregate: what the clinic records -----------------------------------
 
 def test_the_response_confirmed_at_17_00_stands_when_a_09_00_paper_form_is_entered_later():
     episode = Episode.open(episode_id=uuid4(), patient_ref="pseudo-1", clinic_id="clinic-a",
