@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 from fastapi import FastAPI, Request, Response
 
-from api import problems
+from api import openapi, problems
 from api.deps import USER_ID
 from api.routes import episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services is not None:
         app.state.services = services
     problems.install(app)
+    openapi.install(app)
     app.middleware("http")(_request_log)
     app.include_router(episodes.router)
     app.include_router(misc.router)

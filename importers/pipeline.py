@@ -200,7 +200,7 @@ class Importer:
         else:
             summary.recorded += 1
             summary.by_instrument[record.instrument] += 1
-            summary.flagged.update((outcome.assessment or {}).get("flags", []))
+            summary.flagged.update(outcome.assessment.flags if outcome.assessment else ())
 
     def _void(self, episode: Episode | None, ident: str, recorded: bool,
               summary: ImportSummary) -> None:
