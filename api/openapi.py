@@ -7,6 +7,7 @@ declared 422 replaces FastAPI's default ``HTTPValidationError``, which this serv
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -38,12 +39,15 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for status in statuses}
 
 
-def headers(status: int, *specs: dict[str, Any], description: str | None = None
-            ) -> dict[int | str, dict[str, Any]]:
-    """A ``responses=`` entry declaring the headers a status carries."""
+def headers(status: int, *specs: dict[str, Any], description: str | None = None,
+            model: type | None = None) -> dict[int | str, dict[str, Any]]:
+    """A ``responses=`` entry declaring the headers a status carries (and its body's ``model``
+    when it is not the route's main status)."""
     entry: dict[str, Any] = {"headers": {k: v for spec in specs for k, v in spec.items()}}
     if description:
         entry["description"] = description
+    if model is not None:
+        entry["model"] = model
     return {status: entry}
 
 
@@ -56,7 +60,20 @@ def install(app: FastAPI) -> None:
             _, definitions = models_json_schema([(Problem, "serialization")], ref_template=REF)
             schemas = document.setdefault("components", {}).setdefault("schemas", {})
             schemas.update(definitions.get("$defs", {}))
+            # Validation errors are answered as problems (api.problems): the 422 FastAPI adds by
+            # itself to a route with parameters says so too, and its own schemas go.
+            for responses in _responses(document):
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses["422"] = problems(422)[422]
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _responses(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            yield operation.setdefault("responses", {})

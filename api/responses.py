@@ -41,6 +41,8 @@ def known_stage(value: str) -> str:
 Stage = Annotated[str, AfterValidator(known_stage), Field(json_schema_extra={"enum": list(STAGES)})]
 StageEventType = Annotated[str, Field(json_schema_extra={"enum": sorted(STAGE_EVENT_TYPES)})]
 Degree = Literal["partial", "full"]
+HASH = ("SHA-256 of the canonical JSON of the set's kind and parameters: it identifies the rules, "
+        "not the set (the id names it); sets with equal rules share it (ADR 0003).")
 Score = int | float
 
 
@@ -54,7 +56,7 @@ class CriteriaRef(Response):
 
     id: str
     version: str
-    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description=HASH)
 
 
 class NoCriteria(Response):
@@ -289,7 +291,7 @@ class ClinicOutcomes(CohortFigures):
 class CriteriaDefinition(Response):
     id: str
     version: str
-    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description=HASH)
     kind: Literal["frank", "acnp", "nhstt", "cms159"]
     title: str
     source: str

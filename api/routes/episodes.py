@@ -115,7 +115,7 @@ def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> Assessment
 
 @router.post("/{episode_id}/assessments", status_code=201, response_model=AssessmentResult,
              responses={**WRITE, **headers(201, ETAG, description="Recorded."),
-                        **headers(200, ETAG, description=(
+                        **headers(200, ETAG, model=AssessmentResult, description=(
                             "The same assessment_id and content were recorded before: the "
                             "first result, nothing stored (replayed: true)."))})
 def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: ServicesDep,

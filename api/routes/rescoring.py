@@ -128,7 +128,7 @@ def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
 
 @router.post("/criteria", status_code=201, response_model=CriteriaDefinition,
              responses={**problems(422), **headers(201, LOCATION, description="Registered."),
-                        **headers(200, LOCATION, description=(
+                        **headers(200, LOCATION, model=CriteriaDefinition, description=(
                             "The same definition was registered before: nothing changed."))})
 def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserDep,
                       request: Request, response: Response) -> CriteriaDefinition:
