@@ -284,8 +284,8 @@ class ClinicOutcomes(CohortFigures):
     clinic_id: str
     closed: int = Field(ge=0)
     below_threshold: int = Field(ge=0)
-    median_days_to_response: float | None
-    median_days_to_remission: float | None
+    median_days_to_response: Score | None = Field(description="Days, baseline to response.")
+    median_days_to_remission: Score | None = Field(description="Days, baseline to full remission.")
 
 
 class CriteriaDefinition(Response):
