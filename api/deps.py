@@ -16,7 +16,8 @@ from projections.episodes import EpisodesView
 from projections.stages import StagesView
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
-IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*(?P<version>[0-9]+)"*)\s*$')
+# Also the OpenAPI pattern: ECMA-262 syntax (no named groups).
+IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]+)"*)\s*$')
 
 
 def get_services(request: Request) -> Services:
@@ -35,7 +36,7 @@ def _fresh(name: str) -> Callable[[Request], Any]:
 
 
 def get_user(x_user_id: Annotated[str | None, Header(
-        json_schema_extra={"pattern": USER_ID.pattern},
+        alias="X-User-Id", json_schema_extra={"pattern": USER_ID.pattern},
         description="The acting user (an opaque id), recorded as recorded_by.")] = None) -> str:
     """The acting user from ``X-User-Id`` (an opaque id; default ``anonymous``) until
     authentication arrives; recorded as ``recorded_by``."""
@@ -47,7 +48,7 @@ def get_user(x_user_id: Annotated[str | None, Header(
 
 
 def get_expected_version(if_match: Annotated[str | None, Header(
-        json_schema_extra={"pattern": IF_MATCH.pattern},
+        alias="If-Match", json_schema_extra={"pattern": IF_MATCH.pattern},
         description='The episode version the change expects, e.g. "3" (409 when stale).')
         ] = None) -> int | None:
     """The episode version in ``If-Match`` (``"3"``, ``3`` or ``W/"3"``), or None (absent, ``*``)."""
@@ -57,7 +58,7 @@ def get_expected_version(if_match: Annotated[str | None, Header(
     if match is None:
         raise InvalidInputError('If-Match: expected the episode version, e.g. "3"',
                                 field="If-Match")
-    return int(match["version"]) if match["version"] else None
+    return int(match[3]) if match[3] else None
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

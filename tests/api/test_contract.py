@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from api_helpers import PROBLEM_TYPE
 
+from api.deps import IF_MATCH, USER_ID
 from domain.instruments import INSTRUMENTS
 from domain.stages import STAGES
 
@@ -105,6 +106,11 @@ def test_business_rules_the_schema_can_state(document):
     limit = next(p for p in document["paths"]["/episodes"]["get"]["parameters"]
                  if p["name"] == "limit")
     assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
+    headers = {p["name"]: p for p in
+               document["paths"]["/episodes/{episode_id}/assessments"]["post"]["parameters"]
+               if p["in"] == "header"}
+    assert headers["X-User-Id"]["schema"]["pattern"] == USER_ID.pattern
+    assert headers["If-Match"]["schema"]["pattern"] == IF_MATCH.pattern
     (as_of,) = [p for p in document["paths"]["/episodes/{episode_id}/stages"]["get"]["parameters"]
                 if p["name"] == "as_of"]
     assert as_of["schema"]["anyOf"][0]["format"] == "date-time"
