@@ -130,7 +130,10 @@ class MeasureChange(Response):
 
 class TalkingTherapiesOutcome(Response):
     """NHS Talking Therapies course outcome at discharge (SPEC §2.4); a measure is null where
-    its denominator excludes the course."""
+    its denominator excludes the course. As the Closed event recorded it: an outcome recorded by
+    a later version may carry further figures."""
+
+    model_config = ConfigDict(extra="allow", from_attributes=True)
 
     eligible: bool
     case_at_start: bool | None
@@ -148,7 +151,9 @@ class TalkingTherapiesOutcome(Response):
 
 
 class Cms159Outcome(Response):
-    """CMS159 Depression Remission at Twelve Months (SPEC §2.5)."""
+    """CMS159 Depression Remission at Twelve Months (SPEC §2.5), as the Closed event recorded it."""
+
+    model_config = ConfigDict(extra="allow", from_attributes=True)
 
     met: bool
     in_denominator: bool

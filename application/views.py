@@ -160,14 +160,6 @@ class Retraction:
 
 
 @dataclass(frozen=True)
-class StageHistoryEntry:
-    """A decision in an episode's history and, when it was withdrawn by then, its retraction."""
-
-    decision: StageDecisionView
-    retracted: Retraction | None = None
-
-
-@dataclass(frozen=True)
 class MeasureChange:
     """One measure's first and last scorable administrations of a course and the change
     (last minus first, points). ``first``/``last``: assessment_id, date, instrument, score."""

@@ -121,9 +121,9 @@ def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: Serv
 def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
                      user: UserDep) -> ClinicAdoption:
     """Adopt another criteria set for every open episode of a clinic."""
-    return ClinicAdoption.model_validate(services.adopt_for_clinic(
-        clinic_id, criteria=body.criteria, params=body.params, reason=body.reason,
-        recorded_by=user))
+    adoption = services.adopt_for_clinic(clinic_id, criteria=body.criteria, params=body.params,
+                                         reason=body.reason, recorded_by=user)
+    return ClinicAdoption.model_validate(adoption)
 
 
 @router.post("/criteria", status_code=201, response_model=CriteriaDefinition,
