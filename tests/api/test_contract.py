@@ -147,13 +147,16 @@ def test_a_rescoring_as_of_number_is_refused(client):
     assert response.json()["errors"][0]["loc"] == ["body", "as_of"]
 
 
-def test_as_of_with_an_offset_is_still_answered(api, client):
+@pytest.mark.parametrize(("value", "echoed"), [
+    ("2100-01-01T00:00:00+02:00", "2100-01-01T00:00:00+02:00"),
+    ("2100-01-01T00:00:00Z", "2100-01-01T00:00:00+00:00"),  # the README's `date -u ...Z`
+    ("2100-01-01T00:00:00.250-05:00", "2100-01-01T00:00:00.250000-05:00")])
+def test_as_of_with_an_offset_is_still_answered(api, client, value, echoed):
     episode_id = api.open()
     api.record(episode_id, "2026-01-05", 18)
-    response = client.get(f"/episodes/{episode_id}/stages",
-                          params={"as_of": "2100-01-01T00:00:00+02:00"})
+    response = client.get(f"/episodes/{episode_id}/stages", params={"as_of": value})
     assert response.status_code == 200
-    assert response.json()["as_of"] == "2100-01-01T00:00:00+02:00"
+    assert response.json()["as_of"] == echoed
 
 
 def test_an_unknown_stage_is_422_naming_the_valid_stages(client):
