@@ -12,8 +12,9 @@ from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi_offline import FastAPIOffline
 
-from api import problems
+from api import openapi, problems
 from api.deps import USER_ID
 from api.routes import episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
@@ -49,12 +50,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                 app.state.services.close()
 
     configure_logging(settings)
-    app = FastAPI(title="Outcome Ledger", version="0.1.0", lifespan=lifespan,
-                  description="Treatment-outcome stages (response, remission, recovery, relapse, "
-                              "recurrence) under versioned criteria sets, with a full audit trail.")
+    # /docs and /redoc serve Swagger UI and ReDoc from the fastapi-offline package (no CDN: the
+    # service may run where nothing outside is reachable); no online validator badge either.
+    app = FastAPIOffline(
+        title="Outcome Ledger", version="0.1.0", lifespan=lifespan,
+        description="Treatment-outcome stages (response, remission, recovery, relapse, "
+                    "recurrence) under versioned criteria sets, with a full audit trail.",
+        swagger_ui_parameters={"validatorUrl": None})
     if services is not None:
         app.state.services = services
     problems.install(app)
+    openapi.install(app)
     app.middleware("http")(_request_log)
     app.include_router(episodes.router)
     app.include_router(misc.router)

@@ -16,6 +16,8 @@ from projections.episodes import EpisodesView
 from projections.stages import StagesView
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
+# Also the OpenAPI pattern: ECMA-262 syntax (no named groups).
+IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]+)"*)\s*$')
 
 
 def get_services(request: Request) -> Services:
@@ -33,7 +35,9 @@ def _fresh(name: str) -> Callable[[Request], Any]:
     return dependency
 
 
-def get_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
+def get_user(x_user_id: Annotated[str | None, Header(
+        alias="X-User-Id", json_schema_extra={"pattern": USER_ID.pattern},
+        description="The acting user (an opaque id), recorded as recorded_by.")] = None) -> str:
     """The acting user from ``X-User-Id`` (an opaque id; default ``anonymous``) until
     authentication arrives; recorded as ``recorded_by``."""
     user = x_user_id or "anonymous"
@@ -43,15 +47,18 @@ def get_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
     return user
 
 
-def get_expected_version(if_match: Annotated[str | None, Header()] = None) -> int | None:
-    """The episode version in ``If-Match`` (``"3"``, ``3`` or ``W/"3"``), or None."""
-    if if_match is None or if_match.strip() == "*":
+def get_expected_version(if_match: Annotated[str | None, Header(
+        alias="If-Match", json_schema_extra={"pattern": IF_MATCH.pattern},
+        description='The episode version the change expects, e.g. "3" (409 when stale).')
+        ] = None) -> int | None:
+    """The episode version in ``If-Match`` (``"3"``, ``3`` or ``W/"3"``), or None (absent, ``*``)."""
+    if if_match is None:
         return None
-    value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    match = IF_MATCH.match(if_match)
+    if match is None:
         raise InvalidInputError('If-Match: expected the episode version, e.g. "3"',
                                 field="If-Match")
-    return int(value)
+    return int(match[3]) if match[3] else None
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

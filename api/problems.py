@@ -13,7 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from api.responses import Problem
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 
 MEDIA_TYPE = "application/problem+json"
@@ -26,11 +28,14 @@ STATUS: list[tuple[type[DomainError], int, str]] = [
 
 
 
-def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
-    """A problem+json response."""
-    body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail,
-            "code": code, **{k: v for k, v in extra.items() if v is not None}}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+def problem(status: int, title: str, detail: str, code: str, *, field: str | None = None,
+            errors: list[dict[str, Any]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """A problem+json response (the ``Problem`` schema; ``field``/``errors`` only when given)."""
+    body = Problem(type=f"/problems/{code}", title=title, status=status, detail=detail,
+                   code=code, field=field, errors=errors)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
+                        media_type=MEDIA_TYPE, headers=headers)
 
 
 def _domain_error(_: Request, exc: Exception) -> JSONResponse:
@@ -49,14 +54,27 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
                    "validation-error", errors=errors)
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (e.g. bytes that are not UTF-8): malformed input.
         return problem(422, "Invalid input", "the request body is not valid JSON",
                        "validation-error")
     code = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-    return problem(exc.status_code, str(exc.detail), str(exc.detail), code)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request)
+    return problem(exc.status_code, str(exc.detail), str(exc.detail), code, headers=headers)
+
+
+def _allowed(request: Request) -> str:
+    """Every method the path has (RFC 9110 §15.5.6). Starlette's own ``Allow`` names only the
+    first route it matched, and GET and POST of one path are two routes here."""
+    def answers(method: str) -> bool:
+        scope = {**request.scope, "method": method, "path_params": {}}
+        scope.pop("route", None)
+        return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+    return ", ".join(m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if answers(m))
 
 
 

@@ -1,11 +1,12 @@
-"""Request and response bodies of the HTTP API (pydantic v2). Routes never expose domain objects.
+"""Request bodies of the HTTP API and the types they share (pydantic v2); the response bodies
+are in ``api.responses``. Routes never expose domain objects.
 
 Integers are strict: ``true`` or ``1.0`` where a score belongs is a 422, never a silent 1.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,9 +20,9 @@ from pydantic import (
     StrictStr,
 )
 
+from domain.criteria.custom import CUSTOM_ID
 from domain.episode import ASSESSMENT_ID
-
-Event = dict[str, Any]
+from domain.instruments import INSTRUMENTS
 
 
 def _iso_text(value: Any) -> Any:
@@ -30,8 +31,27 @@ def _iso_text(value: Any) -> Any:
     return value
 
 
+def _iso_datetime(value: Any) -> Any:
+    """An ISO 8601 date-time string, parsed; never a number (pydantic would read ``0.5`` as a
+    Unix time). The value is not quoted back: it may be personal data."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError("expected an ISO 8601 date-time with UTC offset, e.g. "
+                     "2026-03-01T12:00:00+00:00")
+
+
 # A calendar date given as "YYYY-MM-DD" (not a number, not a datetime).
 IsoDate = Annotated[date, BeforeValidator(_iso_text), Field(examples=["2026-01-05"])]
+# A moment given as an ISO 8601 date-time with its UTC offset (not a number, not a bare date).
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_datetime),
+                        Field(examples=["2026-03-01T12:00:00+00:00"])]
+Instrument = Annotated[str, Field(json_schema_extra={"enum": list(INSTRUMENTS)},
+                                  examples=["PHQ-9"])]
 
 
 class Request(BaseModel):
@@ -42,10 +62,13 @@ class OpenEpisode(Request):
     patient_ref: str = Field(min_length=1, max_length=128,
                              description="Pseudonymous patient reference: never a name or MRN.")
     clinic_id: str = Field(min_length=1, max_length=128)
-    criteria: str = Field("acnp2006", description="Criteria set id (GET /criteria).")
+    criteria: str = Field("acnp2006", max_length=500, description=(
+        "Criteria set id (GET /criteria), or a variant in the notation "
+        "`frank1991|rounding=half_up`."))
     params: dict[str, StrictStr | StrictInt | StrictBool] | None = Field(
         None, description='Parameter overrides making a variant, e.g. {"rounding": "half_up"}.')
-    instrument: str = Field("PHQ-9", description="Staged instrument: PHQ-9, HAM-D17, QIDS-SR16.")
+    instrument: str = Field("PHQ-9", json_schema_extra={"enum": list(INSTRUMENTS)}, description=(
+        "Staged instrument: PHQ-9, HAM-D17, QIDS-SR16 (MADRS with thresholds as parameters)."))
     opened_on: IsoDate | None = Field(None, description="Default: today (UTC).")
 
 
@@ -53,16 +76,19 @@ class RecordAssessment(Request):
     assessment_id: str | None = Field(
         None, pattern=ASSESSMENT_ID.pattern,
         description="Client-supplied id: repeating it with the same content is a no-op.")
-    instrument: str = Field(examples=["PHQ-9"])
+    instrument: Instrument
     administered_on: str = Field(
         examples=["2026-01-05", "2026-01-05T09:30:00+01:00"],
         description="A date, or a datetime with UTC offset (its local date is the clinical date; "
                     "its time tells two administrations of one day apart, SPEC G2).")
-    items: list[StrictInt | None] | None = Field(
-        None, description="Item scores in published order; null = missing. PHQ-9: 9 or 10, "
-                          "GAD-7: 7 or 8 (the last: the difficulty question, stored, never "
-                          "summed); PHQ-8: 8.")
-    total: StrictInt | None = Field(None, description="Reported total (points).")
+    # Ranges are checked per instrument by the domain (problem codes item-out-of-range,
+    # total-out-of-range); the schema states the bounds every instrument shares.
+    items: list[Annotated[StrictInt | None, Field(json_schema_extra={"minimum": 0})]] | None = \
+        Field(None, description="Item scores in published order; null = missing. PHQ-9: 9 or 10, "
+                                "GAD-7: 7 or 8 (the last: the difficulty question, stored, never "
+                                "summed); PHQ-8: 8.")
+    total: StrictInt | None = Field(None, json_schema_extra={"minimum": 0},
+                                    description="Reported total (points).")
 
 
 class VoidAssessment(Request):
@@ -74,53 +100,8 @@ class CloseEpisode(Request):
     discharged_on: IsoDate
 
 
-class EpisodeCreated(BaseModel):
-    episode_id: str
-    version: int
-    stage: str
-    criteria: dict[str, str]
-    position: int | None
-
-
-class AssessmentResult(BaseModel):
-    episode_id: str
-    assessment_id: str
-    version: int
-    stage: str
-    total: int | float | None = Field(description="Scored total (points), null if unscorable.")
-    severity: str | None
-    flags: list[str]
-    assessment: Event
-    stage_events: list[Event] = Field(description="Stage decisions this record asserted.")
-    retracted: list[Event] = Field(description="Earlier decisions this record withdrew.")
-    replayed: bool
-    position: int | None
-
-
-class ChangeResult(BaseModel):
-    episode_id: str
-    version: int
-    stage: str
-    stage_events: list[Event]
-    retracted: list[Event]
-    outcome: Event | None = None
-    position: int | None
-
-
-class Page(BaseModel):
-    items: list[Event]
-    next: str | None
-
-
-class StageHistory(BaseModel):
-    episode_id: str
-    criteria: dict[str, str]
-    as_of: str | None
-    events: list[Event]
-
-
 class AdoptCriteria(Request):
-    criteria: str = Field(description="Criteria set id (built-in or custom).")
+    criteria: str = Field(max_length=500, description="Criteria set id (built-in or custom).")
     params: dict[str, StrictStr | StrictInt | StrictBool] | None = None
     reason: str = Field(min_length=1, max_length=500, description="Why the clinic adopts it.")
 
@@ -129,11 +110,12 @@ class RequestRescoring(Request):
     criteria: str
     params: dict[str, StrictStr | StrictInt | StrictBool] | None = None
     clinic_id: str | None = Field(None, min_length=1, max_length=128)
-    as_of: AwareDatetime | None = Field(None, description="Transaction time; default now.")
+    as_of: IsoDateTime | None = Field(None, description="Transaction time; default now.")
 
 
 class RegisterCriteria(Request):
     base: str = Field(description="The built-in set this one derives from.")
-    id: str = Field(description="The new set's id: lower-case letters, digits, '.', '-'.")
+    id: str = Field(json_schema_extra={"pattern": CUSTOM_ID.pattern},
+                    description="The new set's id: 3..64 lower-case letters, digits, '.', '-'.")
     params: dict[str, StrictStr | StrictInt | StrictBool] = Field(default_factory=dict)
     source: str = Field(min_length=1, max_length=1000, description="The source the clinic cites.")

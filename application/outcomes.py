@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,15 +20,19 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from application.environment import ExplicitEnvironment
+from application.views import (
+    AssessmentView,
+    CourseOutcome,
+    CriteriaRef,
+    Retraction,
+    StageDecisionView,
+    clinical_order,
+    course_outcome,
+)
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.custom import CustomCriteria
 from domain.criteria.sets import CriteriaSet
-from domain.episode import (
-    Episode,
-    describe_assessment,
-    describe_retraction,
-    describe_stage_event,
-)
+from domain.episode import Episode
 from domain.errors import EpisodeNotFoundError, UnknownCriteriaError, VersionConflictError
 
 Clock = Callable[[], datetime]
@@ -56,21 +60,25 @@ class CommandResult:
     """What one command changed.
 
     ``version``: the episode version after the command; ``position``: the global position
-    (notification id) of its last stored event, None when nothing was stored; ``replayed``: the
-    command repeated an earlier one (idempotency) and the earlier result is returned;
-    ``stage_events`` / ``retracted``: decisions asserted / withdrawn by the command (JSON data).
+    (notification id) of its last stored event, None when nothing was stored; ``stage``: the
+    current stage afterwards (``domain.stages.STAGES``); ``replayed``: the command repeated an
+    earlier one (idempotency) and the earlier result is returned; ``stage_events`` /
+    ``retracted``: decisions asserted / withdrawn by the command, in the order recorded;
+    ``assessment``: the recorded assessment (record_assessment); ``outcome``: the course outcome
+    (close_episode under NHS Talking Therapies or CMS159); ``criteria``: the set in force
+    (open_episode).
     """
 
     episode_id: UUID
     version: int
     position: int | None
     stage: str
-    stage_events: list[dict[str, Any]] = field(default_factory=list)
-    retracted: list[dict[str, Any]] = field(default_factory=list)
-    assessment: dict[str, Any] | None = None
-    outcome: dict[str, Any] | None = None
+    stage_events: tuple[StageDecisionView, ...] = ()
+    retracted: tuple[Retraction, ...] = ()
+    assessment: AssessmentView | None = None
+    outcome: CourseOutcome | None = None
     replayed: bool = False
-    criteria: dict[str, str] | None = None  # {"id", "version", "hash"} in force afterwards
+    criteria: CriteriaRef | None = None
 
 
 class OutcomesApplication(ExplicitEnvironment[UUID]):
@@ -110,7 +118,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
         recordings = self.save(episode)
         return CommandResult(episode.id, episode.version, recordings[-1].notification.id,
-                             episode.stage, criteria=episode.criteria_set.ref())
+                             episode.stage, criteria=CriteriaRef.of(episode.criteria_set.ref()))
 
     def record_assessment(self, episode_id: UUID, *, instrument: str,
                           administered: date | datetime, recorded_by: str,
@@ -134,7 +142,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         result, episode = self._execute(episode_id, expected_version, command)
         if result.replayed:
             result = self._earlier_result(episode, f"assessment:{assessment_id}")
-        return replace(result, assessment=describe_assessment(episode.assessments[assessment_id]))
+        return replace(result, assessment=AssessmentView.of(episode.assessments[assessment_id]))
 
     def void_assessment(self, episode_id: UUID, assessment_id: str, *, reason: str,
                         recorded_by: str, expected_version: int | None = None) -> CommandResult:
@@ -148,7 +156,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         """Discharge; the result's ``outcome`` is the course outcome (NHS TT, CMS159) or None."""
         result, episode = self._execute(episode_id, expected_version, lambda episode: episode.close(
             discharged_on=discharged_on, recorded_by=recorded_by, now=self.clock()))
-        return replace(result, outcome=episode.outcome)
+        return replace(result, outcome=course_outcome(episode.outcome))
 
     def adopt_criteria(self, episode_id: UUID, *, criteria: str, reason: str, recorded_by: str,
                        params: Mapping[str, Any] | None = None,
@@ -242,6 +250,13 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             raise EpisodeNotFoundError(f"no episode {episode_id}")
         return events
 
+    def assessments(self, episode_id: UUID) -> list[AssessmentView]:
+        """Every assessment of the episode, voided ones included (marked, with the reason), in
+        clinical order (see ``clinical_order``): what a chart of the episode needs. Read from
+        the event store (the aggregate), so it is never behind a write. Raises
+        EpisodeNotFoundError."""
+        return clinical_order(self.get_episode(episode_id).assessments.values())
+
     def stage_history(self, episode_id: UUID, *, as_of: datetime | None = None,
                       include_retracted: bool = False) -> list[dict[str, Any]]:
         """Stage decisions as the record showed them at ``as_of`` (transaction time; default now),
@@ -252,9 +267,10 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             if as_of is not None and event.timestamp > as_of:
                 break
             if isinstance(event, Episode.StageEvent):
-                asserted[event.stage_id] = {**describe_stage_event(event), "retracted": None}
+                asserted[event.stage_id] = {**StageDecisionView.of(event).as_json(),
+                                            "retracted": None}
             elif isinstance(event, Episode.StageRetracted):
-                asserted[event.stage_id]["retracted"] = describe_retraction(event)
+                asserted[event.stage_id]["retracted"] = Retraction.of(event).as_json()
         history = [e for e in asserted.values() if include_retracted or not e["retracted"]]
         return sorted(history, key=lambda e: (e["date"], e["recorded_at"]))
 
@@ -287,21 +303,19 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             events = [r.domain_event for r in recordings]
             return CommandResult(
                 episode.id, episode.version, recordings[-1].notification.id if recordings
-                else None, episode.stage,
-                stage_events=[describe_stage_event(e) for e in events
-                              if isinstance(e, Episode.StageEvent)],
-                retracted=[describe_retraction(e) for e in events
-                           if isinstance(e, Episode.StageRetracted)]), episode
+                else None, episode.stage, *_decisions(events)), episode
         raise VersionConflictError(
             f"episode {episode_id} kept changing; gave up after {self.max_attempts} attempts")
 
     def _earlier_result(self, episode: Episode, caused_by: str) -> CommandResult:
         events = [e for e in self.episode_events(episode.id)
                   if getattr(e, "caused_by", None) == caused_by]
-        return CommandResult(
-            episode.id, episode.version, None, episode.stage,
-            stage_events=[describe_stage_event(e) for e in events
-                          if isinstance(e, Episode.StageEvent)],
-            retracted=[describe_retraction(e) for e in events
-                       if isinstance(e, Episode.StageRetracted)],
-            replayed=True)
+        return CommandResult(episode.id, episode.version, None, episode.stage,
+                             *_decisions(events), replayed=True)
+
+
+def _decisions(events: Sequence[object]) -> tuple[tuple[StageDecisionView, ...],
+                                                  tuple[Retraction, ...]]:
+    """The decisions asserted and withdrawn among ``events``, in the order recorded."""
+    return (tuple(StageDecisionView.of(e) for e in events if isinstance(e, Episode.StageEvent)),
+            tuple(Retraction.of(e) for e in events if isinstance(e, Episode.StageRetracted)))

@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -38,7 +37,7 @@ from domain.errors import (
     InvalidInputError,
     NaiveDatetimeError,
 )
-from domain.instruments import get_instrument, points
+from domain.instruments import get_instrument
 from domain.rules import current_stage
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
@@ -437,45 +436,3 @@ def _not_future(day: date, now: datetime, field: str) -> None:
         raise NaiveDatetimeError("the clock must be timezone-aware", field="now")
     if day > (now + MAX_UTC_OFFSET).date():
         raise FutureDateError(f"{field} {day} is in the future", field=field)
-
-
-def describe_assessment(a: AssessmentState) -> dict[str, Any]:
-    """JSON form of an assessment: ids, instrument, dates, items, totals (points), flags."""
-    return {
-        "assessment_id": a.assessment_id, "instrument": a.instrument,
-        "administered_on": a.administered_on.isoformat(),
-        "administered_at": a.administered_at.isoformat() if a.administered_at else None,
-        "items": a.items, "reported_total": a.reported_total,
-        "total": points(_fraction(a.total)), "total_exact": a.total,
-        "severity": a.severity, "flags": a.flags, "voided": a.voided,
-        "void_reason": a.void_reason, "recorded_at": a.recorded_at.isoformat(),
-        "recorded_by": a.recorded_by,
-    }
-
-
-def _fraction(text: str | None) -> Fraction | None:
-    return None if text is None else Fraction(text)
-
-
-def describe_stage_event(event: Episode.StageEvent) -> dict[str, Any]:
-    """JSON form of a stage event: type, date, degree, onset, due_date, evidence, explanation,
-    rule, criteria, stage_id, caused_by, recorded_by, recorded_at."""
-    return {
-        "stage_id": event.stage_id, "type": type(event).__name__,
-        "date": event.clinical_date.isoformat(), "degree": event.degree,
-        "onset": _iso(event.onset), "due_date": _iso(event.due_date),
-        "assessment_id": event.assessment_id, "criteria": event.criteria, "rule": event.rule,
-        "explanation": event.explanation, "evidence": event.evidence,
-        "caused_by": event.caused_by, "recorded_by": event.recorded_by,
-        "recorded_at": event.timestamp.isoformat(),
-    }
-
-
-def describe_retraction(event: Episode.StageRetracted) -> dict[str, Any]:
-    """JSON form of a retraction: which stage, of what type and date, why, caused by what."""
-    return {
-        "stage_id": event.stage_id, "type": "StageRetracted",
-        "retracted_type": event.retracted_type, "date": event.clinical_date.isoformat(),
-        "reason": event.reason, "criteria": event.criteria, "caused_by": event.caused_by,
-        "recorded_by": event.recorded_by, "recorded_at": event.timestamp.isoformat(),
-    }

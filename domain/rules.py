@@ -31,8 +31,6 @@ from domain.criteria.fold import (
 from domain.criteria.sets import CriteriaSet
 
 MILESTONES = ("response", "partial_remission", "remission", "recovery", "relapse", "recurrence")
-STAGES = ("episode", "below_threshold", "response", "partial_remission", "remission", "relapse",
-          "recovery", "recurrence")
 # SPEC §2.4: NHS TT counts a finished course only after >= 2 treatment appointments, the first
 # appointment (date) being the assessment (C8): at least 3 distinct dates.
 MIN_TREATMENT_APPOINTMENTS = 2

@@ -223,7 +223,7 @@ class Importer:
         else:
             summary.recorded += 1
             summary.by_instrument[record.instrument] += 1
-            summary.flagged.update((outcome.assessment or {}).get("flags", []))
+            summary.flagged.update(outcome.assessment.flags if outcome.assessment else ())
 
     def _source(self, record: SourceAssessment) -> dict[str, Any]:
         """Provenance kept on the event: system, a keyed hash of the business key (it may name

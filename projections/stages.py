@@ -13,7 +13,8 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteCursor
 
-from domain.episode import Episode, describe_retraction, describe_stage_event
+from application.views import describe_retraction, describe_stage_event
+from domain.episode import Episode
 from projections.base import ReadModel, to_json, utc_text
 
 

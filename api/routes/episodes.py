@@ -1,24 +1,31 @@
-"""Episodes: open, record, void, close; summary, list, stage history, audit trail."""
+"""Episodes: open, record, void, close; summary, list, assessments, stage history, audit trail."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AwareDatetime
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import AuditDep, EpisodesDep, IfMatchDep, ServicesDep, StagesDep, UserDep
+from api.openapi import ETAG, LOCATION, headers, problems
 from api.pages import Cursor, Limit, next_url
-from api.schemas import (
+from api.responses import (
+    AssessmentList,
     AssessmentResult,
+    AuditPage,
     ChangeResult,
-    CloseEpisode,
     EpisodeCreated,
-    OpenEpisode,
-    Page,
-    RecordAssessment,
+    EpisodePage,
+    EpisodeSummary,
+    Stage,
     StageHistory,
+)
+from api.schemas import (
+    CloseEpisode,
+    IsoDateTime,
+    OpenEpisode,
+    RecordAssessment,
     VoidAssessment,
 )
 from application.outcomes import CommandResult
@@ -45,13 +52,18 @@ def _etag(response: Response, version: int) -> None:
 
 def change_result(result: CommandResult, response: Response) -> ChangeResult:
     _etag(response, result.version)
-    return ChangeResult(episode_id=str(result.episode_id), version=result.version,
-                        stage=result.stage, stage_events=result.stage_events,
-                        retracted=result.retracted, outcome=result.outcome,
-                        position=result.position)
+    return ChangeResult.model_validate(
+        {"episode_id": str(result.episode_id), "version": result.version, "stage": result.stage,
+         "stage_events": result.stage_events, "retracted": result.retracted,
+         "outcome": result.outcome, "position": result.position})
 
 
-@router.post("", status_code=201, response_model=EpisodeCreated)
+WRITE = problems(404, 409, 422)
+CHANGED = {**WRITE, **headers(200, ETAG)}
+
+
+@router.post("", status_code=201, response_model=EpisodeCreated,
+             responses={**problems(422), **headers(201, ETAG, LOCATION)})
 def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, request: Request,
                  response: Response) -> EpisodeCreated:
     """Open a treatment episode under a criteria set (default ``acnp2006``)."""
@@ -62,34 +74,50 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
     _etag(response, result.version)
     response.headers["Location"] = str(request.url_for("get_episode",
                                                        episode_id=result.episode_id))
-    return EpisodeCreated(episode_id=str(result.episode_id), version=result.version,
-                          stage=result.stage, criteria=result.criteria or {},
-                          position=result.position)
+    return EpisodeCreated.model_validate(
+        {"episode_id": str(result.episode_id), "version": result.version,
+         "stage": result.stage, "criteria": result.criteria, "position": result.position})
 
 
-@router.get("", response_model=Page)
+@router.get("", response_model=EpisodePage, responses=problems(422))
 def list_episodes(view: EpisodesDep, request: Request, limit: Limit = 50,
                   cursor: Cursor = 0, clinic_id: str | None = None,
-                  stage: str | None = None, patient_ref: str | None = None) -> Page:
+                  stage: Annotated[Stage | None, Query(description="Current stage.")] = None,
+                  patient_ref: str | None = None) -> EpisodePage:
     """Episode summaries, filtered by clinic, current stage or patient reference."""
     items, after = view.find(
         clinic_id=clinic_id, stage=stage, patient_ref=patient_ref, after=cursor, limit=limit)
-    return Page(items=items, next=next_url(request, after))
+    return EpisodePage.model_validate({"items": items, "next": next_url(request, after)})
 
 
-@router.get("/{episode_id}")
+@router.get("/{episode_id}", response_model=EpisodeSummary,
+            responses={**problems(404), **headers(200, ETAG)})
 def get_episode(episode_id: EpisodeId, view: EpisodesDep,
-                response: Response) -> dict[str, Any]:
+                response: Response) -> EpisodeSummary:
     """The episode summary: clinic, patient_ref, criteria, stage, baseline, latest score,
     flags, counts, version (also the ``ETag``)."""
     summary = view.get(episode_id)
     if summary is None:
         raise EpisodeNotFoundError(f"no episode {episode_id}")
     _etag(response, summary["version"])
-    return summary
+    return EpisodeSummary.model_validate(summary)
 
 
-@router.post("/{episode_id}/assessments", status_code=201, response_model=AssessmentResult)
+@router.get("/{episode_id}/assessments", response_model=AssessmentList,
+            responses=problems(404))
+def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> AssessmentList:
+    """Every assessment of the episode, voided ones marked with the reason, in clinical order
+    (date, then administration time, then recorded time): what a chart of the episode needs.
+    Read from the event store, so it is never behind a write."""
+    return AssessmentList.model_validate(
+        {"episode_id": str(episode_id), "items": services.app.assessments(episode_id)})
+
+
+@router.post("/{episode_id}/assessments", status_code=201, response_model=AssessmentResult,
+             responses={**WRITE, **headers(201, ETAG, description="Recorded."),
+                        **headers(200, ETAG, model=AssessmentResult, description=(
+                            "The same assessment_id and content were recorded before: the "
+                            "first result, nothing stored (replayed: true)."))})
 def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: ServicesDep,
                       user: UserDep, expected_version: IfMatchDep,
                       response: Response) -> AssessmentResult:
@@ -103,16 +131,18 @@ def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: S
     _etag(response, result.version)
     if result.replayed:
         response.status_code = 200
-    assessment = result.assessment or {}
-    return AssessmentResult(
-        episode_id=str(episode_id), assessment_id=assessment["assessment_id"],
-        version=result.version, stage=result.stage, total=assessment["total"],
-        severity=assessment["severity"], flags=assessment["flags"], assessment=assessment,
-        stage_events=result.stage_events, retracted=result.retracted,
-        replayed=result.replayed, position=result.position)
+    assessment = result.assessment
+    assert assessment is not None, "record_assessment always returns the assessment"
+    return AssessmentResult.model_validate(
+        {"episode_id": str(episode_id), "assessment_id": assessment.assessment_id,
+         "version": result.version, "stage": result.stage, "total": assessment.total,
+         "severity": assessment.severity, "flags": assessment.flags, "assessment": assessment,
+         "stage_events": result.stage_events, "retracted": result.retracted,
+         "replayed": result.replayed, "position": result.position})
 
 
-@router.post("/{episode_id}/assessments/{assessment_id}/void", response_model=ChangeResult)
+@router.post("/{episode_id}/assessments/{assessment_id}/void", response_model=ChangeResult,
+             responses=CHANGED)
 def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessment,
                     services: ServicesDep, user: UserDep, expected_version: IfMatchDep,
                     response: Response) -> ChangeResult:
@@ -122,7 +152,7 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
     return change_result(result, response)
 
 
-@router.post("/{episode_id}/close", response_model=ChangeResult)
+@router.post("/{episode_id}/close", response_model=ChangeResult, responses=CHANGED)
 def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesDep, user: UserDep,
                   expected_version: IfMatchDep, response: Response) -> ChangeResult:
     """Discharge; ``outcome`` is the course outcome (NHS Talking Therapies object, CMS159)."""
@@ -131,9 +161,11 @@ def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesD
     return change_result(result, response)
 
 
-@router.get("/{episode_id}/stages", response_model=StageHistory)
+@router.get("/{episode_id}/stages", response_model=StageHistory, responses=problems(404, 422),
+            response_model_exclude_unset=True)
 def stage_history(episode_id: EpisodeId, view: StagesDep,
-                  as_of: AwareDatetime | None = None,
+                  as_of: Annotated[IsoDateTime | None, Query(
+                      description="Transaction time, ISO 8601 with offset.")] = None,
                   include_retracted: bool = False) -> StageHistory:
     """The stage history under the criteria in force; ``as_of`` shows what the record showed
     at that moment (transaction time); retracted decisions only with ``include_retracted``."""
@@ -143,13 +175,14 @@ def stage_history(episode_id: EpisodeId, view: StagesDep,
             raise EpisodeNotFoundError(f"no episode {episode_id}")
         criteria = {}  # as_of before the episode was opened: nothing was recorded yet
     events = view.history(episode_id, as_of=as_of, include_retracted=include_retracted)
-    return StageHistory(episode_id=str(episode_id), criteria=criteria,
-                        as_of=as_of.isoformat() if as_of else None, events=events)
+    return StageHistory.model_validate(
+        {"episode_id": str(episode_id), "criteria": criteria,
+         "as_of": as_of.isoformat() if as_of else None, "events": events})
 
 
-@router.get("/{episode_id}/audit", response_model=Page)
+@router.get("/{episode_id}/audit", response_model=AuditPage, responses=problems(404, 422))
 def episode_audit(episode_id: EpisodeId, view: AuditDep, request: Request,
-                  limit: Limit = 50, cursor: Cursor = 0) -> Page:
+                  limit: Limit = 50, cursor: Cursor = 0) -> AuditPage:
     """Every stored event of the episode in order: position, type, recorded time, clinical
     date, recorded_by and data."""
     items, after = view.trail(episode_id=episode_id, after=cursor, limit=limit)
@@ -157,4 +190,4 @@ def episode_audit(episode_id: EpisodeId, view: AuditDep, request: Request,
     # for an episode that does not exist).
     if not items and (cursor == 0 or not view.trail(episode_id=episode_id, limit=1)[0]):
         raise EpisodeNotFoundError(f"no episode {episode_id}")
-    return Page(items=items, next=next_url(request, after))
+    return AuditPage.model_validate({"items": items, "next": next_url(request, after)})

@@ -6,38 +6,40 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime
 
 from api.deps import AuditDep, CohortDep, ServicesDep
+from api.openapi import problems
 from api.pages import Cursor, Limit, next_url
-from api.schemas import Page
+from api.responses import AuditPage, ClinicOutcomes
+from api.schemas import IsoDateTime
 from domain.errors import NotFoundError
 
 router = APIRouter()
 
 
-@router.get("/audit", response_model=Page, tags=["audit"])
+@router.get("/audit", response_model=AuditPage, tags=["audit"], responses=problems(422))
 def audit(view: AuditDep, request: Request, limit: Limit = 50,
           cursor: Cursor = 0, clinic_id: str | None = None,
-          since: AwareDatetime | None = None, until: AwareDatetime | None = None,
-          recorded_by: str | None = None) -> Page:
+          since: IsoDateTime | None = None, until: IsoDateTime | None = None,
+          recorded_by: str | None = None) -> AuditPage:
     """Stored events across episodes in position order, filtered by clinic, recorded time
     (``since``/``until``, inclusive, timezone-aware) and user."""
     items, after = view.trail(
         clinic_id=clinic_id, since=since, until=until, recorded_by=recorded_by, after=cursor,
         limit=limit)
-    return Page(items=items, next=next_url(request, after))
+    return AuditPage.model_validate({"items": items, "next": next_url(request, after)})
 
 
-@router.get("/clinics/{clinic_id}/outcomes", tags=["clinics"])
-def clinic_outcomes(clinic_id: str, view: CohortDep) -> dict[str, Any]:
+@router.get("/clinics/{clinic_id}/outcomes", tags=["clinics"], response_model=ClinicOutcomes,
+            responses=problems(404))
+def clinic_outcomes(clinic_id: str, view: CohortDep) -> ClinicOutcomes:
     """Cohort figures: episodes, evaluable, counts and rates (percent of evaluable) of response,
     remission, recovery, relapse, recurrence; median days from baseline to response and to
     full remission."""
     figures = view.outcomes(clinic_id)
     if figures.episodes == 0:
         raise NotFoundError(f"no episodes at clinic {clinic_id}", field="clinic_id")
-    return {"clinic_id": clinic_id, **asdict(figures)}
+    return ClinicOutcomes.model_validate({"clinic_id": clinic_id, **asdict(figures)})
 
 
 @router.get("/health", tags=["health"])

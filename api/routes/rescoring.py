@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import IfMatchDep, ServicesDep, UserDep
+from api.openapi import ETAG, LOCATION, headers, problems
 from api.pages import Limit, next_url
+from api.responses import (
+    ChangeResult,
+    ClinicAdoption,
+    CriteriaDefinition,
+    CriteriaPage,
+    CriteriaVersions,
+    RescoringChangePage,
+    RescoringEpisode,
+    RescoringRun,
+    RescoringStarted,
+)
 from api.routes.episodes import EpisodeId, change_result
-from api.schemas import AdoptCriteria, ChangeResult, Page, RegisterCriteria, RequestRescoring
+from api.schemas import AdoptCriteria, RegisterCriteria, RequestRescoring
 from domain.criteria.builtin import BUILTIN
 from domain.errors import NotFoundError, UnknownCriteriaError
 
@@ -39,9 +51,10 @@ def _run_id(run_id: str) -> UUID:
 RunId = Annotated[UUID, Depends(_run_id)]
 
 
-@router.post("/rescorings", status_code=202)
+@router.post("/rescorings", status_code=202, response_model=RescoringStarted,
+             responses={**problems(422), **headers(202, LOCATION)})
 def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep,
-                    request: Request, response: Response) -> dict[str, Any]:
+                    request: Request, response: Response) -> RescoringStarted:
     """Start a shadow run: replay the valid assessments of every selected episode (as known at
     ``as_of``) under the named criteria. Changes no episode; the run itself is recorded."""
     run = services.shadow_runs.request(criteria=body.criteria, params=body.params,
@@ -49,44 +62,49 @@ def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep
                                        recorded_by=user)
     services.shadow_runs.start(run.run_id)
     response.headers["Location"] = str(request.url_for("get_rescoring", run_id=run.run_id))
-    return {"run_id": str(run.run_id), "status": run.status, "criteria": run.criteria,
-            "clinic_id": run.clinic_id, "as_of": run.as_of.isoformat()}
+    return RescoringStarted.model_validate(
+        {"run_id": str(run.run_id), "status": run.status, "criteria": run.criteria,
+         "clinic_id": run.clinic_id, "as_of": run.as_of.isoformat()})
 
 
-@router.get("/rescorings/{run_id}")
-def get_rescoring(run_id: RunId, services: ServicesDep) -> dict[str, Any]:
+@router.get("/rescorings/{run_id}", response_model=RescoringRun, responses=problems(404))
+def get_rescoring(run_id: RunId, services: ServicesDep) -> RescoringRun:
     """Status, progress, criteria (id, version, hash), counts and the cohort figures under the
     episodes' current criteria and under the new ones, side by side."""
     run = services.rescorings.run(run_id)
     if run is None:
         raise RunNotFoundError(f"no re-scoring run {run_id}")
     total = run["total"]
-    return {**run, "progress": round(100 * run["processed"] / total, 1) if total else None}
+    return RescoringRun.model_validate(
+        {**run, "progress": round(100 * run["processed"] / total, 1) if total else None})
 
 
-@router.get("/rescorings/{run_id}/changes", response_model=Page)
+@router.get("/rescorings/{run_id}/changes", response_model=RescoringChangePage,
+            responses=problems(404, 422), response_model_exclude_unset=True)
 def rescoring_changes(run_id: RunId, services: ServicesDep, request: Request,
                       limit: Limit = 50,
-                      cursor: Annotated[str, Query(max_length=64)] = "") -> Page:
+                      cursor: Annotated[str, Query(max_length=64)] = "") -> RescoringChangePage:
     """Episodes whose stage history would differ: events added, removed or moved, and the stage
     now vs under the new criteria."""
     if services.rescorings.run(run_id) is None:
         raise RunNotFoundError(f"no re-scoring run {run_id}")
     items, after = services.rescorings.changes(run_id, cursor, limit)
-    return Page(items=items, next=next_url(request, after))
+    return RescoringChangePage.model_validate({"items": items, "next": next_url(request, after)})
 
 
-@router.get("/rescorings/{run_id}/episodes/{episode_id}")
+@router.get("/rescorings/{run_id}/episodes/{episode_id}", response_model=RescoringEpisode,
+            responses=problems(404), response_model_exclude_unset=True)
 def rescoring_episode(run_id: RunId, episode_id: EpisodeId,
-                      services: ServicesDep) -> dict[str, Any]:
+                      services: ServicesDep) -> RescoringEpisode:
     """One episode's full would-be history under the run's criteria, next to the current one."""
     result = services.rescorings.episode(run_id, episode_id)
     if result is None:
         raise RunNotFoundError(f"episode {episode_id} is not in re-scoring run {run_id}")
-    return result
+    return RescoringEpisode.model_validate(result)
 
 
-@router.post("/episodes/{episode_id}/criteria", response_model=ChangeResult)
+@router.post("/episodes/{episode_id}/criteria", response_model=ChangeResult,
+             responses={**problems(404, 409, 422), **headers(200, ETAG)})
 def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: ServicesDep,
                       user: UserDep, expected_version: IfMatchDep,
                       response: Response) -> ChangeResult:
@@ -98,17 +116,22 @@ def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: Serv
     return change_result(result, response)
 
 
-@router.post("/clinics/{clinic_id}/criteria")
+@router.post("/clinics/{clinic_id}/criteria", response_model=ClinicAdoption,
+             responses=problems(422))
 def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
-                     user: UserDep) -> dict[str, Any]:
+                     user: UserDep) -> ClinicAdoption:
     """Adopt another criteria set for every open episode of a clinic."""
-    return asdict(services.adoptions.adopt(clinic_id, criteria=body.criteria, params=body.params,
-                                           reason=body.reason, recorded_by=user))
+    adoption = services.adoptions.adopt(clinic_id, criteria=body.criteria, params=body.params,
+                                        reason=body.reason, recorded_by=user)
+    return ClinicAdoption.model_validate(asdict(adoption))
 
 
-@router.post("/criteria", status_code=201)
+@router.post("/criteria", status_code=201, response_model=CriteriaDefinition,
+             responses={**problems(422), **headers(201, LOCATION, description="Registered."),
+                        **headers(200, LOCATION, model=CriteriaDefinition, description=(
+                            "The same definition was registered before: nothing changed."))})
 def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserDep,
-                      request: Request, response: Response) -> dict[str, Any]:
+                      request: Request, response: Response) -> CriteriaDefinition:
     """Register a custom set derived from a built-in one (201), or a new version of it when the
     definition changed (201); the same definition again changes nothing (200)."""
     criteria, created = services.app.register_criteria(
@@ -116,22 +139,22 @@ def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserD
         recorded_by=user)
     response.status_code = 201 if created else 200
     response.headers["Location"] = str(request.url_for("get_criteria", criteria_id=criteria.id))
-    return criteria.describe()
+    return CriteriaDefinition.model_validate(criteria.describe())
 
 
-@router.get("/criteria", response_model=Page)
-def list_criteria(services: ServicesDep) -> Page:
+@router.get("/criteria", response_model=CriteriaPage)
+def list_criteria(services: ServicesDep) -> CriteriaPage:
     """The built-in criteria sets and the latest version of every custom one."""
     sets = [*BUILTIN.values(), *services.app.custom_criteria()]
-    return Page(items=[s.describe() for s in sets], next=None)
+    return CriteriaPage.model_validate({"items": [s.describe() for s in sets], "next": None})
 
 
-@router.get("/criteria/{criteria_id}")
-def get_criteria(criteria_id: str, services: ServicesDep) -> dict[str, Any]:
+@router.get("/criteria/{criteria_id}", response_model=CriteriaVersions, responses=problems(404))
+def get_criteria(criteria_id: str, services: ServicesDep) -> CriteriaVersions:
     """Every version of a criteria set: definition (id, version, hash, parameters), base,
     overridden parameters, who registered it and when."""
     try:
         versions = services.app.criteria_versions(criteria_id)
     except UnknownCriteriaError as exc:
         raise CriteriaNotFoundError(exc.message, field=exc.field) from None
-    return {"id": criteria_id, "versions": versions}
+    return CriteriaVersions.model_validate({"id": criteria_id, "versions": versions})

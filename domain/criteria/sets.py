@@ -1,8 +1,9 @@
 """Criteria sets as versioned data: id, semantic version, source, parameters and a content hash.
 
 A criteria set never changes once published: overriding a parameter makes a *variant* with its own
-id (``frank1991|rounding=half_up``, the notation of SPEC §2.8) and its own hash. Decisions record
-the id, version and hash that made them, so the history says exactly which rules were applied.
+id (``frank1991|rounding=half_up``, the notation of SPEC §2.8). The hash identifies the rules (kind
+and parameters), the id names the set: sets with equal rules share a hash (ADR 0003). Decisions
+record the id, version and hash that made them, so the history says exactly which rules applied.
 """
 
 from __future__ import annotations

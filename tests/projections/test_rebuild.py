@@ -55,7 +55,7 @@ def generate(app: OutcomesApplication, models: ReadModels, episodes: int, seed: 
             result = app.record_assessment(
                 episode_id, instrument="PHQ-9", administered=day, recorded_by="nurse",
                 items=items, total=None if items else score)
-            recorded.append(result.assessment["assessment_id"] if result.assessment else "")
+            recorded.append(result.assessment.assessment_id if result.assessment else "")
             day += timedelta(days=rng.choice([7, 7, 14, 14, 21, 35]))
             models.catch_up()
         if rng.random() < 0.3 and len(recorded) > 2:

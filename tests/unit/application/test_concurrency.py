@@ -159,9 +159,9 @@ def test_lost_save_is_retried_on_fresh_state_across_processes(
     assert loads[:2] == [2, 4]  # after the other writer: AssessmentRecorded + ResponseReached
     assert recorded_ids(assert_consistent(second, episode_id)) == ["a-000", "a-021", "a-014"]
     # the retry re-staged on fresh state: 14 (9) now confirms the response, not 21 (8)
-    assert [(e["type"], e["assessment_id"]) for e in result.stage_events] == \
+    assert [(e.type, e.assessment_id) for e in result.stage_events] == \
         [("ResponseReached", "a-014")]
-    assert [r["retracted_type"] for r in result.retracted] == ["ResponseReached"]
+    assert [r.retracted_type for r in result.retracted] == ["ResponseReached"]
 
 
 def test_lost_save_with_expected_version_is_a_conflict_not_a_retry(

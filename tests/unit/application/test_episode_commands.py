@@ -90,7 +90,7 @@ def test_response_event_records_criteria_evidence_rule_and_explanation(
     # When the 01-26 score of 8 is recorded
     result = record(app, episode_id, "01-26", 8)
     # Then one ResponseReached says under which rules, from what evidence, and why
-    (event,) = result.stage_events
+    (event,) = [e.as_json() for e in result.stage_events]
     ref = get_criteria(criteria).ref()
     assert event["type"] == "ResponseReached"
     assert event["date"] == "2026-01-26"
@@ -116,7 +116,7 @@ def test_response_event_records_criteria_evidence_rule_and_explanation(
 def test_acnp2006_response_explanation_reads_as_the_issue_states(app: OutcomesApplication) -> None:
     episode_id = open_episode(app, "acnp2006")
     results = record_all(app, episode_id, V1[:4])
-    assert [e["explanation"] for e in results[-1].stage_events] == [
+    assert [e.explanation for e in results[-1].stage_events] == [
         "PHQ-9 fell from 18 to 8 (56% ≥ 50%) on 2026-01-26: response under acnp2006 v1.0.0"]
 
 
@@ -162,11 +162,11 @@ def test_void_retracts_what_the_assessment_confirmed_and_reasserts_what_holds(
     result = app.void_assessment(episode_id, "a-01-26", reason="entered in error",
                                  recorded_by="clinician-0007")
     # Then the response it confirmed is withdrawn by name, and 02-02 now confirms the response
-    assert [(r["stage_id"], r["retracted_type"], r["date"], r["caused_by"], r["recorded_by"])
-            for r in result.retracted] == [(response["stage_id"], "ResponseReached", "2026-01-26",
+    assert [(r.stage_id, r.retracted_type, r.date, r.caused_by, r.recorded_by)
+            for r in result.retracted] == [(response.stage_id, "ResponseReached", day("01-26"),
                                             "void:a-01-26", "clinician-0007")]
-    assert [(e["type"], e["date"], e["assessment_id"]) for e in result.stage_events] == \
-        [("ResponseReached", "2026-02-02", "a-02-02")]
+    assert [(e.type, e.date, e.assessment_id) for e in result.stage_events] == \
+        [("ResponseReached", day("02-02"), "a-02-02")]
     assert [(e["type"], e["date"]) for e in app.stage_history(episode_id)] == \
         [("ResponseReached", "2026-02-02")]
     # And the voided assessment stays in the record, marked
@@ -187,16 +187,16 @@ def test_same_day_replacement_the_later_recorded_wins(app: OutcomesApplication) 
     # When a second PHQ-9 for 01-26 is recorded with 12 (an amendment, G2)
     amended = record(app, episode_id, "01-26", 12, assessment_id="a-01-26-amended")
     # Then the response is withdrawn and nothing replaces it
-    assert [r["stage_id"] for r in amended.retracted] == [response["stage_id"]]
-    assert amended.stage_events == []
+    assert [r.stage_id for r in amended.retracted] == [response.stage_id]
+    assert amended.stage_events == ()
     assert app.stage_history(episode_id) == []
     assert amended.stage == "episode"
     # When a third record for the same day says 9
     again = record(app, episode_id, "01-26", 9, assessment_id="a-01-26-second-amendment")
     # Then the latest record decides: response on 01-26, confirmed by that record
-    assert [(e["type"], e["date"], e["assessment_id"]) for e in again.stage_events] == \
-        [("ResponseReached", "2026-01-26", "a-01-26-second-amendment")]
-    assert again.retracted == []
+    assert [(e.type, e.date, e.assessment_id) for e in again.stage_events] == \
+        [("ResponseReached", day("01-26"), "a-01-26-second-amendment")]
+    assert again.retracted == ()
 
 
 # -- idempotency --------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def test_replay_with_same_id_and_content_returns_the_first_result(app: OutcomesA
     # Then it is a no-op that returns what the first one decided
     assert replay.replayed is True and first.replayed is False
     assert replay.stage_events == first.stage_events
-    assert replay.retracted == first.retracted == []
+    assert replay.retracted == first.retracted == ()
     assert replay.assessment == first.assessment
     assert replay.position is None
     assert replay.version == version == app.get_episode(episode_id).version
@@ -363,7 +363,7 @@ def test_stored_events_are_never_changed_by_a_backdated_insert(app: OutcomesAppl
     assert after[:len(before)] == before
     assert [kind for kind, _, _ in after[len(before):]] == \
         ["AssessmentRecorded", "StageRetracted", "RemissionReached"]
-    assert result.retracted[0]["stage_id"] in {state.get("stage_id") for _, _, state in before}
+    assert result.retracted[0].stage_id in {state.get("stage_id") for _, _, state in before}
 
 
 def test_history_as_of_a_moment_and_with_retractions(app: OutcomesApplication) -> None:
@@ -388,7 +388,7 @@ def test_history_as_of_a_moment_and_with_retractions(app: OutcomesApplication) -
     assert [(e["date"], e["retracted"] is not None) for e in full] == [
         ("2026-01-19", False), ("2026-02-02", False), ("2026-02-09", True), ("2026-02-23", False)]
     withdrawn = full[2]
-    assert withdrawn["retracted"] == insert.retracted[0]
+    assert withdrawn["retracted"] == insert.retracted[0].as_json()
     assert withdrawn["retracted"]["stage_id"] == withdrawn["stage_id"]
     assert withdrawn["retracted"]["caused_by"] == "assessment:a-02-05"
 
@@ -402,8 +402,9 @@ def test_datetime_with_offset_is_staged_on_its_local_date(app: OutcomesApplicati
                                    total=14, recorded_by=CLINICIAN, assessment_id="a-local")
     # Then its clinical date is the local date, and the moment itself is kept
     assert result.assessment is not None
-    assert result.assessment["administered_on"] == "2026-01-12"
-    assert result.assessment["administered_at"] == "2026-01-12T00:30:00+01:00"
+    assert result.assessment.administered_on == date(2026, 1, 12)
+    assert result.assessment.administered_at == administered
+    assert result.assessment.as_json()["administered_at"] == "2026-01-12T00:30:00+01:00"
     (recorded,) = [e for e in app.episode_events(episode_id)
                    if isinstance(e, Episode.AssessmentRecorded)]
     assert recorded.clinical_date == date(2026, 1, 12)

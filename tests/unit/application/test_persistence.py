@@ -117,8 +117,8 @@ def test_course_outcome_survives_the_round_trip(
                                   total=total, recorded_by=CLINICIAN)
     closed = app.close_episode(episode_id, discharged_on=day("02-02"), recorded_by=CLINICIAN)
     assert closed.outcome is not None
-    assert (closed.outcome["recovery"], closed.outcome["reliable_improvement"]) == (True, False)
+    assert (closed.outcome.recovery, closed.outcome.reliable_improvement) == (True, False)
     # When a fresh application reads it, Then the outcome is the same
     fresh = sqlite_app_factory().get_episode(episode_id)
-    assert fresh.outcome == closed.outcome
+    assert fresh.outcome == closed.outcome.as_json()
     assert fresh.closed_on == day("02-02")

@@ -408,11 +408,11 @@ def test_adoption_appends_exactly_the_difference_between_the_two_folds(
                                 recorded_by=LEAD)
     # Then it withdraws exactly the decisions the new set does not make ...
     assert not result.replayed
-    retracted = [key(before[r["stage_id"]]) for r in result.retracted]
+    retracted = [key(before[r.stage_id]) for r in result.retracted]
     assert len(retracted) == len(set(retracted))
     assert set(retracted) == old_keys - new_keys
     # ... asserts exactly the ones it makes and the old set did not ...
-    asserted = [key(e) for e in result.stage_events]
+    asserted = [key(e.as_json()) for e in result.stage_events]
     assert len(asserted) == len(set(asserted))
     assert set(asserted) == new_keys - old_keys
     # ... each citing the adoption, recorded after CriteriaAdopted
@@ -420,10 +420,10 @@ def test_adoption_appends_exactly_the_difference_between_the_two_folds(
     assert adoption.criteria == new_set.describe()
     assert adoption.previous == get_criteria("frank1991").ref()
     assert (adoption.reason, adoption.recorded_by) == ("clinic policy 2027", LEAD)
-    assert {e["caused_by"] for e in result.retracted + result.stage_events} <= \
-        {f"adoption:{adoption.adoption_id}"}
-    assert all(e["criteria"] == new_set.ref() for e in result.retracted + result.stage_events)
-    assert all(e["recorded_by"] == LEAD for e in result.retracted + result.stage_events)
+    decisions = [*result.retracted, *result.stage_events]
+    assert {e.caused_by for e in decisions} <= {f"adoption:{adoption.adoption_id}"}
+    assert all(e.criteria.as_json() == new_set.ref() for e in decisions)
+    assert all(e.recorded_by == LEAD for e in decisions)
     # The history is now the new set's fold; as of before the adoption, still the old one's
     assert [key(e) for e in app.stage_history(episode_id)] == \
         [key(d.as_dict()) for d in fold(observations(vec, rows_of(vec)), new_set).events]
@@ -434,7 +434,7 @@ def test_adoption_appends_exactly_the_difference_between_the_two_folds(
     history = app.stage_history(episode_id, include_retracted=True)
     assert {e["stage_id"] for e in history if e["retracted"]
             and e["retracted"]["caused_by"] == f"adoption:{adoption.adoption_id}"} == \
-        {r["stage_id"] for r in result.retracted}
+        {r.stage_id for r in result.retracted}
 
 
 def test_adopting_the_set_in_force_again_changes_nothing(app: OutcomesApplication) -> None:
@@ -447,7 +447,7 @@ def test_adopting_the_set_in_force_again_changes_nothing(app: OutcomesApplicatio
     again = app.adopt_criteria(episode_id, criteria="acnp2006", reason="policy",
                                recorded_by=LEAD)
     assert again.replayed and again.position is None
-    assert (again.stage_events, again.retracted) == ([], [])
+    assert (again.stage_events, again.retracted) == ((), ())
     assert again.version == first.version
     assert app.recorder.max_notification_id() == position
     assert len(adopted_events(app, episode_id)) == 1

@@ -55,7 +55,7 @@ def generate(app: OutcomesApplication, rng: random.Random) -> None:
             result = app.record_assessment(episode_id, instrument="PHQ-9", administered=day,
                                            items=items, total=None if items else phq,
                                            recorded_by="nurse")
-            recorded.append(result.assessment["assessment_id"] if result.assessment else "")
+            recorded.append(result.assessment.assessment_id if result.assessment else "")
             if rng.random() < 0.6:
                 app.record_assessment(episode_id, instrument="GAD-7", administered=day,
                                       total=gad, recorded_by="nurse")

@@ -120,8 +120,9 @@ def test_vector_recorded_row_by_row(app: OutcomesApplication, vec: dict[str, Any
     closed = app.close_episode(episode_id, discharged_on=date.fromisoformat(discharged_on),
                                recorded_by=CLINICIAN)
     assert closed.outcome is not None
-    assert {k: closed.outcome.get(k, "<missing>") for k in expected} == expected
-    assert closed.outcome == dict(fold_result.outcome)
+    outcome = closed.outcome.as_json()
+    assert {k: outcome.get(k, "<missing>") for k in expected} == expected
+    assert outcome == dict(fold_result.outcome)
 
 
 def _diff_view(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -141,13 +142,14 @@ def test_backdated_insert_retracts_and_asserts_exactly_the_diff(
     (result,) = record_rows(app, episode_id, vec, insert, first_row=len(rows) + 1)
     # Then the command withdraws exactly the decisions that no longer hold, naming them ...
     diff = vec["expected_diff"][key]
-    assert {r["type"] for r in result.retracted} == {"StageRetracted"}
-    assert all(r["stage_id"] in before for r in result.retracted)
-    retracted = [before[r["stage_id"]] for r in result.retracted]
-    assert [(r["retracted_type"], r["date"]) for r in result.retracted] == \
+    withdrawn = [r.as_json() for r in result.retracted]
+    assert {r["type"] for r in withdrawn} == {"StageRetracted"}
+    assert all(r["stage_id"] in before for r in withdrawn)
+    retracted = [before[r["stage_id"]] for r in withdrawn]
+    assert [(r["retracted_type"], r["date"]) for r in withdrawn] == \
         [(e["type"], e["date"]) for e in retracted]
     assert _diff_view(retracted) == _diff_view(diff["retracted"])
     # ... asserts exactly the new ones ...
-    assert _diff_view(result.stage_events) == _diff_view(diff["asserted"])
+    assert _diff_view([e.as_json() for e in result.stage_events]) == _diff_view(diff["asserted"])
     # ... and the history is the expected one after the insert
     assert_events_match(app.stage_history(episode_id), vec["expected"][key])

@@ -1,0 +1,79 @@
+"""What the OpenAPI document says beyond the response models: problem+json errors, headers.
+
+Routes declare their errors with ``problems(404, 409, 422)`` and their headers with
+``headers(201, ETAG, LOCATION)``; ``install(app)`` adds the ``Problem`` schema those refer to. A
+declared 422 replaces FastAPI's default ``HTTPValidationError``, which this service never sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
+
+from api.problems import MEDIA_TYPE
+from api.responses import Problem
+
+REF = "#/components/schemas/{model}"
+DESCRIPTIONS = {
+    404: "Not found: the episode, run, criteria set or assessment does not exist.",
+    405: "Method not allowed: the Allow header lists the methods the resource has.",
+    409: "Conflict with the episode's state: closed, stale If-Match, already voided, or an "
+         "assessment_id already recorded with other content.",
+    422: "Invalid input: a malformed body, header or query, or a value the rules refuse.",
+}
+ETAG = {"ETag": {"description": 'The episode version after the request, e.g. "3"; send it '
+                                'back as If-Match.',
+                 "schema": {"type": "string", "pattern": '^"[0-9]+"$'}}}
+LOCATION = {"Location": {"description": "URL of the resource created or started.",
+                         "schema": {"type": "string", "format": "uri"}}}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries: each status answered as ``application/problem+json``."""
+    return {status: {"description": DESCRIPTIONS[status],
+                     "content": {MEDIA_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}}}
+            for status in statuses}
+
+
+def headers(status: int, *specs: dict[str, Any], description: str | None = None,
+            model: type | None = None) -> dict[int | str, dict[str, Any]]:
+    """A ``responses=`` entry declaring the headers a status carries (and its body's ``model``
+    when it is not the route's main status)."""
+    entry: dict[str, Any] = {"headers": {k: v for spec in specs for k, v in spec.items()}}
+    if description:
+        entry["description"] = description
+    if model is not None:
+        entry["model"] = model
+    return {status: entry}
+
+
+def install(app: FastAPI) -> None:
+    """Generate the document once, with the problem schemas in ``components``."""
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version,
+                                   description=app.description, routes=app.routes)
+            _, definitions = models_json_schema([(Problem, "serialization")], ref_template=REF)
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(definitions.get("$defs", {}))
+            # Validation errors are answered as problems (api.problems): the 422 FastAPI adds by
+            # itself to a route with parameters says so too, and its own schemas go.
+            for responses in _responses(document):
+                if "HTTPValidationError" in str(responses.get("422", "")):
+                    responses["422"] = problems(422)[422]
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _responses(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            yield operation.setdefault("responses", {})
