@@ -483,3 +483,19 @@ class Problem(Response):
     field: str | None = Field(None, description="The offending input, where known.")
     errors: list[ValidationIssue] | None = Field(
         None, description="Validation problems: each location and message (values never echoed).")
+
+
+class ProjectionStatus(Response):
+    position: int = Field(ge=0, description="The last event position the read model processed.")
+    lag: int = Field(description="Events stored but not yet processed (negative: the read model "
+                                 "is ahead of the store, e.g. after restoring an older store).")
+
+
+class Health(Response):
+    """The event store actually in use, read from its recorder (never echoed from a setting)."""
+
+    status: Literal["ok"]
+    store: str = Field(description="sqlite (a file), memory (lost at exit) or the recorder's kind.")
+    path: str | None = Field(description="The SQLite file's absolute path; null otherwise.")
+    position: int = Field(ge=0, description="The store's last event position.")
+    projections: dict[str, ProjectionStatus]

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter, Request
 
 from api.deps import AuditDep, CohortDep, ServicesDep
 from api.openapi import problems
 from api.pages import Cursor, Limit, next_url
-from api.responses import AuditPage, ClinicOutcomes
+from api.responses import AuditPage, ClinicOutcomes, Health
 from api.schemas import IsoDateTime
 from domain.errors import NotFoundError
 
@@ -42,11 +41,12 @@ def clinic_outcomes(clinic_id: str, view: CohortDep) -> ClinicOutcomes:
     return ClinicOutcomes.model_validate({"clinic_id": clinic_id, **asdict(figures)})
 
 
-@router.get("/health", tags=["health"])
-def health(services: ServicesDep) -> dict[str, Any]:
+@router.get("/health", tags=["health"], response_model=Health)
+def health(services: ServicesDep) -> Health:
     """The event store in use (``store``: its recorder's kind, sqlite or memory; ``path``: the
     SQLite file, else null), its last position, and each read model's position and lag."""
     store = services.store
-    return {"status": "ok", "store": store.kind, "path": store.path,
-            "position": services.app.recorder.max_notification_id() or 0,
-            "projections": services.read_models.status()}
+    return Health.model_validate(
+        {"status": "ok", "store": store.kind, "path": store.path,
+         "position": services.app.recorder.max_notification_id() or 0,
+         "projections": services.read_models.status()})

@@ -58,6 +58,7 @@ def test_real_answers_match_the_declared_schemas_and_headers(client):
     check("GET", "/episodes/{episode_id}/audit", f"/episodes/{ep}/audit")
     check("GET", "/audit", "/audit?clinic_id=c-1&limit=3")
     check("GET", "/clinics/{clinic_id}/outcomes", "/clinics/c-1/outcomes")
+    check("GET", "/health", "/health")
     check("GET", "/criteria", "/criteria")
     check("POST", "/criteria", "/criteria", json={
         "base": "frank1991", "id": "c-1-26w", "source": "policy",
