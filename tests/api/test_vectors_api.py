@@ -4,22 +4,15 @@ course outcome of NHS Talking Therapies and CMS159) compared with the expectatio
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import Api, app_settings, running
+from criteria_vectors import ORDER, VECTORS
 
-VECTORS_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "criteria" / "vectors.json"
-if not VECTORS_PATH.exists():
-    pytest.skip(f"no vectors at {VECTORS_PATH}", allow_module_level=True)
-VECTORS = json.loads(VECTORS_PATH.read_text())
-ORDER = ["SafetyItemPositive", "BaselineBelowThreshold", "ResponseReached", "RemissionReached",
-         "RelapseDetected", "RecoveryConfirmed", "RecurrenceDetected"]
 COURSE_OUTCOME_SETS = ("nhs-talking-therapies-2024", "cms159")
 
 
