@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from api_helpers import Api, app_settings, running
+from api_helpers import Api, memory_settings, running
 from criteria_vectors import ORDER, VECTORS
 
 COURSE_OUTCOME_SETS = ("nhs-talking-therapies-2024", "cms159")
@@ -27,8 +27,8 @@ def _cases(kind: str) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with running(app_settings(tmp_path_factory.mktemp("vectors"))) as client:
+def api() -> Iterator[Api]:
+    with running(memory_settings()) as client:
         yield Api(client)
 
 
