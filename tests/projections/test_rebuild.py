@@ -97,7 +97,7 @@ def built() -> tuple[OutcomesApplication, ReadModels]:
 
 @pytest.fixture(scope="module")
 def built_on_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[OutcomesApplication, ReadModels]:
-    return history(tmp_path_factory.mktemp("rebuild"), episodes=12)
+    return history(tmp_path_factory.mktemp("rebuild"), episodes=8)
 
 
 def test_the_generated_history_exercises_retractions_voids_and_closes(built):
