@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m bench.import_csv [--rows 100000]``.
 
-Imports the HAM-D17 trial file of ``../shared/data`` (608 rows + 172 baselines) and a generated
+Imports the HAM-D17 trial file of ``tests/data`` (608 rows + 172 baselines) and a generated
 CSV of ``--rows`` PHQ-9 rows (10 weekly rows per patient), each into a fresh SQLite store under
 ``frank1991``, the way ``outcomes import csv`` does (same reader, same Importer), and reports
 assessments per second next to a bare ``eventsourcing`` aggregate saving one event per
@@ -24,7 +24,7 @@ from bench.record_assessments import bare_save
 from importers.pipeline import Importer, Pseudonymiser
 from importers.tabular import CsvMapping, read_csv
 
-TRIAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / \
+TRIAL = Path(__file__).resolve().parents[1] / "tests" / "data" / \
     "hamd17-rbmi-antidepressant" / "antidepressant_data.csv"
 
 

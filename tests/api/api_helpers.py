@@ -29,9 +29,17 @@ def fixed_clock() -> datetime:
 
 
 def app_settings(folder: Path, **overrides: Any) -> Settings:
-    """Settings for a throwaway SQLite store in ``folder``, JSON logs."""
+    """Settings for a throwaway SQLite store in ``folder``, JSON logs: for the tests where the
+    file store is what is tested (its fsync per commit costs ~5 ms on a slow disk)."""
     return Settings(**{"persistence": "sqlite", "sqlite_path": folder / "outcomes.sqlite",
                        "views_dir": None, "log_format": "json", "log_level": "INFO",
+                       **overrides})
+
+
+def memory_settings(**overrides: Any) -> Settings:
+    """Settings for the in-memory store (read models in private in-memory SQLite databases),
+    JSON logs: what the API tests run on unless the store is what they test."""
+    return Settings(**{"persistence": "memory", "log_format": "json", "log_level": "INFO",
                        **overrides})
 
 

@@ -1,6 +1,7 @@
-"""Fixtures for the HTTP API tests: the app on a throwaway SQLite store with the clock stopped at
-2027-12-31 UTC (so every 2026 and 2027 date in the vectors is in the past), driven through
-``fastapi.testclient.TestClient`` with the lifespan running."""
+"""Fixtures for the HTTP API tests: the app with the clock stopped at 2027-12-31 UTC (so every 2026
+and 2027 date in the vectors is in the past), driven through ``fastapi.testclient.TestClient`` with
+the lifespan running. The store is in memory; a test marked ``file_store`` (the store is what it
+tests) gets a throwaway SQLite file store in its ``tmp_path``."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import Api, app_settings, running
+from api_helpers import Api, app_settings, memory_settings, running
 from fastapi.testclient import TestClient
 
 from bootstrap import Settings
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return app_settings(tmp_path)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.node.get_closest_marker("file_store"):
+        return app_settings(tmp_path)
+    return memory_settings()
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
-"""Concurrent writers to one episode through one app: no lost event; If-Match losers get 409."""
+"""Concurrent writers to one episode through one app: no lost event; If-Match losers get 409.
+
+On a SQLite file store: its write lock and busy timeout between threads are part of what is tested.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
+
 THREADS = 8
 PER_THREAD = 5
+pytestmark = pytest.mark.file_store
 
 
 def _run_together(work: Any, count: int) -> list[Any]:

@@ -7,12 +7,11 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
-from api_helpers import PATIENT_REF, V1, app_settings, fixed_clock
+from api_helpers import PATIENT_REF, V1, fixed_clock, memory_settings
 from fastapi.testclient import TestClient
 
 from api import create_app
@@ -42,8 +41,8 @@ class Logged:
 
 
 @pytest.fixture
-def logged(tmp_path: Path) -> Iterator[Logged]:
-    settings = app_settings(tmp_path, log_format="json")
+def logged() -> Iterator[Logged]:
+    settings = memory_settings(log_format="json")
     services = build(settings, clock=fixed_clock)
     app = create_app(settings, services=services)  # configures structlog: JSON to stderr
     saved = structlog.get_config()

@@ -10,7 +10,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from api_helpers import PROBLEM_TYPE, Api, app_settings, running
+from api_helpers import PROBLEM_TYPE, Api, memory_settings, running
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,8 +30,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running(app_settings(tmp_path_factory.mktemp("problems"))) as client:
+def world() -> Iterator[World]:
+    with running(memory_settings()) as client:
         api = Api(client)
         open_id = api.open(clinic_id="clinic-problems")
         api.record(open_id, "2026-01-05", 18, assessment_id="a-1")

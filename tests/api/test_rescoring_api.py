@@ -8,7 +8,7 @@ import time
 from datetime import date
 from typing import Any
 
-from api_helpers import PROBLEM_TYPE, V1, Api, app_settings, running
+from api_helpers import PROBLEM_TYPE, V1, Api, memory_settings, running
 
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import Observation, fold
@@ -355,14 +355,14 @@ def test_an_unknown_criteria_set_is_404(api: Api) -> None:
     assert_problem(api.client.get("/criteria/clinic-z-unknown"), 404, "criteria-not-found")
 
 
-def test_a_run_whose_thread_fails_is_marked_failed(tmp_path, monkeypatch):
+def test_a_run_whose_thread_fails_is_marked_failed(monkeypatch):
     from application.rescoring import ShadowRuns
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk gone")
 
     monkeypatch.setattr(ShadowRuns, "execute", broken)
-    with running(app_settings(tmp_path)) as client:
+    with running(memory_settings()) as client:
         started = client.post("/rescorings", json={"criteria": "acnp2006"})
         assert started.status_code == 202
         run_url = f"/rescorings/{started.json()['run_id']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+import pytest
 from api_helpers import PATIENT_REF, V1
 
 ACNP = {"id": "acnp2006", "version": "1.0.0"}
@@ -425,6 +426,7 @@ def test_criteria_lists_the_builtin_sets(api):
     assert page["next"] is None
 
 
+@pytest.mark.file_store  # /health reports the store in use
 def test_health_shows_the_store_and_no_lag_after_writes(api):
     episode_id = api.open()
     api.record_all(episode_id, V1[:4])

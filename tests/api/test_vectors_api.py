@@ -4,22 +4,15 @@ course outcome of NHS Talking Therapies and CMS159) compared with the expectatio
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import Api, app_settings, running
+from api_helpers import Api, memory_settings, running
+from criteria_vectors import ORDER, VECTORS
 
-VECTORS_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "criteria" / "vectors.json"
-if not VECTORS_PATH.exists():
-    pytest.skip(f"no vectors at {VECTORS_PATH}", allow_module_level=True)
-VECTORS = json.loads(VECTORS_PATH.read_text())
-ORDER = ["SafetyItemPositive", "BaselineBelowThreshold", "ResponseReached", "RemissionReached",
-         "RelapseDetected", "RecoveryConfirmed", "RecurrenceDetected"]
 COURSE_OUTCOME_SETS = ("nhs-talking-therapies-2024", "cms159")
 
 
@@ -34,8 +27,8 @@ def _cases(kind: str) -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with running(app_settings(tmp_path_factory.mktemp("vectors"))) as client:
+def api() -> Iterator[Api]:
+    with running(memory_settings()) as client:
         yield Api(client)
 
 

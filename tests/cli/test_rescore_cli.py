@@ -7,6 +7,7 @@ what it appended. Usage errors exit with 2 and change nothing.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -39,20 +40,23 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @contextmanager
-def services() -> Iterator[Services]:
-    """The store the CLI uses (clock stopped at 2027-12-31, so the 2026 dates are past)."""
-    built = build(Settings(), clock=lambda: NOW)
+def services(settings: Settings | None = None) -> Iterator[Services]:
+    """The store the CLI uses, or the one ``settings`` name (clock stopped at 2027-12-31, so the
+    2026 dates are past)."""
+    built = build(settings or Settings(), clock=lambda: NOW)
     try:
         yield built
     finally:
         built.close()
 
 
-@pytest.fixture
-def episodes() -> dict[str, str]:
-    """V1 under frank1991 in clinic-a (twice, one closed) and in clinic-b."""
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A store folder recorded once for the module (V1 under frank1991 in clinic-a, twice, one
+    closed, and in clinic-b) and the episode ids by name."""
+    folder = tmp_path_factory.mktemp("recorded")
     found = {}
-    with services() as s:
+    with services(Settings(sqlite_path=folder / "outcomes.sqlite")) as s:
         for name, clinic in (("a", "clinic-a"), ("closed", "clinic-a"), ("b", "clinic-b")):
             episode_id = s.app.open_episode(patient_ref=f"pseudo-{name}", clinic_id=clinic,
                                             recorded_by="u", criteria="frank1991",
@@ -64,7 +68,16 @@ def episodes() -> dict[str, str]:
             found[name] = str(episode_id)
         s.app.close_episode(UUID(found["closed"]), discharged_on=date(2026, 6, 22),
                             recorded_by="u")
-    return found
+    return folder, found
+
+
+@pytest.fixture
+def episodes(recorded: tuple[Path, dict[str, str]], store: Path) -> dict[str, str]:
+    """The recorded store's files copied into this test's store folder (copying costs no fsync;
+    recording anew would cost ~120), and the episode ids by name."""
+    folder, found = recorded
+    shutil.copytree(folder, store.parent, dirs_exist_ok=True)
+    return dict(found)
 
 
 def run(*args: str) -> Result:

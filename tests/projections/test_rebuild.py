@@ -1,5 +1,10 @@
 """Read models are functions of the events: a rebuild from position 0 equals the incrementally
-built model, and reprocessing events changes nothing."""
+built model, and reprocessing events changes nothing.
+
+The large generated history runs on the in-memory store with the read models in in-memory SQLite
+databases (the same SQL; what is tested is the projections, not the files). A small history on
+SQLite files covers what files add: a rebuild of a view file, and a second process sharing them.
+"""
 
 from __future__ import annotations
 
@@ -72,15 +77,25 @@ def generate(app: OutcomesApplication, models: ReadModels, episodes: int, seed: 
         models.catch_up()
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[OutcomesApplication, ReadModels]:
-    folder: Path = tmp_path_factory.mktemp("rebuild")
-    app = OutcomesApplication(
-        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "w.sqlite")},
-        clock=lambda: datetime(2027, 6, 30, tzinfo=UTC))
-    models = ReadModels.open(app, folder / "views")
-    generate(app, models, episodes=300, seed=20261130)
+def history(folder: Path | None, episodes: int) -> tuple[OutcomesApplication, ReadModels]:
+    """``episodes`` generated episodes: on SQLite files in ``folder`` (views in ``folder/views``),
+    or in memory when ``folder`` is None."""
+    env = ({} if folder is None else
+           {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "w.sqlite")})
+    app = OutcomesApplication(env, clock=lambda: datetime(2027, 6, 30, tzinfo=UTC))
+    models = ReadModels.open(app, None if folder is None else folder / "views")
+    generate(app, models, episodes=episodes, seed=20261130)
     return app, models
+
+
+@pytest.fixture(scope="module")
+def built() -> tuple[OutcomesApplication, ReadModels]:
+    return history(None, episodes=300)
+
+
+@pytest.fixture(scope="module")
+def built_on_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[OutcomesApplication, ReadModels]:
+    return history(tmp_path_factory.mktemp("rebuild"), episodes=8)
 
 
 def test_the_generated_history_exercises_retractions_voids_and_closes(built):
@@ -95,9 +110,10 @@ def test_the_generated_history_exercises_retractions_voids_and_closes(built):
     assert models.status()["audit"] == {"position": app.recorder.max_notification_id(), "lag": 0}
 
 
+@pytest.mark.parametrize("stores", ["built", "built_on_files"])
 @pytest.mark.parametrize("name", list(READ_MODELS))
-def test_a_rebuild_from_zero_equals_the_incrementally_built_read_model(built, name):
-    app, models = built
+def test_a_rebuild_from_zero_equals_the_incrementally_built_read_model(request, stores, name):
+    app, models = request.getfixturevalue(stores)
     incremental = dump(models.views[name])
     processed = models.rebuild(name)
     assert processed == app.recorder.max_notification_id()
@@ -121,8 +137,8 @@ def test_catching_up_twice_processes_nothing_the_second_time(built):
     assert models.catch_up() == 0
 
 
-def test_a_second_process_sharing_the_view_files_sees_the_same_rows(built, tmp_path):
-    app, models = built
+def test_a_second_process_sharing_the_view_files_sees_the_same_rows(built_on_files):
+    app, models = built_on_files
     other = ReadModels.open(app, Path(models.views["episodes"].datastore.pool.db_name).parent)
     assert other.catch_up() == 0
     assert dump(other.episodes) == dump(models.episodes)

@@ -18,15 +18,18 @@ def fixed_clock() -> datetime:
 
 
 @pytest.fixture
-def app() -> OutcomesApplication:
-    """The application on the in-memory store, with the clock stopped at 2027-12-31 UTC."""
-    return OutcomesApplication({}, clock=fixed_clock)
-
-
-@pytest.fixture
 def sqlite_env(tmp_path: Path) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": str(tmp_path / "outcomes.sqlite")}
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, tmp_path: Path) -> OutcomesApplication:
+    """The application with the clock stopped at 2027-12-31 UTC: on the in-memory store, or on a
+    SQLite file in ``tmp_path`` for a test marked ``file_store`` (the store is what it tests)."""
+    if request.node.get_closest_marker("file_store"):
+        return OutcomesApplication(request.getfixturevalue("sqlite_env"), clock=fixed_clock)
+    return OutcomesApplication({}, clock=fixed_clock)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Shadow re-scoring, adoption of other criteria and custom criteria sets, through the application
 on the in-memory store (clock stopped at 2027-12-31 UTC).
 
-Shadow runs: every public vector (../shared/criteria/vectors.json) is recorded row by row into an
+Shadow runs: every public vector (tests/data/criteria-vectors/) is recorded row by row into an
 episode under each of its criteria keys; a run under another set must give, for each episode,
 exactly what the pure fold gives on the same rows, and must leave the episodes' store as it was.
 Adoption: the events appended are exactly the difference between the old set's fold and the new
@@ -10,7 +10,6 @@ one's, each citing the adoption; ``as_of`` before the adoption still shows the o
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from criteria_vectors import BY_ID, VECTORS
 
 import application.rescoring as rescorings
 from application.outcomes import OutcomesApplication
@@ -39,9 +39,6 @@ from domain.rescoring import Rescoring
 from projections.rescorings import RescoringStore
 
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-VECTORS: list[dict[str, Any]] = json.loads((SHARED / "criteria" / "vectors.json").read_text())
-BY_ID = {v["id"]: v for v in VECTORS}
 LONGITUDINAL = ["frank1991", "frank1991-rec26w", "acnp2006", "acnp2006-symptom"]
 COURSE = ["nhs-talking-therapies-2024", "cms159"]
 CLINICIAN = "clinician-0042"

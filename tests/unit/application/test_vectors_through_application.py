@@ -1,7 +1,7 @@
-"""The public vectors (SPEC §5, ../shared/criteria/vectors.json) through the application.
+"""The public vectors (docs/clinical-rules.md §5, tests/data/criteria-vectors/) through the application.
 
 Each row is recorded one by one, as a clinic would, and the stage events are read back from the
-event store. The comparison is the one ``shared/checks/vectors`` makes on ``outcomes evaluate``:
+event store. The comparison is the one the specification's checker makes on ``outcomes evaluate``:
 event lists as (type, date, degree) sorted by date and type, ``onset`` where the expectation gives
 it; course results (NHS TT, CMS159) on the keys the expectation gives. The pure fold must reach the
 same decisions from the same rows (G1: the order of arrival does not matter).
@@ -9,23 +9,17 @@ same decisions from the same rows (G1: the order of arrival does not matter).
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
+from criteria_vectors import ORDER, VECTORS
 
 from application.outcomes import CommandResult, OutcomesApplication
 from domain.criteria.builtin import get_criteria
 from domain.trajectory import evaluate, parse_trajectory
 
-# CI clones the repository elsewhere but copies shared/ beside it.
-SHARED = Path(__file__).resolve().parents[3].parent / "shared"
-VECTORS: list[dict[str, Any]] = json.loads((SHARED / "criteria" / "vectors.json").read_text())
-ORDER = ["SafetyItemPositive", "BaselineBelowThreshold", "ResponseReached", "RemissionReached",
-         "RelapseDetected", "RecoveryConfirmed", "RecurrenceDetected"]
 CLINICIAN = "clinician-0042"
 
 

@@ -1,7 +1,7 @@
 """Staging rules the public vectors do not cover: C4, C6, C7, C10, C11/C12, G2, G3 (SPEC §2.1, §2.8).
 
 Every expectation below is worked out by hand from the SPEC; the comment above each trajectory
-shows the arithmetic. Events are written as in ``shared/checks/vectors``:
+shows the arithmetic. Events are written as the specification's vector checker writes them:
 ``Type@date[degree] onset date``.
 """
 

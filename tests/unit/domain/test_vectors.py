@@ -1,38 +1,21 @@
-"""The public worked vectors (SPEC §5, ``shared/criteria/vectors.json``) through the pure domain.
+"""The public worked vectors (docs/clinical-rules.md §5; the repository's copy in
+``tests/data/criteria-vectors/``) through the pure domain.
 
-Each (vector, criteria key) is one test, compared the way ``shared/checks/vectors`` compares the
+Each (vector, criteria key) is one test, compared the way the specification's vector checker compares the
 output of ``outcomes evaluate``: events as (type, date, degree) after sorting by date and type,
 ``onset`` where the expected event has that key; result objects on the keys the expectation gives.
-The repository is checked out beside ``shared/`` (CI copies it there), so it is found from the
-parent of the repository root.
 """
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from criteria_vectors import ORDER, VECTORS
 
 from domain.criteria.builtin import get_criteria
 from domain.trajectory import evaluate, parse_trajectory, render
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-VECTORS_FILE = (REPO_ROOT / ".." / "shared" / "criteria" / "vectors.json").resolve()
-# The canonical order of shared/checks/vectors (ORDER there).
-ORDER = ["SafetyItemPositive", "BaselineBelowThreshold", "ResponseReached", "RemissionReached",
-         "RelapseDetected", "RecoveryConfirmed", "RecurrenceDetected"]
-
-
-def _load_vectors() -> list[dict[str, Any]]:
-    if not VECTORS_FILE.is_file():
-        raise FileNotFoundError(
-            f"{VECTORS_FILE} not found: check out shared/ beside the repository root")
-    return json.loads(VECTORS_FILE.read_text())
-
-
-VECTORS = _load_vectors()
 
 
 def _cases() -> list[Any]:
