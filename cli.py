@@ -116,6 +116,14 @@ def evaluate(
     typer.echo(json.dumps(render(result), indent=1))
 
 
+def _console() -> Any:
+    """A rich console; off a terminal (a pipe, a file) 160 columns wide instead of rich's 80, so
+    tables are not squeezed."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 @criteria_app.command("list")
 def criteria_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -126,14 +134,13 @@ def criteria_list(
     if as_json:
         typer.echo(json.dumps(sets, indent=1))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("id", "version", "hash", "kind", "source")
-    table.columns[0].no_wrap = True
+    table.columns[0].no_wrap = table.columns[2].no_wrap = True
     for s in sets:
         table.add_row(s["id"], s["version"], s["hash"][:12], s["kind"], s["source"])
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -144,8 +151,8 @@ def serve(
     """Serve the HTTP API (OpenAPI docs at /docs) on the configured store (default SQLite,
     ./var/outcomes.sqlite; settings from OUTCOMES_* environment variables).
 
-    The port is bound first: one that cannot be bound (in use, not permitted) is one line on
-    stderr, exit 1. ``listening`` (host, port) is logged once the server accepts connections.
+    The port is bound first; one that cannot be bound is one line on stderr, exit 1.
+    ``listening`` (host, port) is logged once the server accepts connections.
     """
     from api import create_app
     from api.serving import ListenError, bind, run
@@ -238,7 +245,6 @@ def _print_summary(summary: ImportSummary, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(data, indent=1))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("", "count", title="dry run: nothing written" if summary.dry_run else None)
@@ -251,7 +257,7 @@ def _print_summary(summary: ImportSummary, as_json: bool) -> None:
             table.add_row(f"{kind}: {reason}", str(count))
     for path in summary.unreadable:
         table.add_row(f"unreadable: {path}", "")
-    Console().print(table)
+    _console().print(table)
 
 
 @import_app.command("csv")
