@@ -8,12 +8,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
+from api.identity import Principal
 from bootstrap import Services
-from domain.errors import InvalidInputError
+from domain.errors import DomainError, InvalidInputError
 from projections.audit import AuditView
 from projections.cohort import CohortView
 from projections.episodes import EpisodesView
 from projections.stages import StagesView
+
+class AuthenticationRequired(DomainError):
+    """No authenticated principal (a missing or invalid bearer token): 401."""
+
+    code = "authentication-required"
+
 
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 # Also the OpenAPI pattern: ECMA-262 syntax (no named groups).
@@ -47,6 +54,16 @@ def get_user(x_user_id: Annotated[str | None, Header(
     return user
 
 
+def current_principal(request: Request) -> Principal:
+    """The authenticated caller, which the authentication dependency (``api.auth``, run before
+    every protected route) stored on ``request.state.principal``. Raises
+    ``AuthenticationRequired`` (401) when there is none."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        raise AuthenticationRequired("a bearer token is required")
+    return principal
+
+
 def get_expected_version(if_match: Annotated[str | None, Header(
         alias="If-Match", json_schema_extra={"pattern": IF_MATCH.pattern},
         description='The episode version the change expects, e.g. "3" (409 when stale).')
@@ -68,3 +85,4 @@ AuditDep = Annotated[AuditView, Depends(_fresh("audit"))]
 CohortDep = Annotated[CohortView, Depends(_fresh("cohort"))]
 UserDep = Annotated[str, Depends(get_user)]
 IfMatchDep = Annotated[int | None, Depends(get_expected_version)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
