@@ -16,6 +16,7 @@ from projections.cohort import CohortView
 from projections.episodes import EpisodesView
 from projections.stages import StagesView
 
+
 class AuthenticationRequired(DomainError):
     """No authenticated principal (a missing or invalid bearer token): 401."""
 
