@@ -18,7 +18,7 @@ import structlog
 from eventsourcing.persistence import Recorder
 from eventsourcing.popo import POPORecorder
 from eventsourcing.sqlite import SQLiteRecorder
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from application.adoption import ClinicAdoptions
@@ -50,6 +50,23 @@ class Settings(BaseSettings):
     # Key of the HMAC that turns source patient ids into patient_ref (imports). Unset: a random
     # key is created once in <sqlite folder>/pseudonym.key (mode 600) and reused.
     pseudonym_key: SecretStr | None = None
+    # Bounded resources (api.limits, api.serving; README "Limits"): body bytes (413), seconds for
+    # a body (408) and for a request's headers (connection closed with 408), requests per identity
+    # ("100/second", limits notation; "off": none), Host names answered (comma-separated; unset:
+    # loopback names plus ``host``).
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    body_timeout: float = Field(30.0, gt=0)
+    header_timeout: float = Field(10.0, gt=0)
+    rate_limit: str = "100/second"
+    allowed_hosts: str | None = None
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        if value.strip().lower() != "off":
+            from limits import parse
+            parse(value)  # ValueError names the notation
+        return value.strip()
 
     def eventsourcing_env(self, file_name: str | None = None) -> dict[str, str]:
         """The ``eventsourcing`` environment of the write model (or, with ``file_name``, of
@@ -81,6 +98,14 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    def allowed_host_names(self) -> list[str]:
+        """The ``Host`` names the API answers for: ``allowed_hosts`` split on commas, else
+        ``127.0.0.1``, ``localhost``, ``[::1]`` and ``host`` (bracketed when IPv6)."""
+        if self.allowed_hosts is not None:
+            return [name.strip() for name in self.allowed_hosts.split(",") if name.strip()]
+        own = f"[{self.host}]" if ":" in self.host else self.host
+        return list(dict.fromkeys(["127.0.0.1", "localhost", "[::1]", own]))
 
     def views_folder(self) -> Path | None:
         if self.persistence == "memory":

@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from api import openapi, problems
+from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.deps import USER_ID
 from api.routes import episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
@@ -61,10 +62,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.state.services = services
     problems.install(app)
     openapi.install(app)
+    # Order, outermost first: Host check, request log, body limit, routes (ADR: limits).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.middleware("http")(_request_log)
-    app.include_router(episodes.router)
-    app.include_router(misc.router)
-    app.include_router(rescoring.router)
+    app.add_middleware(HostCheck, allowed_hosts=settings.allowed_host_names())
+    app.state.rate_limiter = None if settings.rate_limit == "off" else RateLimiter(settings.rate_limit)
+    limited = [Depends(rate_limited)]  # after authentication: it reads request.state.principal
+    app.include_router(episodes.router, dependencies=limited)
+    app.include_router(misc.router, dependencies=limited)
+    app.include_router(rescoring.router, dependencies=limited)
     return app
 
 

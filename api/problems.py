@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from api.limits import RateLimited
 from api.responses import Problem
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 
@@ -24,6 +25,7 @@ STATUS: list[tuple[type[DomainError], int, str]] = [
     (NotFoundError, 404, "Not found"),
     (ConflictError, 409, "Conflict with the episode's state"),
     (InvalidInputError, 422, "Invalid input"),
+    (RateLimited, 429, "Too many requests"),
 ]
 
 
@@ -42,7 +44,8 @@ def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)),
                          (422, "Invalid input"))
-    return problem(status, title, exc.message, exc.code, field=exc.field)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return problem(status, title, exc.message, exc.code, field=exc.field, headers=headers)
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

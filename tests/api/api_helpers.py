@@ -16,6 +16,9 @@ from bootstrap import Settings, build
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
 PATIENT_REF = "PATIENT-7f3a-Doe-1970"
 PROBLEM_TYPE = "application/problem+json"
+# The TestClient's Host is ``testserver``: allowed in tests only, never by default. Rate limits
+# are off but in the tests of limits (a suite bursts past any clinic-sized limit).
+TEST_HOSTS = "testserver,127.0.0.1,localhost"
 # V1 of the public vectors (PHQ-9 totals), the classic response -> remission -> recovery course.
 V1 = [("2026-01-05", 18), ("2026-01-12", 16), ("2026-01-19", 13), ("2026-01-26", 8),
       ("2026-02-02", 6), ("2026-02-09", 4), ("2026-02-16", 3), ("2026-02-23", 4),
@@ -33,14 +36,14 @@ def app_settings(folder: Path, **overrides: Any) -> Settings:
     file store is what is tested (its fsync per commit costs ~5 ms on a slow disk)."""
     return Settings(**{"persistence": "sqlite", "sqlite_path": folder / "outcomes.sqlite",
                        "views_dir": None, "log_format": "json", "log_level": "INFO",
-                       **overrides})
+                       "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **overrides})
 
 
 def memory_settings(**overrides: Any) -> Settings:
     """Settings for the in-memory store (read models in private in-memory SQLite databases),
     JSON logs: what the API tests run on unless the store is what they test."""
     return Settings(**{"persistence": "memory", "log_format": "json", "log_level": "INFO",
-                       **overrides})
+                       "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **overrides})
 
 
 @contextmanager
