@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import structlog
 from eventsourcing.persistence import Recorder
@@ -54,9 +54,9 @@ class Settings(BaseSettings):
     # a body (408) and for a request's headers (connection closed with 408), requests per identity
     # ("100/second", limits notation; "off": none), Host names answered (comma-separated; unset:
     # loopback names plus ``host``).
-    max_body_bytes: int = Field(1_048_576, gt=0)
-    body_timeout: float = Field(30.0, gt=0)
-    header_timeout: float = Field(10.0, gt=0)
+    max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
+    body_timeout: Annotated[float, Field(gt=0)] = 30.0
+    header_timeout: Annotated[float, Field(gt=0)] = 10.0
     rate_limit: str = "100/second"
     allowed_hosts: str | None = None
 

@@ -164,7 +164,7 @@ def serve(
     except ListenError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
-    run(create_app(settings), sock)
+    run(create_app(settings), sock, header_timeout=settings.header_timeout)
 
 
 @projections_app.command("rebuild")

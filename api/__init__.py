@@ -15,8 +15,8 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from api import openapi, problems
-from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.deps import USER_ID
+from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.routes import episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
 

@@ -1,14 +1,28 @@
 """Running the API under uvicorn on a socket bound beforehand, so that a port that cannot be
-bound is reported plainly and ``listening`` is logged only once connections are accepted."""
+bound is reported plainly and ``listening`` is logged only once connections are accepted.
+
+uvicorn (h11 protocol; httptools is not installed) bounds an idle keep-alive connection
+(``timeout_keep_alive``) and the bytes of an incomplete request head
+(``h11_max_incomplete_event_size``), but times nothing before the first request nor a head sent
+byte by byte, and answers an oversized head with a plain 400. ``LimitedH11Protocol`` adds the
+header timeout (408, connection closed) and answers 431 for an oversized head, both as
+problem+json; the body limits are ASGI middleware (``api.limits``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
+from typing import Any
 
+import h11
 import structlog
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from api.limits import problem_bytes
 
 log = structlog.get_logger("api")
 
@@ -44,8 +58,106 @@ class _Server(uvicorn.Server):
             log.info("listening", host=host, port=port)
 
 
-def run(app: FastAPI, sock: socket.socket) -> None:
-    """Serve ``app`` on the bound ``sock`` until interrupted (SIGINT/SIGTERM); uvicorn's own
-    logging configuration and access log are off (the API logs its requests)."""
-    config = uvicorn.Config(app, log_config=None, access_log=False)
-    _Server(config).run(sockets=[sock])
+# The largest request head (request line and headers, bytes) read: h11's default is 16 KiB.
+MAX_HEAD_BYTES = 16 * 1024
+
+
+class _HintingConnection(h11.Connection):
+    """h11's connection, remembering the status its last protocol error suggests (431 for a
+    head over the size limit, else 400). h11 bounds only a head still incomplete in its buffer;
+    one that arrives whole in a single read is measured here, against the same limit."""
+
+    error_status = 400
+
+    def next_event(self) -> Any:
+        try:
+            event = super().next_event()
+            if isinstance(event, h11.Request) and _head_size(event) > self._max_incomplete_event_size:
+                raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
+            return event
+        except h11.RemoteProtocolError as exc:
+            self.error_status = exc.error_status_hint
+            raise
+
+
+def _head_size(request: h11.Request) -> int:
+    """Bytes of the request line and headers, as sent less separators."""
+    return len(request.method) + len(request.target) + sum(
+        len(name) + len(value) + 4 for name, value in request.headers.raw_items())
+
+
+class LimitedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol plus a header timeout: a request head (request line and headers)
+    must be complete ``header_timeout`` seconds after the connection opens or, on a kept-alive
+    connection, after its first byte; else 408 and the connection is closed. A malformed head is
+    400 and one over ``MAX_HEAD_BYTES`` 431 (RFC 6585), problem+json rather than uvicorn's
+    plain text."""
+
+    header_timeout = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn: _HintingConnection = _HintingConnection(
+            h11.SERVER, self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES)
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            if self._head_timer is None:  # a new head begins on a kept-alive connection
+                self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+        else:
+            self._cancel_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self._refuse(408, "Request timeout", f"the request headers did not arrive within "
+                         f"{self.header_timeout:g} s", "request-timeout")
+
+    def send_400_response(self, msg: str) -> None:
+        if self.conn.error_status == 431:
+            self._refuse(431, "Request header fields too large",
+                         f"the request line and headers exceed {MAX_HEAD_BYTES} bytes",
+                         "header-too-large")
+        else:
+            self._refuse(400, "Bad request", "the request is not valid HTTP/1.1", "bad-request")
+
+    def _refuse(self, status: int, title: str, detail: str, code: str) -> None:
+        """Write a problem+json answer straight to the socket (no request was parsed for h11 to
+        answer) and close the connection."""
+        body = problem_bytes(status, title, detail, code)
+        reason = {400: b"Bad Request", 408: b"Request Timeout",
+                  431: b"Request Header Fields Too Large"}[status]
+        head = (b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n" % (status, reason, len(body)))
+        log.warning("refused", status=status, problem=code)
+        self.transport.write(head + body)
+        self.transport.close()
+
+
+def config(app: FastAPI, *, header_timeout: float) -> uvicorn.Config:
+    """uvicorn's configuration: h11 with ``LimitedH11Protocol`` (``header_timeout`` seconds),
+    keep-alive connections closed after 5 s idle, heads up to ``MAX_HEAD_BYTES``; uvicorn's own
+    logging configuration and access log off (the API logs its requests)."""
+    protocol = type("Protocol", (LimitedH11Protocol,), {"header_timeout": header_timeout})
+    return uvicorn.Config(app, log_config=None, access_log=False, http=protocol,
+                          timeout_keep_alive=5, h11_max_incomplete_event_size=MAX_HEAD_BYTES)
+
+
+def run(app: FastAPI, sock: socket.socket, *, header_timeout: float = 10.0) -> None:
+    """Serve ``app`` on the bound ``sock`` until interrupted (SIGINT/SIGTERM)."""
+    _Server(config(app, header_timeout=header_timeout)).run(sockets=[sock])
