@@ -18,6 +18,7 @@ from api import openapi, problems
 from api.deps import USER_ID
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.routes import episodes, misc, rescoring
+from api.schemas import clean_parameters
 from bootstrap import Services, Settings, build, configure_logging
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -67,10 +68,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.middleware("http")(_request_log)
     app.add_middleware(HostCheck, allowed_hosts=settings.allowed_host_names())
     app.state.rate_limiter = None if settings.rate_limit == "off" else RateLimiter(settings.rate_limit)
-    limited = [Depends(rate_limited)]  # after authentication: it reads request.state.principal
-    app.include_router(episodes.router, dependencies=limited)
-    app.include_router(misc.router, dependencies=limited)
-    app.include_router(rescoring.router, dependencies=limited)
+    # rate_limited after authentication (it reads request.state.principal); ids in paths/queries
+    guards = [Depends(rate_limited), Depends(clean_parameters)]
+    app.include_router(episodes.router, dependencies=guards)
+    app.include_router(misc.router, dependencies=guards)
+    app.include_router(rescoring.router, dependencies=guards)
     return app
 
 

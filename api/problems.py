@@ -53,8 +53,9 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = [{"loc": [str(part) for part in e.get("loc", ())], "msg": e.get("msg", "")}
               for e in exc.errors()]
     detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    fields = {e["loc"][-1] for e in errors if e["loc"]}
     return problem(422, "Invalid input", detail or "the request is malformed",
-                   "validation-error", errors=errors)
+                   "validation-error", errors=errors, field=fields.pop() if len(fields) == 1 else None)
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -6,10 +6,13 @@ Integers are strict: ``true`` or ``1.0`` where a score belongs is a 422, never a
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any
 
+from fastapi import Request as HttpRequest
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -22,7 +25,57 @@ from pydantic import (
 
 from domain.criteria.custom import CUSTOM_ID
 from domain.episode import ASSESSMENT_ID
+from domain.errors import InvalidInputError
 from domain.instruments import INSTRUMENTS
+
+# Bidirectional embeddings, overrides (U+202A..U+202E) and isolates (U+2066..U+2069) reorder what
+# a reader sees ("Trojan Source", CVE-2021-42574); the marks (LRM, RLM, ALM) are invisible and
+# make two ids that look alike differ. Text refuses the first kind, ids both.
+BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+BIDI_MARKS = frozenset("\u200e\u200f\u061c")
+FREE_TEXT_CONTROLS = frozenset("\t\n")  # a reason may be laid out on several lines
+
+
+def hostile_character(text: str, *, free_text: bool = False) -> str | None:
+    """The first character ``text`` may not hold, as ``U+XXXX``, or None: NUL and every other
+    C0 and C1 control and DEL (Unicode category Cc; free text keeps tab and line feed), the
+    bidirectional controls, and in ids (``free_text=False``) the bidirectional marks too."""
+    for char in text:
+        if unicodedata.category(char) == "Cc":
+            if free_text and char in FREE_TEXT_CONTROLS:
+                continue
+        elif char not in BIDI_CONTROLS and (free_text or char not in BIDI_MARKS):
+            continue
+        return f"U+{ord(char):04X}"
+    return None
+
+
+def _id_text(value: str) -> str:
+    if (char := hostile_character(value)) is not None:
+        raise ValueError(f"control or bidirectional character {char} is not allowed in an id")
+    return value
+
+
+def _free_text(value: str) -> str:
+    if (char := hostile_character(value, free_text=True)) is not None:
+        raise ValueError(f"control or bidirectional character {char} is not allowed")
+    return value
+
+
+# An id (patient_ref, clinic_id, criteria ids, parameter names): no control or bidi character.
+IdText = Annotated[str, AfterValidator(_id_text)]
+# Free text (reasons, sources): no control character but tab and line feed, no bidi control.
+FreeText = Annotated[str, AfterValidator(_free_text)]
+Params = dict[IdText, Annotated[StrictStr, AfterValidator(_id_text)] | StrictInt | StrictBool]
+
+
+def clean_parameters(request: HttpRequest) -> None:
+    """Route dependency: every path and query parameter is an id and holds no control or
+    bidirectional character; else ``InvalidInputError`` (422) naming the parameter."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if isinstance(value, str) and (char := hostile_character(value)) is not None:
+            raise InvalidInputError(
+                f"{name}: control or bidirectional character {char} is not allowed", field=name)
 
 
 def _iso_text(value: Any) -> Any:
@@ -59,13 +112,13 @@ class Request(BaseModel):
 
 
 class OpenEpisode(Request):
-    patient_ref: str = Field(min_length=1, max_length=128,
+    patient_ref: IdText = Field(min_length=1, max_length=128,
                              description="Pseudonymous patient reference: never a name or MRN.")
-    clinic_id: str = Field(min_length=1, max_length=128)
-    criteria: str = Field("acnp2006", max_length=500, description=(
+    clinic_id: IdText = Field(min_length=1, max_length=128)
+    criteria: IdText = Field("acnp2006", max_length=500, description=(
         "Criteria set id (GET /criteria), or a variant in the notation "
         "`frank1991|rounding=half_up`."))
-    params: dict[str, StrictStr | StrictInt | StrictBool] | None = Field(
+    params: Params | None = Field(
         None, description='Parameter overrides making a variant, e.g. {"rounding": "half_up"}.')
     instrument: str = Field("PHQ-9", json_schema_extra={"enum": list(INSTRUMENTS)}, description=(
         "Staged instrument: PHQ-9, HAM-D17, QIDS-SR16 (MADRS with thresholds as parameters)."))
@@ -73,7 +126,7 @@ class OpenEpisode(Request):
 
 
 class RecordAssessment(Request):
-    assessment_id: str | None = Field(
+    assessment_id: str | None = Field(  # the pattern admits no control character
         None, pattern=ASSESSMENT_ID.pattern,
         description="Client-supplied id: repeating it with the same content is a no-op.")
     instrument: Instrument
@@ -92,8 +145,8 @@ class RecordAssessment(Request):
 
 
 class VoidAssessment(Request):
-    reason: str = Field(min_length=1, max_length=500,
-                        description="Why the assessment was entered in error.")
+    reason: FreeText = Field(min_length=1, max_length=500,
+                             description="Why the assessment was entered in error.")
 
 
 class CloseEpisode(Request):
@@ -101,21 +154,21 @@ class CloseEpisode(Request):
 
 
 class AdoptCriteria(Request):
-    criteria: str = Field(max_length=500, description="Criteria set id (built-in or custom).")
-    params: dict[str, StrictStr | StrictInt | StrictBool] | None = None
-    reason: str = Field(min_length=1, max_length=500, description="Why the clinic adopts it.")
+    criteria: IdText = Field(max_length=500, description="Criteria set id (built-in or custom).")
+    params: Params | None = None
+    reason: FreeText = Field(min_length=1, max_length=500, description="Why the clinic adopts it.")
 
 
 class RequestRescoring(Request):
-    criteria: str
-    params: dict[str, StrictStr | StrictInt | StrictBool] | None = None
-    clinic_id: str | None = Field(None, min_length=1, max_length=128)
+    criteria: IdText
+    params: Params | None = None
+    clinic_id: IdText | None = Field(None, min_length=1, max_length=128)
     as_of: IsoDateTime | None = Field(None, description="Transaction time; default now.")
 
 
 class RegisterCriteria(Request):
-    base: str = Field(description="The built-in set this one derives from.")
-    id: str = Field(json_schema_extra={"pattern": CUSTOM_ID.pattern},
+    base: IdText = Field(description="The built-in set this one derives from.")
+    id: IdText = Field(json_schema_extra={"pattern": CUSTOM_ID.pattern},
                     description="The new set's id: 3..64 lower-case letters, digits, '.', '-'.")
-    params: dict[str, StrictStr | StrictInt | StrictBool] = Field(default_factory=dict)
-    source: str = Field(min_length=1, max_length=1000, description="The source the clinic cites.")
+    params: Params = Field(default_factory=dict)
+    source: FreeText = Field(min_length=1, max_length=1000, description="The source the clinic cites.")
