@@ -191,8 +191,10 @@ def test_a_foreign_host_answers_400_problem(server: Server) -> None:
     assert_problem(answer, 400, "host-not-allowed")
 
 
-def _upload(server: Server, chunked: bool, total: int, answers: list[bytes]) -> None:
-    """POST ``total`` bytes of filler (chunked, or with its Content-Length) in 64 KiB writes."""
+def _upload(server: Server, chunked: bool, total: int, answers: list[bytes],
+            sent: list[int]) -> None:
+    """POST ``total`` bytes of filler (chunked, or with its Content-Length) in 64 KiB writes;
+    the answer goes to ``answers``, the bytes the client could write to ``sent``."""
     framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % total
     block = b"a" * 65536
 
@@ -200,17 +202,21 @@ def _upload(server: Server, chunked: bool, total: int, answers: list[bytes]) -> 
         yield (b"POST /episodes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                b"Content-Type: application/json\r\n" + framing + b"\r\n\r\n")
         for _ in range(total // len(block)):
+            written.append(len(block))
             yield b"10000\r\n" + block + b"\r\n" if chunked else block
         if chunked:
             yield b"0\r\n\r\n"
 
+    written: list[int] = []
     answers.append(exchange(server, pieces()))
+    sent.append(sum(written))
 
 
 def test_four_concurrent_100_mb_uploads_answer_413_in_bounded_memory(server: Server) -> None:
     before = server.memory_kib()
     answers: list[bytes] = []
-    threads = [threading.Thread(target=_upload, args=(server, chunked, 100_000_000, answers))
+    sent: list[int] = []
+    threads = [threading.Thread(target=_upload, args=(server, chunked, 100_000_000, answers, sent))
                for chunked in (True, False, True, False)]
     started = time.monotonic()
     for thread in threads:
@@ -221,9 +227,11 @@ def test_four_concurrent_100_mb_uploads_answer_413_in_bounded_memory(server: Ser
     after = server.memory_kib()
     growth_mib = (after["VmHWM"] - before["VmRSS"]) / 1024
     print(f"\nRSS before {before['VmRSS'] / 1024:.1f} MiB, peak after {after['VmHWM'] / 1024:.1f}"
-          f" MiB: growth {growth_mib:.1f} MiB for 4 x 100 MB in {elapsed:.2f} s")
+          f" MiB: growth {growth_mib:.1f} MiB for 4 x 100 MB in {elapsed:.2f} s; the clients"
+          f" could write {max(sent) / MIB:.1f} MiB at most before the server closed")
     assert [answer.split(b"\r\n", 1)[0] for answer in answers] == \
         [b"HTTP/1.1 413 Request Entity Too Large"] * 4
     assert all(b'"code": "body-too-large"' in answer for answer in answers)
     assert growth_mib <= 50
+    assert max(sent) < 20 * MIB  # the server stopped reading (socket buffers hold the rest)
     assert elapsed < 9
