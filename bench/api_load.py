@@ -40,7 +40,7 @@ def free_port() -> int:
 
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OUTCOMES_SQLITE_PATH": str(folder / "outcomes.sqlite"),
-           "OUTCOMES_LOG_LEVEL": "WARNING"}
+           "OUTCOMES_LOG_LEVEL": "WARNING", "OUTCOMES_RATE_LIMIT": "off"}  # throughput, not limits
     server = subprocess.Popen([str(Path(sys.executable).with_name("outcomes")), "serve",
                                "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
