@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         app.state.services = services
     problems.install(app)
     openapi.install(app)
-    # Order, outermost first: Host check, request log, body limit, routes (ADR: limits).
+    # Each middleware added wraps the ones before: outermost first, Host check, request log, body
+    # limit, then the routes with their guards.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
     app.middleware("http")(_request_log)
     app.add_middleware(HostCheck, allowed_hosts=settings.allowed_host_names())

@@ -14,7 +14,6 @@ business (``api.serving``): they happen before the application sees a request.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -27,16 +26,17 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.responses import Problem
 from domain.errors import DomainError
 
 MEDIA_TYPE = "application/problem+json"
 
 
 def problem_bytes(status: int, title: str, detail: str, code: str) -> bytes:
-    """The problem+json body (RFC 9457) of an answer given outside the routes: the same members
-    as ``api.problems.problem`` (``type``, ``title``, ``status``, ``detail``, ``code``)."""
-    return json.dumps({"type": f"/problems/{code}", "title": title, "status": status,
-                       "detail": detail, "code": code}).encode()
+    """The problem+json body (RFC 9457, the ``Problem`` schema ``api.problems`` answers with too)
+    of an answer given outside the routes, as UTF-8 JSON."""
+    return Problem(type=f"/problems/{code}", title=title, status=status, detail=detail,
+                   code=code, field=None, errors=None).model_dump_json(exclude_none=True).encode()
 
 
 async def send_problem(send: Send, status: int, title: str, detail: str, code: str, *,
