@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
-from api import openapi, problems
+from api import auth, openapi, problems
 from api.deps import USER_ID
 from api.routes import episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
@@ -26,8 +26,10 @@ log = structlog.get_logger("api")
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """The FastAPI application. ``services`` (tests) or ``build(settings)`` at start-up; the
-    services are closed at shutdown when this function built them."""
+    services are closed at shutdown when this function built them. Raises ``ValueError``
+    naming the setting when the authentication settings are incomplete (``api.auth``)."""
     settings = settings or Settings()
+    validator = auth.validator(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,12 +61,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         swagger_ui_parameters={"validatorUrl": None})
     if services is not None:
         app.state.services = services
+    app.state.validator = validator
     problems.install(app)
     openapi.install(app)
     app.middleware("http")(_request_log)
-    app.include_router(episodes.router)
-    app.include_router(misc.router)
-    app.include_router(rescoring.router)
+    # Every route needs a bearer token but GET /health (and the docs and openapi.json, which
+    # FastAPI serves itself: they describe the API and hold no data).
+    protected = [Depends(auth.authenticate)]
+    for router in (episodes.router, misc.router, rescoring.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(misc.public)
     return app
 
 
@@ -89,9 +95,10 @@ async def _request_log(request: Request,
                                     "an unexpected error occurred; it has been logged",
                                     "internal-error")
     # Routes run in a worker thread: what they bind does not reach this context, so the ids are
-    # taken from the matched route's path and the (validated) user header here.
+    # taken from the matched route's path and the authenticated principal here.
     episode_id = request.scope.get("path_params", {}).get("episode_id", "")
-    user = request.headers.get("x-user-id", "anonymous")
+    principal = getattr(request.state, "principal", None)
+    user = principal.sub if principal is not None else "anonymous"
     log.info("request", method=request.method,
              route=getattr(request.scope.get("route"), "path", "unmatched"),
              status=response.status_code,

@@ -15,12 +15,15 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from api.deps import AuthenticationRequired, Forbidden
 from api.responses import Problem
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 
 MEDIA_TYPE = "application/problem+json"
 # Domain error class -> (status, title). The most specific class listed wins.
 STATUS: list[tuple[type[DomainError], int, str]] = [
+    (AuthenticationRequired, 401, "Authentication required"),
+    (Forbidden, 403, "Forbidden"),
     (NotFoundError, 404, "Not found"),
     (ConflictError, 409, "Conflict with the episode's state"),
     (InvalidInputError, 422, "Invalid input"),
@@ -42,7 +45,17 @@ def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)),
                          (422, "Invalid input"))
-    return problem(status, title, exc.message, exc.code, field=exc.field)
+    return problem(status, title, exc.message, exc.code, field=exc.field,
+                   headers={"WWW-Authenticate": challenge(exc)} if status == 401 else None)
+
+
+def challenge(exc: DomainError) -> str:
+    """The ``WWW-Authenticate`` value of a 401 (RFC 6750 §3): no credentials at all is a bare
+    challenge with the realm and no error code (§3.1: it SHOULD NOT carry one); a token that
+    failed a check is ``error="invalid_token"`` (which check: the problem's detail)."""
+    if type(exc) is AuthenticationRequired:
+        return 'Bearer realm="outcome-ledger"'
+    return 'Bearer realm="outcome-ledger", error="invalid_token"'
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:
