@@ -92,7 +92,10 @@ class JwksUrl:
 
 
 def claim(claims: dict[str, Any], path: str) -> Any:
-    """The value at a dotted ``path`` (``realm_access.roles``), or None when any part is absent."""
+    """The value at a dotted ``path`` (``realm_access.roles``), or None when any part is absent.
+    A claim whose own name holds the dots (Entra ID's ``extn.clinics``) is taken first."""
+    if path in claims:
+        return claims[path]
     value: Any = claims
     for part in path.split("."):
         if not isinstance(value, dict):
@@ -171,9 +174,13 @@ class DevIssuer:
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption())
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(pem)
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # made meanwhile by another process (serve, dev-token)
+                time.sleep(0.1)
+            else:
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(pem)
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{path}: not an EC private key")

@@ -176,6 +176,7 @@ def test_claim_reads_dotted_paths():
     assert claim(claims_, "roles") == ["b"]
     assert claim(claims_, "realm_access.missing") is None
     assert claim(claims_, "roles.deeper") is None
+    assert claim({"extn.clinics": ["c"]}, "extn.clinics") == ["c"]  # Entra ID's literal name
 
 
 def test_a_token_signed_by_the_ec_key_verifies_with_pyjwt_too():
