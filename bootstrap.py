@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     # Key of the HMAC that turns source patient ids into patient_ref (imports). Unset: a random
     # key is created once in <sqlite folder>/pseudonym.key (mode 600) and reused.
     pseudonym_key: SecretStr | None = None
+    # Bearer-token authentication (api.auth). No issuer: development mode, loopback only, with a
+    # local issuer whose key is <sqlite folder>/dev-issuer.key (``outcomes dev-token`` mints).
+    # An issuer: production mode; then the audience and one of the JWKS URL or file are required.
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_url: str | None = None
+    auth_jwks_file: Path | None = None
+    auth_roles_claim: str = "roles"  # dotted paths allowed: realm_access.roles (Keycloak)
+    auth_clinics_claim: str = "clinics"  # a list of clinic ids
+    auth_leeway: float = Field(default=30, ge=0, le=300)  # seconds of clock skew on exp/nbf/iat
+
     # Bounded resources (api.limits, api.serving; README "Limits"): body bytes (413), seconds for
     # a body (408) and for a request's headers (connection closed with 408), requests per identity
     # ("100/second", limits notation; "off": none), Host names answered (comma-separated; unset:

@@ -1,4 +1,5 @@
-"""The ``outcomes`` command line: evaluate, criteria, serve, projections, import, rescore, adopt."""
+"""The ``outcomes`` command line: evaluate, criteria, serve, dev-token, projections, import,
+rescore, adopt. Commands that write record ``cli:<os user>`` as ``recorded_by``."""
 
 from __future__ import annotations
 
@@ -57,6 +58,14 @@ def _fail(message: str) -> NoReturn:
     """One line on stderr, exit status 2 (bad input or usage)."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def cli_user() -> str:
+    """Who a writing command records as ``recorded_by``: ``cli:<os user>`` (whoever can run
+    the command can open the store itself; the name says the write bypassed the API)."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
 
 
 def _custom_sets() -> list[CriteriaSet]:
@@ -155,16 +164,51 @@ def serve(
     ``listening`` (host, port) is logged once the server accepts connections.
     """
     from api import create_app
+    from api.auth import is_loopback
     from api.serving import ListenError, bind, run
     from bootstrap import Settings
 
     settings = Settings()
+    interface = host or settings.host
+    if settings.auth_issuer is None and not is_loopback(interface):
+        _fail(f"development mode (no OUTCOMES_AUTH_ISSUER) serves on loopback only, not "
+              f"{interface}: set OUTCOMES_AUTH_ISSUER for production or serve on 127.0.0.1")
     try:
-        sock = bind(host or settings.host, settings.port if port is None else port)
+        application = create_app(settings)
+    except ValueError as exc:
+        _fail(str(exc))
+    try:
+        sock = bind(interface, settings.port if port is None else port)
     except ListenError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
-    run(create_app(settings), sock, header_timeout=settings.header_timeout)
+    run(application, sock, header_timeout=settings.header_timeout)
+
+
+@app.command("dev-token")
+def dev_token(
+    sub: Annotated[str, typer.Option(help="The subject (recorded as recorded_by).")],
+    role: Annotated[list[str] | None, typer.Option(
+        help="clinician, auditor, researcher or admin (repeatable).")] = None,
+    clinic: Annotated[list[str] | None, typer.Option(help="A clinic id (repeatable).")] = None,
+    ttl: Annotated[int, typer.Option(min=1, max=86400, help="Seconds the token is valid.")] = 3600,
+) -> None:
+    """Print a bearer token of the development issuer (bare, on stdout) for the server in
+    development mode (no OUTCOMES_AUTH_ISSUER); its key is created beside the store."""
+    from api.auth import DevIssuer, dev_key_path
+    from api.identity import ROLES
+    from bootstrap import Settings
+
+    settings = Settings()
+    if settings.auth_issuer is not None:
+        _fail("OUTCOMES_AUTH_ISSUER is set: tokens come from that issuer, not dev-token")
+    if unknown := sorted(set(role or []) - set(ROLES)):
+        _fail(f"role: unknown {', '.join(unknown)}; known: {', '.join(ROLES)}")
+    issuer = DevIssuer(dev_key_path(settings))
+    typer.echo(issuer.mint(sub=sub, roles=role or [], clinics=clinic or [], ttl=ttl,
+                           roles_claim=settings.auth_roles_claim,
+                           clinics_claim=settings.auth_clinics_claim,
+                           audience=settings.auth_audience or "outcome-ledger"))
 
 
 @projections_app.command("rebuild")
@@ -225,7 +269,8 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
     services = build(settings)
     try:
         importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
-                            pseudonymise=pseudonymise, dry_run=dry_run)
+                            pseudonymise=pseudonymise, dry_run=dry_run,
+                            recorded_by=cli_user())
         summary = ImportSummary()
         with Progress(transient=True) as progress:
             task = progress.add_task("importing", total=None)
@@ -356,7 +401,6 @@ def rescore(
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Transaction time with UTC offset (default now).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its id.")] = None,
-    user: Annotated[str, typer.Option(help="Who starts the run (recorded).")] = "cli",
 ) -> None:
     """Shadow re-scoring: replay every selected episode's valid assessments under other criteria
     and report what would change (nothing in the episodes changes). Ctrl-C interrupts; resume
@@ -378,7 +422,7 @@ def rescore(
             moment = parse_aware_datetime(as_of, "as_of") if as_of else None
             run_id = services.shadow_runs.request(
                 criteria=criteria, params=parse_overrides(param or []), clinic_id=clinic,
-                as_of=moment, recorded_by=user).run_id
+                as_of=moment, recorded_by=cli_user()).run_id
         else:
             _fail("give --criteria (a new run) or --resume RUN_ID")
         typer.echo(f"run {run_id}", err=True)
@@ -403,7 +447,6 @@ def adopt(
     param: Param = None,
     clinic: Annotated[str | None, typer.Option(help="Every open episode of this clinic.")] = None,
     episode: Annotated[str | None, typer.Option(help="One episode id.")] = None,
-    user: Annotated[str, typer.Option(help="Who adopts (recorded).")] = "cli",
 ) -> None:
     """Adopt another criteria set: appends CriteriaAdopted and the retractions and new decisions
     it implies; history is never rewritten."""
@@ -415,6 +458,7 @@ def adopt(
     if (clinic is None) == (episode is None):
         _fail("give exactly one of --clinic or --episode")
     services = build(Settings())
+    user = cli_user()
     try:
         params = parse_overrides(param or [])
         if episode is not None:

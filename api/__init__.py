@@ -14,7 +14,7 @@ import structlog
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
-from api import openapi, problems
+from api import auth, openapi, problems
 from api.deps import USER_ID
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.routes import episodes, misc, rescoring
@@ -28,8 +28,10 @@ log = structlog.get_logger("api")
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """The FastAPI application. ``services`` (tests) or ``build(settings)`` at start-up; the
-    services are closed at shutdown when this function built them."""
+    services are closed at shutdown when this function built them. Raises ``ValueError``
+    naming the setting when the authentication settings are incomplete (``api.auth``)."""
     settings = settings or Settings()
+    validator = auth.validator(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         swagger_ui_parameters={"validatorUrl": None})
     if services is not None:
         app.state.services = services
+    app.state.validator = validator
     problems.install(app)
     openapi.install(app)
     # Each middleware added wraps the ones before: outermost first, Host check, request log, body
@@ -69,11 +72,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.middleware("http")(_request_log)
     app.add_middleware(HostCheck, allowed_hosts=settings.allowed_host_names())
     app.state.rate_limiter = None if settings.rate_limit == "off" else RateLimiter(settings.rate_limit)
-    # rate_limited after authentication (it reads request.state.principal); ids in paths/queries
-    guards = [Depends(rate_limited), Depends(clean_parameters)]
-    app.include_router(episodes.router, dependencies=guards)
-    app.include_router(misc.router, dependencies=guards)
-    app.include_router(rescoring.router, dependencies=guards)
+    # Every route needs a bearer token but GET /health (and the docs and openapi.json, which
+    # FastAPI serves itself: they describe the API and hold no data). The rate limit runs after
+    # authentication (it counts per request.state.principal); then ids in paths and queries.
+    guards = [Depends(auth.authenticate), Depends(rate_limited), Depends(clean_parameters)]
+    for router in (episodes.router, misc.router, rescoring.router):
+        app.include_router(router, dependencies=guards)
+    app.include_router(misc.public, dependencies=[Depends(rate_limited)])  # by client address
     return app
 
 
@@ -98,9 +103,10 @@ async def _request_log(request: Request,
                                     "an unexpected error occurred; it has been logged",
                                     "internal-error")
     # Routes run in a worker thread: what they bind does not reach this context, so the ids are
-    # taken from the matched route's path and the (validated) user header here.
+    # taken from the matched route's path and the authenticated principal here.
     episode_id = request.scope.get("path_params", {}).get("episode_id", "")
-    user = request.headers.get("x-user-id", "anonymous")
+    principal = getattr(request.state, "principal", None)
+    user = principal.sub if principal is not None else "anonymous"
     log.info("request", method=request.method,
              route=getattr(request.scope.get("route"), "path", "unmatched"),
              status=response.status_code,

@@ -1,16 +1,18 @@
-"""Dependencies shared by the routes: the services, the acting user, the expected version."""
+"""Dependencies shared by the routes: the services, the caller (its roles and clinics), the
+episode in the caller's clinics, the expected version."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import Depends, Header, Request
 
 from api.identity import Principal
 from bootstrap import Services
-from domain.errors import DomainError, InvalidInputError
+from domain.errors import DomainError, EpisodeNotFoundError, InvalidInputError
 from projections.audit import AuditView
 from projections.cohort import CohortView
 from projections.episodes import EpisodesView
@@ -23,6 +25,15 @@ class AuthenticationRequired(DomainError):
     code = "authentication-required"
 
 
+class Forbidden(DomainError):
+    """The caller lacks the role a route needs, or names a clinic its token does not carry in a
+    write (403). Reads of another clinic's resource are 404 instead (``EpisodeNotFoundError``):
+    no existence oracle."""
+
+    code = "forbidden"
+
+
+# A subject the request log may name (the token's sub when it looks like an opaque id).
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 # Also the OpenAPI pattern: ECMA-262 syntax (no named groups).
 IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]+)"*)\s*$')
@@ -43,18 +54,6 @@ def _fresh(name: str) -> Callable[[Request], Any]:
     return dependency
 
 
-def get_user(x_user_id: Annotated[str | None, Header(
-        alias="X-User-Id", json_schema_extra={"pattern": USER_ID.pattern},
-        description="The acting user (an opaque id), recorded as recorded_by.")] = None) -> str:
-    """The acting user from ``X-User-Id`` (an opaque id; default ``anonymous``) until
-    authentication arrives; recorded as ``recorded_by``."""
-    user = x_user_id or "anonymous"
-    if not USER_ID.match(user):
-        raise InvalidInputError("X-User-Id: 1..64 letters, digits or . _ @ : -",
-                                field="X-User-Id")
-    return user
-
-
 def current_principal(request: Request) -> Principal:
     """The authenticated caller, which the authentication dependency (``api.auth``, run before
     every protected route) stored on ``request.state.principal``. Raises
@@ -63,6 +62,50 @@ def current_principal(request: Request) -> Principal:
     if not isinstance(principal, Principal):
         raise AuthenticationRequired("a bearer token is required")
     return principal
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def get_user(principal: Annotated[Principal, Depends(current_principal)]) -> str:
+    """The acting user, recorded as ``recorded_by``: the token's ``sub``."""
+    return principal.sub
+
+
+def require(*roles: str) -> Callable[[Request], Principal]:
+    """A dependency admitting a caller holding any of ``roles`` (``Depends(require("auditor"))``,
+    in a route's ``dependencies`` or as a ``Principal`` parameter). Raises ``Forbidden`` (403)
+    naming the missing role, ``AuthenticationRequired`` (401) without a principal."""
+    def dependency(request: Request) -> Principal:
+        principal = current_principal(request)
+        if not any(principal.has(role) for role in roles):
+            raise Forbidden(f"this needs the role {' or '.join(roles)}; the token carries "
+                            f"{', '.join(sorted(principal.roles)) or 'none'}", field="roles")
+        return principal
+    dependency.__name__ = f"require_{'_or_'.join(roles)}"
+    return dependency
+
+
+def in_clinics(request: Request, clinic_id: str, principal: Principal) -> bool:
+    """Whether ``clinic_id`` is one of the caller's; records it for the access log."""
+    request.state.clinic_id = clinic_id
+    return principal.sees(clinic_id)
+
+
+def episode_in_scope(episode_id: str, request: Request, services: ServicesDep,
+                     principal: PrincipalDep) -> UUID:
+    """The episode id from the path, when that episode exists and belongs to one of the
+    caller's clinics; anything else answers 404 with the same body (not a UUID, no such
+    episode, another clinic's episode): no existence oracle (OWASP API1:2023)."""
+    try:
+        uuid = UUID(episode_id)
+    except ValueError:
+        raise EpisodeNotFoundError(f"no episode {episode_id[:64]!r}") from None
+    clinic_id = services.app.clinic_of(uuid)
+    if clinic_id is None or not in_clinics(request, clinic_id, principal):
+        raise EpisodeNotFoundError(f"no episode {uuid}")
+    return uuid
 
 
 def get_expected_version(if_match: Annotated[str | None, Header(
@@ -79,11 +122,10 @@ def get_expected_version(if_match: Annotated[str | None, Header(
     return int(match[3]) if match[3] else None
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 EpisodesDep = Annotated[EpisodesView, Depends(_fresh("episodes"))]
 StagesDep = Annotated[StagesView, Depends(_fresh("stages"))]
 AuditDep = Annotated[AuditView, Depends(_fresh("audit"))]
 CohortDep = Annotated[CohortView, Depends(_fresh("cohort"))]
 UserDep = Annotated[str, Depends(get_user)]
 IfMatchDep = Annotated[int | None, Depends(get_expected_version)]
-PrincipalDep = Annotated[Principal, Depends(current_principal)]
+EpisodeId = Annotated[UUID, Depends(episode_in_scope)]

@@ -19,7 +19,12 @@ from api.responses import Problem
 
 REF = "#/components/schemas/{model}"
 DESCRIPTIONS = {
-    404: "Not found: the episode, run, criteria set or assessment does not exist.",
+    401: "Authentication required: no bearer token, or one that failed a check (the detail "
+         "names it); WWW-Authenticate says Bearer.",
+    403: "Forbidden: the token lacks the role the route needs (the detail names it), or names "
+         "a clinic the token does not carry in a write.",
+    404: "Not found: the episode, run, criteria set or assessment does not exist, or belongs "
+         "to a clinic the token does not carry (the same answer).",
     405: "Method not allowed: the Allow header lists the methods the resource has.",
     409: "Conflict with the episode's state: closed, stale If-Match, already voided, or an "
          "assessment_id already recorded with other content.",

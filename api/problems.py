@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from api.deps import AuthenticationRequired, Forbidden
 from api.limits import RateLimited
 from api.responses import Problem
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
@@ -22,6 +23,8 @@ from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoun
 MEDIA_TYPE = "application/problem+json"
 # Domain error class -> (status, title). The most specific class listed wins.
 STATUS: list[tuple[type[DomainError], int, str]] = [
+    (AuthenticationRequired, 401, "Authentication required"),
+    (Forbidden, 403, "Forbidden"),
     (NotFoundError, 404, "Not found"),
     (ConflictError, 409, "Conflict with the episode's state"),
     (InvalidInputError, 422, "Invalid input"),
@@ -45,7 +48,16 @@ def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)),
                          (422, "Invalid input"))
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    if status == 401:
+        headers = {"WWW-Authenticate": challenge(exc)}
     return problem(status, title, exc.message, exc.code, field=exc.field, headers=headers)
+
+
+def challenge(exc: DomainError) -> str:
+    """The ``WWW-Authenticate`` value of every 401: ``Bearer error="invalid_token"`` (RFC 6750
+    §3), for a missing token too, as the API's contract (issue 9) fixes it; which check failed is
+    the problem's detail."""
+    return 'Bearer error="invalid_token"'
 
 
 def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -242,6 +242,13 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             raise EpisodeNotFoundError(f"no episode {episode_id}")
         return episode
 
+    def clinic_of(self, episode_id: UUID) -> str | None:
+        """The clinic of the episode ``episode_id``, from its first stored event (``Opened``),
+        or None when no episode has this id: what the API checks against the caller's clinics
+        before anything else. Reads one event, so it is never behind a write."""
+        first = next(iter(self.repository.event_store.get(episode_id, lte=1)), None)
+        return first.clinic_id if isinstance(first, Episode.Opened) else None
+
     def episode_events(self, episode_id: UUID) -> list[Episode.Event]:
         """Every stored event of the episode, in version order. Raises EpisodeNotFoundError."""
         events = [e for e in self.repository.event_store.get(episode_id)

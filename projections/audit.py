@@ -8,6 +8,7 @@ clinical_date, recorded_by and the event's data as stored.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -54,12 +55,16 @@ class AuditView(ReadModel):
 
     def trail(self, *, episode_id: UUID | None = None, clinic_id: str | None = None,
               since: datetime | None = None, until: datetime | None = None,
-              recorded_by: str | None = None, after: int = 0,
-              limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
+              recorded_by: str | None = None, clinics: Collection[str] | None = None,
+              after: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
         """Events in position order matching every filter (``since``/``until``: recorded time,
-        inclusive), at most ``limit`` after position ``after``; returns (items, next cursor)."""
+        inclusive; ``clinics``: the caller's, none when empty), at most ``limit`` after position
+        ``after``; returns (items, next cursor)."""
         where: list[str] = ["position > ?"]
         params: list[Any] = [after]
+        if clinics is not None:
+            where.append(f"clinic_id IN ({', '.join('?' * len(clinics)) or 'NULL'})")
+            params.extend(sorted(clinics))
         for clause, value in (("episode_id = ?", str(episode_id) if episode_id else None),
                               ("clinic_id = ?", clinic_id), ("recorded_by = ?", recorded_by),
                               ("recorded_at >= ?", utc_text(since) if since else None),

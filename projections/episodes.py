@@ -12,6 +12,7 @@ that a rebuild keeps, so a page cursor stays valid across ``outcomes projections
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import date
 from fractions import Fraction
 from functools import singledispatch
@@ -95,13 +96,17 @@ class EpisodesView(ReadModel):
         return _summary(row) if row else None
 
     def find(self, *, clinic_id: str | None = None, stage: str | None = None,
-             patient_ref: str | None = None, after: int = 0,
-             limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
+             patient_ref: str | None = None, clinics: Collection[str] | None = None,
+             after: int = 0, limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
         """Summaries matching every given filter, in opening order, ``limit`` at most after the
         cursor ``after`` (the global position of an episode's Opened event, stable across a
-        rebuild); returns (items, next cursor or None)."""
+        rebuild); returns (items, next cursor or None). ``clinics`` (the caller's) keeps only
+        episodes of those clinics (none when it is empty)."""
         where: list[str] = ["position > ?"]
         params: list[Any] = [after]
+        if clinics is not None:
+            where.append(f"clinic_id IN ({', '.join('?' * len(clinics)) or 'NULL'})")
+            params.extend(sorted(clinics))
         for column, value in (("clinic_id", clinic_id), ("stage", stage),
                               ("patient_ref", patient_ref)):
             if value is not None:

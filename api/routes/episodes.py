@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import AuditDep, EpisodesDep, IfMatchDep, ServicesDep, StagesDep, UserDep
+from api.deps import (
+    AuditDep,
+    EpisodeId,
+    EpisodesDep,
+    Forbidden,
+    IfMatchDep,
+    PrincipalDep,
+    ServicesDep,
+    StagesDep,
+    UserDep,
+    in_clinics,
+    require,
+)
 from api.openapi import ETAG, LOCATION, headers, problems
 from api.pages import Cursor, Limit, next_url
 from api.responses import (
@@ -33,17 +44,12 @@ from domain.errors import EpisodeNotFoundError
 from domain.trajectory import parse_date_or_datetime
 
 router = APIRouter(prefix="/episodes", tags=["episodes"])
-
-
-def _episode_id(episode_id: str) -> UUID:
-    """An episode id from the path; anything that is not a UUID names no episode (404)."""
-    try:
-        return UUID(episode_id)
-    except ValueError:
-        raise EpisodeNotFoundError(f"no episode {episode_id[:64]!r}") from None
-
-
-EpisodeId = Annotated[UUID, Depends(_episode_id)]
+# Who may do what (api.identity): clinicians read and write their clinics' episodes, auditors
+# read them and their audit trails. Each route's role is checked before its episode's clinic, so
+# a caller without the role learns nothing about which episodes exist (403 either way).
+WRITER = [Depends(require("clinician"))]
+READER = [Depends(require("clinician", "auditor"))]
+AUDITOR = [Depends(require("auditor"))]
 
 
 def _etag(response: Response, version: int) -> None:
@@ -58,15 +64,18 @@ def change_result(result: CommandResult, response: Response) -> ChangeResult:
          "outcome": result.outcome, "position": result.position})
 
 
-WRITE = problems(404, 409, 422)
+WRITE = problems(401, 403, 404, 409, 422)
 CHANGED = {**WRITE, **headers(200, ETAG)}
 
 
-@router.post("", status_code=201, response_model=EpisodeCreated,
-             responses={**problems(422), **headers(201, ETAG, LOCATION)})
+@router.post("", status_code=201, response_model=EpisodeCreated, dependencies=WRITER,
+             responses={**problems(401, 403, 422), **headers(201, ETAG, LOCATION)})
 def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, request: Request,
-                 response: Response) -> EpisodeCreated:
-    """Open a treatment episode under a criteria set (default ``acnp2006``)."""
+                 principal: PrincipalDep, response: Response) -> EpisodeCreated:
+    """Open a treatment episode under a criteria set (default ``acnp2006``), in one of the
+    caller's clinics (403 for a clinic the token does not carry)."""
+    if not in_clinics(request, body.clinic_id, principal):
+        raise Forbidden(f"the token does not carry clinic {body.clinic_id!r}", field="clinic_id")
     result = services.app.open_episode(
         patient_ref=body.patient_ref, clinic_id=body.clinic_id, recorded_by=user,
         criteria=body.criteria, params=body.params, instrument=body.instrument,
@@ -79,19 +88,24 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
          "stage": result.stage, "criteria": result.criteria, "position": result.position})
 
 
-@router.get("", response_model=EpisodePage, responses=problems(422))
-def list_episodes(view: EpisodesDep, request: Request, limit: Limit = 50,
-                  cursor: Cursor = 0, clinic_id: str | None = None,
+@router.get("", response_model=EpisodePage, responses=problems(401, 403, 422),
+            dependencies=READER)
+def list_episodes(view: EpisodesDep, request: Request, principal: PrincipalDep,
+                  limit: Limit = 50, cursor: Cursor = 0, clinic_id: str | None = None,
                   stage: Annotated[Stage | None, Query(description="Current stage.")] = None,
                   patient_ref: str | None = None) -> EpisodePage:
-    """Episode summaries, filtered by clinic, current stage or patient reference."""
+    """Episode summaries of the caller's clinics, filtered by clinic, current stage or patient
+    reference (another clinic's id finds nothing)."""
+    if clinic_id is not None:
+        in_clinics(request, clinic_id, principal)
     items, after = view.find(
-        clinic_id=clinic_id, stage=stage, patient_ref=patient_ref, after=cursor, limit=limit)
+        clinic_id=clinic_id, stage=stage, patient_ref=patient_ref, clinics=principal.clinics,
+        after=cursor, limit=limit)
     return EpisodePage.model_validate({"items": items, "next": next_url(request, after)})
 
 
-@router.get("/{episode_id}", response_model=EpisodeSummary,
-            responses={**problems(404), **headers(200, ETAG)})
+@router.get("/{episode_id}", response_model=EpisodeSummary, dependencies=READER,
+            responses={**problems(401, 403, 404), **headers(200, ETAG)})
 def get_episode(episode_id: EpisodeId, view: EpisodesDep,
                 response: Response) -> EpisodeSummary:
     """The episode summary: clinic, patient_ref, criteria, stage, baseline, latest score,
@@ -103,8 +117,8 @@ def get_episode(episode_id: EpisodeId, view: EpisodesDep,
     return EpisodeSummary.model_validate(summary)
 
 
-@router.get("/{episode_id}/assessments", response_model=AssessmentList,
-            responses=problems(404))
+@router.get("/{episode_id}/assessments", response_model=AssessmentList, dependencies=READER,
+            responses=problems(401, 403, 404))
 def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> AssessmentList:
     """Every assessment of the episode, voided ones marked with the reason, in clinical order
     (date, then administration time, then recorded time): what a chart of the episode needs.
@@ -114,6 +128,7 @@ def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> Assessment
 
 
 @router.post("/{episode_id}/assessments", status_code=201, response_model=AssessmentResult,
+             dependencies=WRITER,
              responses={**WRITE, **headers(201, ETAG, description="Recorded."),
                         **headers(200, ETAG, model=AssessmentResult, description=(
                             "The same assessment_id and content were recorded before: the "
@@ -142,7 +157,7 @@ def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: S
 
 
 @router.post("/{episode_id}/assessments/{assessment_id}/void", response_model=ChangeResult,
-             responses=CHANGED)
+             responses=CHANGED, dependencies=WRITER)
 def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessment,
                     services: ServicesDep, user: UserDep, expected_version: IfMatchDep,
                     response: Response) -> ChangeResult:
@@ -152,7 +167,8 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
     return change_result(result, response)
 
 
-@router.post("/{episode_id}/close", response_model=ChangeResult, responses=CHANGED)
+@router.post("/{episode_id}/close", response_model=ChangeResult, responses=CHANGED,
+             dependencies=WRITER)
 def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesDep, user: UserDep,
                   expected_version: IfMatchDep, response: Response) -> ChangeResult:
     """Discharge; ``outcome`` is the course outcome (NHS Talking Therapies object, CMS159)."""
@@ -161,8 +177,8 @@ def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesD
     return change_result(result, response)
 
 
-@router.get("/{episode_id}/stages", response_model=StageHistory, responses=problems(404, 422),
-            response_model_exclude_unset=True)
+@router.get("/{episode_id}/stages", response_model=StageHistory, dependencies=READER,
+            responses=problems(401, 403, 404, 422), response_model_exclude_unset=True)
 def stage_history(episode_id: EpisodeId, view: StagesDep,
                   as_of: Annotated[IsoDateTime | None, Query(
                       description="Transaction time, ISO 8601 with offset.")] = None,
@@ -180,7 +196,8 @@ def stage_history(episode_id: EpisodeId, view: StagesDep,
          "as_of": as_of.isoformat() if as_of else None, "events": events})
 
 
-@router.get("/{episode_id}/audit", response_model=AuditPage, responses=problems(404, 422))
+@router.get("/{episode_id}/audit", response_model=AuditPage, dependencies=AUDITOR,
+            responses=problems(401, 403, 404, 422))
 def episode_audit(episode_id: EpisodeId, view: AuditDep, request: Request,
                   limit: Limit = 50, cursor: Cursor = 0) -> AuditPage:
     """Every stored event of the episode in order: position, type, recorded time, clinical

@@ -4,44 +4,52 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
-from api.deps import AuditDep, CohortDep, ServicesDep
+from api.deps import AuditDep, CohortDep, PrincipalDep, ServicesDep, in_clinics, require
 from api.openapi import problems
 from api.pages import Cursor, Limit, next_url
 from api.responses import AuditPage, ClinicOutcomes, Health
 from api.schemas import IsoDateTime
 from domain.errors import NotFoundError
 
-router = APIRouter()
+router = APIRouter()  # behind authentication (api.create_app)
+public = APIRouter()  # GET /health only: what a load balancer probes, no clinical data
 
 
-@router.get("/audit", response_model=AuditPage, tags=["audit"], responses=problems(422))
-def audit(view: AuditDep, request: Request, limit: Limit = 50,
+@router.get("/audit", response_model=AuditPage, tags=["audit"],
+            responses=problems(401, 403, 422), dependencies=[Depends(require("auditor"))])
+def audit(view: AuditDep, request: Request, principal: PrincipalDep, limit: Limit = 50,
           cursor: Cursor = 0, clinic_id: str | None = None,
           since: IsoDateTime | None = None, until: IsoDateTime | None = None,
           recorded_by: str | None = None) -> AuditPage:
-    """Stored events across episodes in position order, filtered by clinic, recorded time
-    (``since``/``until``, inclusive, timezone-aware) and user."""
+    """Stored events of the caller's clinics' episodes in position order, filtered by clinic,
+    recorded time (``since``/``until``, inclusive, timezone-aware) and user."""
+    if clinic_id is not None:
+        in_clinics(request, clinic_id, principal)
     items, after = view.trail(
-        clinic_id=clinic_id, since=since, until=until, recorded_by=recorded_by, after=cursor,
-        limit=limit)
+        clinic_id=clinic_id, since=since, until=until, recorded_by=recorded_by,
+        clinics=principal.clinics, after=cursor, limit=limit)
     return AuditPage.model_validate({"items": items, "next": next_url(request, after)})
 
 
 @router.get("/clinics/{clinic_id}/outcomes", tags=["clinics"], response_model=ClinicOutcomes,
-            responses=problems(404))
-def clinic_outcomes(clinic_id: str, view: CohortDep) -> ClinicOutcomes:
+            responses=problems(401, 403, 404), dependencies=[Depends(require("researcher"))])
+def clinic_outcomes(clinic_id: str, view: CohortDep, request: Request,
+                    principal: PrincipalDep) -> ClinicOutcomes:
     """Cohort figures: episodes, evaluable, counts and rates (percent of evaluable) of response,
     remission, recovery, relapse, recurrence; median days from baseline to response and to
-    full remission."""
+    full remission. Another clinic than the caller's answers 404 like a clinic without
+    episodes."""
+    if not in_clinics(request, clinic_id, principal):
+        raise NotFoundError(f"no episodes at clinic {clinic_id}", field="clinic_id")
     figures = view.outcomes(clinic_id)
     if figures.episodes == 0:
         raise NotFoundError(f"no episodes at clinic {clinic_id}", field="clinic_id")
     return ClinicOutcomes.model_validate({"clinic_id": clinic_id, **asdict(figures)})
 
 
-@router.get("/health", tags=["health"], response_model=Health)
+@public.get("/health", tags=["health"], response_model=Health)
 def health(services: ServicesDep) -> Health:
     """The event store in use (``store``: its recorder's kind, sqlite or memory; ``path``: the
     SQLite file, else null), its last position, and each read model's position and lag."""

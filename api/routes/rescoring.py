@@ -8,7 +8,16 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import IfMatchDep, ServicesDep, UserDep
+from api.deps import (
+    EpisodeId,
+    Forbidden,
+    IfMatchDep,
+    PrincipalDep,
+    ServicesDep,
+    UserDep,
+    in_clinics,
+    require,
+)
 from api.openapi import ETAG, LOCATION, headers, problems
 from api.pages import Limit, next_url
 from api.responses import (
@@ -22,12 +31,17 @@ from api.responses import (
     RescoringRun,
     RescoringStarted,
 )
-from api.routes.episodes import EpisodeId, change_result
+from api.routes.episodes import change_result
 from api.schemas import AdoptCriteria, RegisterCriteria, RequestRescoring
 from domain.criteria.builtin import BUILTIN
-from domain.errors import NotFoundError, UnknownCriteriaError
+from domain.errors import InvalidInputError, NotFoundError, UnknownCriteriaError
 
 router = APIRouter(tags=["re-scoring"])
+# Researchers run shadow re-scorings of their clinics; admins register criteria sets and adopt
+# them (for one episode or a clinic). Anyone authenticated reads the criteria sets: definitions,
+# no clinical data, and every role needs them to read a stage or a run.
+RESEARCHER = [Depends(require("researcher"))]
+ADMIN = [Depends(require("admin"))]
 
 
 class RunNotFoundError(NotFoundError):
@@ -41,22 +55,39 @@ class CriteriaNotFoundError(NotFoundError):
     code = "criteria-not-found"
 
 
-def _run_id(run_id: str) -> UUID:
+def _run_id(run_id: str, request: Request, services: ServicesDep,
+            principal: PrincipalDep) -> UUID:
+    """The run id from the path, when that run covers one of the caller's clinics; anything else
+    (not a UUID, no such run, another clinic's run, a run over every clinic started from the
+    CLI) answers the same 404."""
     try:
-        return UUID(run_id)
+        uuid = UUID(run_id)
     except ValueError:
         raise RunNotFoundError(f"no re-scoring run {run_id[:64]!r}") from None
+    run = services.rescorings.run(uuid)
+    clinic_id = run["clinic_id"] if run else None
+    if clinic_id is None or not in_clinics(request, clinic_id, principal):
+        raise RunNotFoundError(f"no re-scoring run {uuid}")
+    return uuid
 
 
 RunId = Annotated[UUID, Depends(_run_id)]
 
 
 @router.post("/rescorings", status_code=202, response_model=RescoringStarted,
-             responses={**problems(422), **headers(202, LOCATION)})
+             responses={**problems(401, 403, 422), **headers(202, LOCATION)},
+             dependencies=RESEARCHER)
 def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep,
-                    request: Request, response: Response) -> RescoringStarted:
-    """Start a shadow run: replay the valid assessments of every selected episode (as known at
-    ``as_of``) under the named criteria. Changes no episode; the run itself is recorded."""
+                    principal: PrincipalDep, request: Request,
+                    response: Response) -> RescoringStarted:
+    """Start a shadow run: replay the valid assessments of every episode of ``clinic_id`` (one
+    of the caller's clinics, required over the API: 422 without, 403 for another clinic; as
+    known at ``as_of``) under the named criteria. Changes no episode; the run is recorded."""
+    if body.clinic_id is None:
+        raise InvalidInputError("clinic_id is required: a run covers one of your clinics",
+                                field="clinic_id")
+    if not in_clinics(request, body.clinic_id, principal):
+        raise Forbidden(f"the token does not carry clinic {body.clinic_id!r}", field="clinic_id")
     run = services.shadow_runs.request(criteria=body.criteria, params=body.params,
                                        clinic_id=body.clinic_id, as_of=body.as_of,
                                        recorded_by=user)
@@ -67,7 +98,8 @@ def start_rescoring(body: RequestRescoring, services: ServicesDep, user: UserDep
          "clinic_id": run.clinic_id, "as_of": run.as_of.isoformat()})
 
 
-@router.get("/rescorings/{run_id}", response_model=RescoringRun, responses=problems(404))
+@router.get("/rescorings/{run_id}", response_model=RescoringRun,
+            responses=problems(401, 403, 404), dependencies=RESEARCHER)
 def get_rescoring(run_id: RunId, services: ServicesDep) -> RescoringRun:
     """Status, progress, criteria (id, version, hash), counts and the cohort figures under the
     episodes' current criteria and under the new ones, side by side."""
@@ -80,7 +112,8 @@ def get_rescoring(run_id: RunId, services: ServicesDep) -> RescoringRun:
 
 
 @router.get("/rescorings/{run_id}/changes", response_model=RescoringChangePage,
-            responses=problems(404, 422), response_model_exclude_unset=True)
+            responses=problems(401, 403, 404, 422), response_model_exclude_unset=True,
+            dependencies=RESEARCHER)
 def rescoring_changes(run_id: RunId, services: ServicesDep, request: Request,
                       limit: Limit = 50,
                       cursor: Annotated[str, Query(max_length=64)] = "") -> RescoringChangePage:
@@ -93,7 +126,8 @@ def rescoring_changes(run_id: RunId, services: ServicesDep, request: Request,
 
 
 @router.get("/rescorings/{run_id}/episodes/{episode_id}", response_model=RescoringEpisode,
-            responses=problems(404), response_model_exclude_unset=True)
+            responses=problems(401, 403, 404), response_model_exclude_unset=True,
+            dependencies=RESEARCHER)
 def rescoring_episode(run_id: RunId, episode_id: EpisodeId,
                       services: ServicesDep) -> RescoringEpisode:
     """One episode's full would-be history under the run's criteria, next to the current one."""
@@ -103,8 +137,8 @@ def rescoring_episode(run_id: RunId, episode_id: EpisodeId,
     return RescoringEpisode.model_validate(result)
 
 
-@router.post("/episodes/{episode_id}/criteria", response_model=ChangeResult,
-             responses={**problems(404, 409, 422), **headers(200, ETAG)})
+@router.post("/episodes/{episode_id}/criteria", response_model=ChangeResult, dependencies=ADMIN,
+             responses={**problems(401, 403, 404, 409, 422), **headers(200, ETAG)})
 def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: ServicesDep,
                       user: UserDep, expected_version: IfMatchDep,
                       response: Response) -> ChangeResult:
@@ -117,17 +151,23 @@ def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: Serv
 
 
 @router.post("/clinics/{clinic_id}/criteria", response_model=ClinicAdoption,
-             responses=problems(422))
+             responses=problems(401, 403, 422), dependencies=ADMIN)
 def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
-                     user: UserDep) -> ClinicAdoption:
-    """Adopt another criteria set for every open episode of a clinic."""
+                     user: UserDep, principal: PrincipalDep,
+                     request: Request) -> ClinicAdoption:
+    """Adopt another criteria set for every open episode of a clinic (one of the caller's: 403
+    for another)."""
+    if not in_clinics(request, clinic_id, principal):
+        raise Forbidden(f"the token does not carry clinic {clinic_id!r}", field="clinic_id")
     adoption = services.adoptions.adopt(clinic_id, criteria=body.criteria, params=body.params,
                                         reason=body.reason, recorded_by=user)
     return ClinicAdoption.model_validate(asdict(adoption))
 
 
 @router.post("/criteria", status_code=201, response_model=CriteriaDefinition,
-             responses={**problems(422), **headers(201, LOCATION, description="Registered."),
+             dependencies=ADMIN,
+             responses={**problems(401, 403, 422),
+                        **headers(201, LOCATION, description="Registered."),
                         **headers(200, LOCATION, model=CriteriaDefinition, description=(
                             "The same definition was registered before: nothing changed."))})
 def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserDep,
@@ -142,14 +182,15 @@ def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserD
     return CriteriaDefinition.model_validate(criteria.describe())
 
 
-@router.get("/criteria", response_model=CriteriaPage)
+@router.get("/criteria", response_model=CriteriaPage, responses=problems(401))
 def list_criteria(services: ServicesDep) -> CriteriaPage:
     """The built-in criteria sets and the latest version of every custom one."""
     sets = [*BUILTIN.values(), *services.app.custom_criteria()]
     return CriteriaPage.model_validate({"items": [s.describe() for s in sets], "next": None})
 
 
-@router.get("/criteria/{criteria_id}", response_model=CriteriaVersions, responses=problems(404))
+@router.get("/criteria/{criteria_id}", response_model=CriteriaVersions,
+            responses=problems(401, 404))
 def get_criteria(criteria_id: str, services: ServicesDep) -> CriteriaVersions:
     """Every version of a criteria set: definition (id, version, hash, parameters), base,
     overridden parameters, who registered it and when."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from local_issuer import auth_settings, bearer
 
 from api import create_app
 from bootstrap import Settings, build
@@ -36,22 +37,26 @@ def app_settings(folder: Path, **overrides: Any) -> Settings:
     file store is what is tested (its fsync per commit costs ~5 ms on a slow disk)."""
     return Settings(**{"persistence": "sqlite", "sqlite_path": folder / "outcomes.sqlite",
                        "views_dir": None, "log_format": "json", "log_level": "INFO",
-                       "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **overrides})
+                       "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **auth_settings(),
+                       **overrides})
 
 
 def memory_settings(**overrides: Any) -> Settings:
     """Settings for the in-memory store (read models in private in-memory SQLite databases),
     JSON logs: what the API tests run on unless the store is what they test."""
     return Settings(**{"persistence": "memory", "log_format": "json", "log_level": "INFO",
-                       "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **overrides})
+                       "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **auth_settings(),
+                       **overrides})
 
 
 @contextmanager
 def running(settings: Settings) -> Iterator[TestClient]:
-    """The app on ``settings`` with the fixed clock, lifespan running; closed afterwards."""
+    """The app on ``settings`` with the fixed clock, lifespan running; closed afterwards. Every
+    request carries the local issuer's default token (every role, every test clinic) unless it
+    sends an ``Authorization`` header of its own."""
     services = build(settings, clock=fixed_clock)
     try:
-        with TestClient(create_app(settings, services=services)) as client:
+        with TestClient(create_app(settings, services=services), headers=bearer()) as client:
             yield client
     finally:
         services.close()

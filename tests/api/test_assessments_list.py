@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from api_helpers import PROBLEM_TYPE
+from local_issuer import SUB, bearer
 
 FIELDS = {"assessment_id", "instrument", "administered_on", "administered_at", "items",
           "reported_total", "total", "total_exact", "severity", "flags", "voided",
@@ -21,7 +22,7 @@ def test_assessments_are_listed_in_clinical_order_with_voids_marked(api, client)
                              ("jan-26", "2026-01-26", 8)):
         recorded[aid] = api.record(episode_id, when, total, assessment_id=aid)["assessment"]
     client.post(f"/episodes/{episode_id}/assessments/jan-26/void",
-                json={"reason": "wrong patient"}, headers={"X-User-Id": "nurse-2"})
+                json={"reason": "wrong patient"}, headers=bearer(sub="nurse-2"))
     # When the chart asks for them
     body = api.get(f"/episodes/{episode_id}/assessments")
     # Then they come by date, then administration time, voided ones marked with the reason
@@ -42,7 +43,7 @@ def test_assessments_are_listed_in_clinical_order_with_voids_marked(api, client)
         assert item == recorded[item["assessment_id"]]
     assert {**items[4], "voided": False, "void_reason": None} == recorded["jan-26"]
     assert items[0]["recorded_at"].endswith("+00:00")
-    assert items[0]["recorded_by"] == "anonymous"
+    assert items[0]["recorded_by"] == SUB  # the default test token's sub
 
 
 def test_items_and_the_reported_total_are_kept(api):

@@ -64,7 +64,8 @@ def test_real_answers_match_the_declared_schemas_and_headers(client):
         "base": "frank1991", "id": "c-1-26w", "source": "policy",
         "params": {"recovery_min_days_from_full_onset": 182}})
     check("GET", "/criteria/{criteria_id}", "/criteria/c-1-26w")
-    run = check("POST", "/rescorings", "/rescorings", json={"criteria": "acnp2006"})["run_id"]
+    run = check("POST", "/rescorings", "/rescorings",
+                json={"criteria": "acnp2006", "clinic_id": "c-1"})["run_id"]
     for _ in range(200):
         if check("GET", "/rescorings/{run_id}", f"/rescorings/{run}")["status"] == "completed":
             break

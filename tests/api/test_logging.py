@@ -13,6 +13,7 @@ import pytest
 import structlog
 from api_helpers import PATIENT_REF, V1, fixed_clock, memory_settings
 from fastapi.testclient import TestClient
+from local_issuer import bearer
 
 from api import create_app
 from bootstrap import LOG_KEYS, build
@@ -49,7 +50,7 @@ def logged() -> Iterator[Logged]:
     stream = io.StringIO()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(stream))
     try:
-        with TestClient(app) as client:
+        with TestClient(app, headers=bearer(sub="clinician-42")) as client:
             yield Logged(client, stream)
     finally:
         structlog.configure(**saved)
@@ -58,7 +59,7 @@ def logged() -> Iterator[Logged]:
 
 def _full_scenario(client: TestClient) -> list[str]:
     """Every route, successes and failures, as a clinician would; returns the body values."""
-    user = {"X-User-Id": "clinician-42"}
+    user: dict[str, str] = {}  # the client's token names clinician-42
     opened = client.post("/episodes", headers=user, json={
         "patient_ref": PATIENT_REF, "clinic_id": CLINIC, "criteria": "acnp2006",
         "opened_on": "2026-01-02"})
@@ -180,11 +181,10 @@ def test_log_lines_are_json_with_utc_timestamps_and_levels(logged):
 
 
 def test_the_summary_line_names_the_episode_and_the_user(logged):
-    opened = logged.client.post("/episodes", headers={"X-User-Id": "clinician-42"}, json={
+    opened = logged.client.post("/episodes", json={
         "patient_ref": PATIENT_REF, "clinic_id": CLINIC, "opened_on": "2026-01-02"})
     episode_id = opened.json()["episode_id"]
     response = logged.client.post(f"/episodes/{episode_id}/assessments",
-                                  headers={"X-User-Id": "clinician-42"},
                                   json={"instrument": "PHQ-9", "administered_on": "2026-01-05",
                                         "total": 12})
     line = logged.summary(response.headers["X-Request-ID"])

@@ -9,11 +9,12 @@ from datetime import date
 from typing import Any
 
 from api_helpers import PROBLEM_TYPE, V1, Api, memory_settings, running
+from local_issuer import bearer
 
 from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import Observation, fold
 
-LEAD = {"X-User-Id": "lead-7"}
+LEAD = bearer(sub="lead-7")
 V2 = [("2026-01-05", 18), ("2026-01-19", 12), ("2026-02-02", 9), ("2026-02-16", 9),
       ("2026-03-02", 11)]
 V8 = [("2026-01-05", 8), ("2026-01-19", 6), ("2026-02-02", 4), ("2026-02-16", 3),
@@ -45,16 +46,18 @@ def assert_problem(response: Any, status: int, code: str | None = None) -> dict[
 
 
 def given_episodes(api: Api) -> dict[str, str]:
-    """V1 and V2 under frank1991 in clinic-a, V8 under acnp2006 in clinic-b."""
+    """V1 and V2 under frank1991, V8 under acnp2006, all in clinic-a."""
     episodes = {"V1": api.open(criteria="frank1991"), "V2": api.open(criteria="frank1991"),
-                "V8": api.open(criteria="acnp2006", clinic_id="clinic-b")}
+                "V8": api.open(criteria="acnp2006")}
     for name, rows in (("V1", V1), ("V2", V2), ("V8", V8)):
         api.record_all(episodes[name], rows)
     return episodes
 
 
 def start(api: Api, **body: Any) -> dict[str, Any]:
-    response = api.client.post("/rescorings", json=body, headers=LEAD)
+    """POST /rescorings (of clinic-a unless ``clinic_id`` is given) as lead-7; asserts 202."""
+    response = api.client.post("/rescorings", json={"clinic_id": "clinic-a", **body},
+                               headers=LEAD)
     assert response.status_code == 202, response.text
     started: dict[str, Any] = response.json()
     assert response.headers["Location"].endswith(f"/rescorings/{started['run_id']}")
@@ -81,7 +84,7 @@ def test_a_shadow_run_reports_figures_now_and_new_and_changes_nothing(api: Api) 
     # When a shadow run under acnp2006 is requested
     started = start(api, criteria="acnp2006")
     assert started["status"] == "requested" and started["criteria"] == acnp
-    assert started["clinic_id"] is None and started["as_of"].startswith("2027-12-31")
+    assert started["clinic_id"] == "clinic-a" and started["as_of"].startswith("2027-12-31")
     run = finished(api, started["run_id"])
     # Then it completes with the criteria, counts and both sets of figures
     assert run["status"] == "completed"
@@ -129,12 +132,14 @@ def test_changes_are_paginated_with_next(api: Api) -> None:
 
 def test_a_run_for_one_clinic_as_of_a_moment(api: Api) -> None:
     episodes = given_episodes(api)
+    episodes["V8-b"] = api.open(criteria="acnp2006", clinic_id="clinic-b")
+    api.record_all(episodes["V8-b"], V8)
     started = start(api, criteria="frank1991-rec26w", clinic_id="clinic-b",
                     as_of="2027-12-31T00:00:00+00:00")
     run = finished(api, started["run_id"])
     assert (run["clinic_id"], run["episodes"]) == ("clinic-b", 1)
     assert run["as_of"] == "2027-12-31T00:00:00+00:00"
-    api.get(f"/rescorings/{started['run_id']}/episodes/{episodes['V8']}")
+    api.get(f"/rescorings/{started['run_id']}/episodes/{episodes['V8-b']}")
     response = api.client.get(f"/rescorings/{started['run_id']}/episodes/{episodes['V1']}")
     assert_problem(response, 404, "rescoring-not-found")
 
@@ -163,9 +168,9 @@ def test_a_run_under_unknown_criteria_is_a_422_and_nothing_is_recorded(api: Api)
     runs = api.client.app.state.services.runs  # type: ignore[attr-defined]
     recorded = runs.recorder.max_notification_id()
     position = api.position()
-    assert_problem(api.client.post("/rescorings", json={"criteria": "beck1961"}), 422,
+    assert_problem(api.client.post("/rescorings", json={"criteria": "beck1961", "clinic_id": "c"}), 422,
                    "unknown-criteria")
-    assert_problem(api.client.post("/rescorings", json={"criteria": "acnp2006",
+    assert_problem(api.client.post("/rescorings", json={"criteria": "acnp2006", "clinic_id": "c",
                                                          "params": {"bogus": 1}}),
                    422, "invalid-criteria-parameter")
     assert_problem(api.client.post("/rescorings", json={"criteria": "acnp2006",
@@ -308,7 +313,7 @@ def test_registering_a_custom_set_and_its_versions(api: Api) -> None:
     assert same.status_code == 200 and same.json() == created.json()
     # A changed definition: a new version
     changed = api.client.post("/criteria", json={**CUSTOM, "params": {
-        "recovery_min_days_from_full_onset": 120}}, headers={"X-User-Id": "lead-9"})
+        "recovery_min_days_from_full_onset": 120}}, headers=bearer(sub="lead-9"))
     assert changed.status_code == 201
     assert changed.json()["version"] == "2.0.0" and changed.json()["hash"] != expected_hash
     # GET /criteria lists the built-ins and the latest custom version
@@ -363,7 +368,8 @@ def test_a_run_whose_thread_fails_is_marked_failed(monkeypatch):
 
     monkeypatch.setattr(ShadowRuns, "execute", broken)
     with running(memory_settings()) as client:
-        started = client.post("/rescorings", json={"criteria": "acnp2006"})
+        started = client.post("/rescorings", json={"criteria": "acnp2006",
+                                                   "clinic_id": "clinic-a"})
         assert started.status_code == 202
         run_url = f"/rescorings/{started.json()['run_id']}"
         for _ in range(100):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from api_helpers import PATIENT_REF, V1
+from local_issuer import SUB, bearer
 
 ACNP = {"id": "acnp2006", "version": "1.0.0"}
 V1_RESPONSE = ("PHQ-9 fell from 18 to 8 (56% ≥ 50%) on 2026-01-26: response under acnp2006 "
@@ -326,10 +327,10 @@ def test_stages_include_retracted_marks_the_retracted_decision(api):
 # -- GET /episodes/{id}/audit and GET /audit ------------------------------------------------------
 
 def test_episode_audit_lists_its_events_in_order_with_the_acting_user(api, client):
-    opened = client.post("/episodes", headers={"X-User-Id": "clinician-7"},
+    opened = client.post("/episodes", headers=bearer(sub="clinician-7"),
                          json={"patient_ref": PATIENT_REF, "clinic_id": "clinic-a"})
     episode_id = opened.json()["episode_id"]
-    client.post(f"/episodes/{episode_id}/assessments", headers={"X-User-Id": "clinician-8"},
+    client.post(f"/episodes/{episode_id}/assessments", headers=bearer(sub="clinician-8"),
                 json={"instrument": "PHQ-9", "administered_on": "2026-01-05", "total": 18})
     api.record(episode_id, "2026-01-26", 8)
 
@@ -339,8 +340,8 @@ def test_episode_audit_lists_its_events_in_order_with_the_acting_user(api, clien
     assert [e["type"] for e in items] == ["Opened", "AssessmentRecorded", "AssessmentRecorded",
                                           "ResponseReached"]
     assert [e["version"] for e in items] == [1, 2, 3, 4]
-    assert [e["recorded_by"] for e in items] == ["clinician-7", "clinician-8", "anonymous",
-                                                 "anonymous"]
+    # recorded_by is the token's sub (the default test token's is dr-test)
+    assert [e["recorded_by"] for e in items] == ["clinician-7", "clinician-8", SUB, SUB]
     assert [e["clinical_date"] for e in items[1:]] == ["2026-01-05", "2026-01-26", "2026-01-26"]
     positions = [e["position"] for e in items]
     assert positions == sorted(positions)
@@ -362,7 +363,7 @@ def test_episode_audit_pages(api, client):
 def test_audit_across_episodes_filters_by_clinic_user_and_time(api, client):
     north = api.open(clinic_id="clinic-north")
     start = _between_writes()
-    south = client.post("/episodes", headers={"X-User-Id": "nurse-1"},
+    south = client.post("/episodes", headers=bearer(sub="nurse-1"),
                         json={"patient_ref": "pseudo-9", "clinic_id": "clinic-south"})
     south_id = south.json()["episode_id"]
     middle = _between_writes()

@@ -6,6 +6,7 @@ what it appended. Usage errors exit with 2 and change nothing.
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
 from collections.abc import Iterator
@@ -97,11 +98,11 @@ def position() -> int | None:
 def test_rescore_prints_the_completed_run_and_changes_no_episode(
         episodes: dict[str, str]) -> None:
     before = position()
-    report = output(run("rescore", "--criteria", "acnp2006", "--user", "lead-7"))
+    report = output(run("rescore", "--criteria", "acnp2006"))
     assert report["status"] == "completed"
     assert report["criteria"] == get_criteria("acnp2006").ref()
     assert (report["episodes"], report["processed"], report["total"]) == (3, 3, 3)
-    assert report["changed"] == 3 and report["requested_by"] == "lead-7"
+    assert report["changed"] == 3 and report["requested_by"] == f"cli:{getpass.getuser()}"
     # Both sets see V1 recover (acnp2006 later: the decisions move); only frank1991 has a
     # partial remission
     for side, partial in (("now", 100.0), ("new", 0.0)):
@@ -112,7 +113,7 @@ def test_rescore_prints_the_completed_run_and_changes_no_episode(
     with services() as s:  # the run is recorded in the runs' own log
         events = list(s.runs.repository.event_store.get(UUID(report["run_id"])))
         assert [type(e) for e in events] == [Rescoring.Requested, Rescoring.Completed]
-        assert events[0].recorded_by == "lead-7"
+        assert events[0].recorded_by == f"cli:{getpass.getuser()}"
 
 
 def test_rescore_for_a_clinic_with_a_parameter(episodes: dict[str, str]) -> None:
@@ -150,7 +151,7 @@ def test_rescore_usage_errors_exit_2(episodes: dict[str, str], args: list[str]) 
 
 def test_adopt_for_a_clinic_prints_the_adopted_episodes(episodes: dict[str, str]) -> None:
     adopted = output(run("adopt", "--criteria", "acnp2006", "--reason", "clinic policy 2027",
-                         "--clinic", "clinic-a", "--user", "lead-7"))
+                         "--clinic", "clinic-a"))
     assert adopted == {"clinic_id": "clinic-a", "adopted": [episodes["a"]], "unchanged": [],
                        "skipped": []}
     with services() as s:
