@@ -15,8 +15,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from api import openapi, problems
+from api.access import AccessLogMiddleware
 from api.deps import USER_ID
-from api.routes import episodes, misc, rescoring
+from api.routes import access, episodes, misc, rescoring
 from bootstrap import Services, Settings, build, configure_logging
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(episodes.router)
     app.include_router(misc.router)
     app.include_router(rescoring.router)
+    app.include_router(access.router)
+    app.add_middleware(AccessLogMiddleware)  # outermost: keep it the last middleware added
     return app
 
 
