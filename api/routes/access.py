@@ -16,9 +16,11 @@ from api.schemas import IsoDateTime
 from projections.access_log import AccessLogView
 
 router = APIRouter(tags=["access log"])
+# api.openapi has no 403 description until api.auth's branch adds one; the Problem schema is its.
+FORBIDDEN = {403: {**problems(422)[422], "description": "Forbidden: the caller lacks the auditor role."}}
 
 
-@router.get("/access-log", response_model=AccessLogPage, responses=problems(422))
+@router.get("/access-log", response_model=AccessLogPage, responses={**problems(422), **FORBIDDEN})
 def access_log(principal: PrincipalDep, services: ServicesDep, request: Request,
                limit: Limit = 50, cursor: Cursor = 0, clinic_id: str | None = None,
                sub: str | None = None,

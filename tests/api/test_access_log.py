@@ -14,6 +14,7 @@ from access_shim import BEARER, TickingClock, running_shimmed, shimmed_app
 from api_helpers import NOW, PATIENT_REF, PROBLEM_TYPE, app_settings, memory_settings
 from fastapi import Request
 from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
 from starlette.middleware import Middleware
 
 from api import problems
@@ -309,3 +310,17 @@ def test_the_record_is_stored_before_the_answer_starts(settings: Settings) -> No
     assert stored_when_answered == [1]
     [record] = stored(services)
     assert (record.route, record.status, record.client) == ("/criteria", 200, "10.1.2.3")
+
+
+def test_the_answers_match_the_openapi_document(client: TestClient) -> None:
+    scenario(client)
+    document = client.get("/openapi.json", headers=ADA).json()
+    responses = document["paths"]["/access-log"]["get"]["responses"]
+    for headers, params, status in ((ADA, {"limit": 2}, 200), (LEE, {}, 403),
+                                    (ADA, {"until": "1 May"}, 422)):
+        response = client.get("/access-log", headers=headers, params=params)
+        assert response.status_code == status
+        media = response.headers["content-type"].split(";")[0]
+        schema = {**responses[str(status)]["content"][media]["schema"],
+                  "components": document["components"]}
+        assert list(Draft202012Validator(schema).iter_errors(response.json())) == []
