@@ -58,6 +58,40 @@ def start(folder: Path, port: int, bare: bool) -> subprocess.Popen[bytes]:
     raise SystemExit("a server did not start within 30 s")
 
 
+def in_process(rounds: int, requests: int) -> dict[str, list[float]]:
+    """Median ``GET /health`` latency (ms) per round through the ASGI app itself (no TCP),
+    sequential, logged and bare apps on SQLite files, interleaved rounds."""
+    from fastapi.testclient import TestClient
+
+    from api import create_app
+    from api.access import AccessLogMiddleware
+    from bootstrap import Settings, build
+
+    medians: dict[str, list[float]] = {"logged": [], "bare": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        clients = {}
+        for name in medians:
+            settings = Settings(sqlite_path=Path(tmp) / name / "outcomes.sqlite",
+                                log_level="WARNING", catch_up_interval=0)
+            app = create_app(settings, services=build(settings))
+            if name == "bare":
+                app.user_middleware = [m for m in app.user_middleware
+                                       if getattr(m, "cls", None) is not AccessLogMiddleware]
+            clients[name] = TestClient(app).__enter__()
+        for round_ in range(rounds):
+            for name in (("logged", "bare") if round_ % 2 == 0 else ("bare", "logged")):
+                times = []
+                for _ in range(requests):
+                    started = time.perf_counter()
+                    clients[name].get("/health")
+                    times.append(1000 * (time.perf_counter() - started))
+                medians[name].append(statistics.median(times))
+        for client in clients.values():
+            client.__exit__(None, None, None)
+            client.app.state.services.close()  # type: ignore[attr-defined]
+    return medians
+
+
 def appends_per_second(folder: Path, count: int) -> float:
     from application.access_log import AccessLog
     from bootstrap import Settings
@@ -105,6 +139,7 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
         appends = appends_per_second(Path(logged_dir), 500)
+    asgi = in_process(args.repeat, args.requests)
     print(f"GET /health, uvicorn 1 process, SQLite; {args.clients} clients x {args.requests} "
           f"requests, {args.repeat} interleaved rounds, medians")
     print(f"{'server':<8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'req/s vs bare':>15}")
@@ -112,6 +147,9 @@ def main() -> None:
     for name in ("bare", "logged"):
         rps, p50, p99 = (statistics.median(f[k] for f in figures[name]) for k in range(3))
         print(f"{name:<8}{rps:>9,.0f}{p50:>9.1f}{p99:>9.1f}{rps / bare_rps:>15.2f}")
+    logged, bare = (statistics.median(asgi[n]) for n in ("logged", "bare"))
+    print(f"in process (ASGI, no TCP), sequential, median ms per request: bare {bare:.2f}, "
+          f"logged {logged:.2f} (+{logged - bare:.2f} ms)")
     print(f"AccessLog.record alone (sequential, SQLite file): {appends:,.0f}/s "
           f"({1000 / appends:.2f} ms each)")
 

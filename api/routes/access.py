@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,7 +17,8 @@ from projections.access_log import AccessLogView
 
 router = APIRouter(tags=["access log"])
 # api.openapi has no 403 description until api.auth's branch adds one; the Problem schema is its.
-FORBIDDEN = {403: {**problems(422)[422], "description": "Forbidden: the caller lacks the auditor role."}}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {
+    **problems(422)[422], "description": "Forbidden: the caller lacks the auditor role."}}
 
 
 @router.get("/access-log", response_model=AccessLogPage, responses={**problems(422), **FORBIDDEN})
