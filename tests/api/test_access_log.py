@@ -324,3 +324,28 @@ def test_the_answers_match_the_openapi_document(client: TestClient) -> None:
         schema = {**responses[str(status)]["content"][media]["schema"],
                   "components": document["components"]}
         assert list(Draft202012Validator(schema).iter_errors(response.json())) == []
+
+
+class Broken:
+    """Test-only middleware that fails without answering (as a faulty one could)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError("boom")
+        await self.app(scope, receive, send)
+
+
+def test_a_request_that_fails_unanswered_is_recorded_as_500(settings: Settings) -> None:
+    services = build(settings, clock=TickingClock(NOW))
+    app = shimmed_app(settings, services)
+    app.user_middleware.insert(1, Middleware(Broken))
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get("/criteria", headers=LEE).status_code == 500
+    finally:
+        services.close()
+    [record] = stored(services)
+    assert (record.status, record.route, record.sub) == (500, "unmatched", "anonymous")
