@@ -21,11 +21,13 @@ from eventsourcing.sqlite import SQLiteRecorder
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from application.access_log import AccessLog
 from application.adoption import ClinicAdoptions
 from application.outcomes import Clock, OutcomesApplication, utc_now
 from application.rescoring import RescoringLog, ShadowRuns
+from projections.access_log import AccessLogView
 from projections.rescorings import RescoringStore
-from projections.runner import ReadModels
+from projections.runner import ReadModels, open_view
 
 
 class Settings(BaseSettings):
@@ -157,6 +159,8 @@ class Services:
     runs: RescoringLog
     shadow_runs: ShadowRuns
     adoptions: ClinicAdoptions
+    access_log: AccessLog  # its own event store (var/access-log.sqlite) and read model
+    access_views: ReadModels
 
     @property
     def store(self) -> StoreInUse:
@@ -165,6 +169,9 @@ class Services:
 
     def close(self) -> None:
         self.shadow_runs.close()
+        for view in self.access_views.views.values():
+            view.datastore.close()
+        self.access_log.close()
         for view in self.read_models.views.values():
             view.datastore.close()
         self.rescorings.datastore.close()
@@ -180,8 +187,11 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
     read_models = ReadModels.open(app, settings.views_folder())
     rescorings = RescoringStore(settings.views_folder())
     runs = RescoringLog(settings.eventsourcing_env("rescoring-runs.sqlite"))
+    access_log = AccessLog(settings.eventsourcing_env("access-log.sqlite"), clock=clock)
+    access_views = ReadModels(access_log, {AccessLogView.name: open_view(
+        AccessLogView, settings.views_folder())})
     return Services(app, read_models, rescorings, runs, ShadowRuns(app, runs, rescorings),
-                    ClinicAdoptions(app, read_models.open_episodes))
+                    ClinicAdoptions(app, read_models.open_episodes), access_log, access_views)
 
 
 def open_existing_store(settings: Settings) -> OutcomesApplication | None:

@@ -15,9 +15,10 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi_offline import FastAPIOffline
 
 from api import auth, openapi, problems
+from api.access import AccessLogMiddleware
 from api.deps import USER_ID
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
-from api.routes import episodes, misc, rescoring
+from api.routes import access, episodes, misc, rescoring
 from api.schemas import clean_parameters
 from bootstrap import Services, Settings, build, configure_logging
 
@@ -76,9 +77,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # FastAPI serves itself: they describe the API and hold no data). The rate limit runs after
     # authentication (it counts per request.state.principal); then ids in paths and queries.
     guards = [Depends(auth.authenticate), Depends(rate_limited), Depends(clean_parameters)]
-    for router in (episodes.router, misc.router, rescoring.router):
+    for router in (episodes.router, misc.router, rescoring.router, access.router):
         app.include_router(router, dependencies=guards)
     app.include_router(misc.public, dependencies=[Depends(rate_limited)])  # by client address
+    # outermost: every request is recorded, those the inner middlewares refuse included; keep
+    # it the last middleware added
+    app.add_middleware(AccessLogMiddleware)
     return app
 
 

@@ -499,3 +499,30 @@ class Health(Response):
     path: str | None = Field(description="The SQLite file's absolute path; null otherwise.")
     position: int = Field(ge=0, description="The store's last event position.")
     projections: dict[str, ProjectionStatus]
+
+
+class AccessRecordEntry(Response):
+    """One access-log record (docs/access-log.md maps each field to a FHIR AuditEvent)."""
+
+    position: int = Field(ge=1, description="Position in the access log: the page cursor.")
+    record_id: str
+    at: MomentText = Field(description="When the request arrived (UTC).")
+    recorded_at: MomentText = Field(description="When the record was stored (UTC).")
+    sub: str = Field(description="The token's subject; anonymous when authentication failed.")
+    authenticated: bool
+    roles: list[str]
+    clinics: list[str] = Field(description="The clinics the caller's token carried.")
+    clinic_id: str | None = Field(description="The clinic the request concerned, where known.")
+    method: str
+    route: str = Field(description="The route template, e.g. /episodes/{episode_id}; "
+                                   "unmatched when no route matched.")
+    episode_id: str | None
+    run_id: str | None
+    assessment_id: str | None
+    status: int = Field(description="The HTTP status answered.")
+    request_id: str = Field(description="The X-Request-ID of the answer.")
+    client: str | None = Field(description="The client's network address.")
+
+
+class AccessLogPage(Page):
+    items: list[AccessRecordEntry]

@@ -1,0 +1,128 @@
+"""Recording every request in the access log (``application.access_log``), before it is answered.
+
+``AccessLogMiddleware`` is a plain ASGI middleware installed outermost of the application's own
+middlewares (the last ``add_middleware`` in ``api.create_app``), so it also sees the requests
+that inner middlewares answer by themselves (413, 429, a host check) and those no route matches.
+It waits for the response's ``http.response.start``, appends the record (in a worker thread,
+so the event loop never waits for the disk) and only then passes the start on: the client
+receives no byte of an answer whose record is not stored. When the append fails the client gets
+a 500 problem instead of the answer (fail closed: no acknowledged request without a record).
+
+What it records comes from the request's scope only: ``request.state.principal`` (set by the
+authentication dependency; absent: ``anonymous``), ``request.state.clinic_id`` (set by routes)
+or else a ``clinic_id`` path or query parameter, the route template, the ``episode_id``,
+``run_id`` and ``assessment_id`` path parameters (or the id in a 201/202 ``Location``), the
+status, the ``X-Request-ID`` the logging middleware echoes, and the peer's address. Never the
+body, the token, nor any other query-string value.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import problems
+from api.identity import Principal
+from application.access_log import AccessLog
+from domain.access import ANONYMOUS, Access
+
+# Ids kept only when they look like ids (a query string or path may hold anything).
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
+UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # as api._request_log accepts it
+CREATED = re.compile(r"/(episodes|rescorings)/([0-9a-fA-F-]{36})(?:$|[/?])")
+log = structlog.get_logger("api")
+
+
+def _id(value: Any, pattern: re.Pattern[str] = ID) -> str | None:
+    return value if isinstance(value, str) and pattern.match(value) else None
+
+
+def access_of(scope: Scope, status: int, at: Any, request_id: str,
+              location: str | None = None) -> Access:
+    """The access record of the request ``scope`` answered with ``status`` (``at``: its arrival
+    time; ``location``: the answer's ``Location`` header, which names a created resource)."""
+    state = scope.get("state") or {}
+    principal = state.get("principal")
+    if not isinstance(principal, Principal):
+        principal = None
+    params = scope.get("path_params") or {}
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    created: dict[str, str] = ({m[1]: m[2] for m in CREATED.finditer(location or "")}
+                               if status in (201, 202) else {})
+    clinic = (_id(state.get("clinic_id")) or _id(params.get("clinic_id"))
+              or _id((query.get("clinic_id") or [None])[0]))
+    route = getattr(scope.get("route"), "path", None)
+    client = scope.get("client")
+    return Access(
+        sub=principal.sub if principal else ANONYMOUS, authenticated=principal is not None,
+        roles=tuple(sorted(principal.roles)) if principal else (),
+        clinics=tuple(sorted(principal.clinics)) if principal else (),
+        clinic_id=clinic, method=str(scope.get("method", ""))[:16],
+        route=route if isinstance(route, str) else "unmatched",
+        episode_id=_id(params.get("episode_id") or created.get("episodes"), UUID_TEXT),
+        run_id=_id(params.get("run_id") or created.get("rescorings"), UUID_TEXT),
+        assessment_id=_id(params.get("assessment_id")), status=status, at=at,
+        request_id=request_id, client=str(client[0]) if client else None)
+
+
+class AccessLogMiddleware:
+    """Append an access record for every HTTP request before its answer is sent (see module)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        access_log: AccessLog = scope["app"].state.services.access_log
+        at = access_log.clock()
+        recorded = failed = False
+
+        async def record(status: int, headers: MutableHeaders | None) -> bool:
+            """Append the record; False (and an error line) when the append failed."""
+            request_id = headers.get("x-request-id") if headers is not None else None
+            if not request_id:
+                given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+                request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+                if headers is not None:
+                    headers["X-Request-ID"] = request_id
+            location = headers.get("location") if headers is not None else None
+            try:
+                await run_in_threadpool(access_log.record,
+                                        access_of(scope, status, at, request_id, location))
+            except Exception as exc:
+                log.error("access log append failed", error_type=type(exc).__name__)
+                return False
+            return True
+
+        async def send_recorded(message: Message) -> None:
+            nonlocal recorded, failed
+            if failed:
+                return  # the answer was replaced by a 500 problem: drop the rest of it
+            if message["type"] == "http.response.start" and not recorded:
+                recorded = True
+                if not await record(message["status"], MutableHeaders(scope=message)):
+                    failed = True
+                    await problems.problem(
+                        500, "Internal error", "the access could not be recorded",
+                        "access-log-unavailable")(scope, receive, send)
+                    return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recorded)
+        except Exception as exc:
+            if not recorded:
+                recorded = True
+                await record(exc.status_code if isinstance(exc, HTTPException) else 500, None)
+            raise

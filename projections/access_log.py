@@ -1,0 +1,86 @@
+"""Access-log read model: one row per ``AccessRecord.Recorded``, queried by ``GET /access-log``.
+
+Tracked like the episodes' read models (``projections.base.ReadModel``), but over the access log's
+own event store: ``bootstrap.build`` gives it a ``ReadModels`` of its own, whose positions are
+the access log's (application name ``AccessLog``). The cursor of a page is that position, so it
+stays valid across a rebuild.
+
+Who sees what (``visible_to``): a record with a clinic is seen by the auditors of that clinic; a
+record without one by the auditors of a clinic the caller's token carried; a record of a failed
+authentication (no principal, no clinic) by every auditor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.sqlite import SQLiteCursor
+
+from domain.access import AccessRecord
+from projections.base import ReadModel, utc_text
+
+COLUMNS = ("position", "record_id", "at", "recorded_at", "sub", "authenticated", "roles",
+           "clinics", "clinic_id", "method", "route", "episode_id", "run_id", "assessment_id",
+           "status", "request_id", "client")
+JSON_COLUMNS = ("roles", "clinics")
+
+
+class AccessLogView(ReadModel):
+    name = "access-log"
+    tables = (
+        "CREATE TABLE IF NOT EXISTS access_records (position INTEGER PRIMARY KEY, "
+        "record_id TEXT NOT NULL, at TEXT NOT NULL, recorded_at TEXT NOT NULL, "
+        "sub TEXT NOT NULL, authenticated INTEGER NOT NULL, roles TEXT NOT NULL, "
+        "clinics TEXT NOT NULL, clinic_id TEXT, method TEXT NOT NULL, route TEXT NOT NULL, "
+        "episode_id TEXT, run_id TEXT, assessment_id TEXT, status INTEGER NOT NULL, "
+        "request_id TEXT NOT NULL, client TEXT)",
+        "CREATE INDEX IF NOT EXISTS access_clinic ON access_records (clinic_id, position)",
+        "CREATE INDEX IF NOT EXISTS access_sub ON access_records (sub, position)",
+        "CREATE INDEX IF NOT EXISTS access_episode ON access_records (episode_id, position)",
+    )
+
+    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+        if not isinstance(event, AccessRecord.Recorded):
+            return
+        cursor.execute(
+            f"INSERT INTO access_records ({', '.join(COLUMNS)}) VALUES "
+            f"({', '.join('?' * len(COLUMNS))}) ON CONFLICT DO NOTHING",
+            (position, str(event.originator_id), utc_text(event.at), utc_text(event.timestamp),
+             event.sub, int(event.authenticated), json.dumps(event.roles),
+             json.dumps(event.clinics), event.clinic_id, event.method, event.route,
+             event.episode_id, event.run_id, event.assessment_id, event.status,
+             event.request_id, event.client))
+
+    def records(self, *, visible_to: Collection[str], clinic_id: str | None = None,
+                sub: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, episode_id: str | None = None, after: int = 0,
+                limit: int = 50) -> tuple[list[dict[str, Any]], int | None]:
+        """Records in position order that the auditor of clinics ``visible_to`` may see (see
+        the module docstring) and that match every filter (``since``/``until``: arrival time,
+        inclusive), at most ``limit`` after position ``after``; returns (items, next cursor)."""
+        clinics = sorted(visible_to)
+        marks = ", ".join("?" * len(clinics))
+        where = [f"(clinic_id IN ({marks}) OR (clinic_id IS NULL AND (authenticated = 0 OR "
+                 f"EXISTS (SELECT 1 FROM json_each(clinics) WHERE value IN ({marks})))))",
+                 "position > ?"]
+        params: list[Any] = [*clinics, *clinics, after]
+        for clause, value in (("clinic_id = ?", clinic_id), ("sub = ?", sub),
+                              ("episode_id = ?", episode_id),
+                              ("at >= ?", utc_text(since) if since else None),
+                              ("at <= ?", utc_text(until) if until else None)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        with self.reading() as cursor:
+            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM access_records WHERE "
+                           f"{' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit + 1))
+            rows = cursor.fetchall()
+        more = len(rows) > limit
+        items = [{c: (json.loads(r[c]) if c in JSON_COLUMNS else r[c]) for c in COLUMNS}
+                 for r in rows[:limit]]
+        for item in items:
+            item["authenticated"] = bool(item["authenticated"])
+        return items, (items[-1]["position"] if more else None)

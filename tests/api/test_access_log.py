@@ -1,0 +1,351 @@
+"""The access log over HTTP: every request leaves one record, in its own store, with ids only;
+``GET /access-log`` filters, pages and shows each auditor only their clinics' records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import anyio
+import pytest
+from access_shim import BEARER, TickingClock, running_shimmed, shimmed_app
+from api_helpers import NOW, PATIENT_REF, PROBLEM_TYPE, app_settings, memory_settings
+from fastapi import Request
+from fastapi.testclient import TestClient
+from jsonschema import Draft202012Validator
+from starlette.middleware import Middleware
+
+from api import problems
+from bootstrap import Services, Settings, build
+
+LEE, ADA, BO, KIM = BEARER["dr-lee"], BEARER["ada-audit"], BEARER["bo-audit"], BEARER["dr-kim"]
+AS_OF = "2026-02-20T08:15:00+00:00"
+
+
+@pytest.fixture
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.node.get_closest_marker("file_store"):
+        return app_settings(tmp_path)
+    return memory_settings()
+
+
+@pytest.fixture
+def shimmed(settings: Settings) -> Iterator[tuple[TestClient, Services]]:
+    with running_shimmed(settings, TickingClock(NOW)) as pair:
+        yield pair
+
+
+@pytest.fixture
+def client(shimmed: tuple[TestClient, Services]) -> TestClient:
+    return shimmed[0]
+
+
+@pytest.fixture
+def services(shimmed: tuple[TestClient, Services]) -> Services:
+    return shimmed[1]
+
+
+def stored(services: Services) -> list[Any]:
+    """The access log's events, decoded, in order."""
+    recorder, mapper = services.access_log.recorder, services.access_log.mapper
+    return [mapper.to_domain_event(n) for n in recorder.select_notifications(start=1, limit=10_000)]
+
+
+def scenario(client: TestClient) -> tuple[str, list[str]]:
+    """Open, record, read, a 404, a 403, a 401 and a 422; returns the episode id and the
+    request ids the answers echoed."""
+    answers = [client.post("/episodes", headers={**LEE, "X-Request-ID": "req-open-1"}, json={
+        "patient_ref": PATIENT_REF, "clinic_id": "clinic-a", "opened_on": "2026-01-05"})]
+    episode = answers[0].json()["episode_id"]
+    answers.append(client.post(f"/episodes/{episode}/assessments", headers=LEE, json={
+        "assessment_id": "phq-1", "instrument": "PHQ-9", "administered_on": "2026-01-05",
+        "total": 18}))
+    answers.append(client.get(f"/episodes/{episode}/stages", headers=LEE,
+                              params={"as_of": AS_OF}))
+    answers.append(client.get(f"/episodes/{uuid4()}", headers=LEE))
+    answers.append(client.get("/access-log", headers=LEE))
+    answers.append(client.get(f"/episodes/{episode}",
+                              headers={"Authorization": "Bearer forged-S3CR3T-token"}))
+    answers.append(client.post(f"/episodes/{episode}/assessments", headers=LEE, json={
+        "instrument": "PHQ-9", "administered_on": "2026-01-12", "items": [0, 1, 4, 0, 0, 0, 0, 0, 0]}))
+    assert [a.status_code for a in answers] == [201, 201, 200, 404, 403, 401, 422]
+    return episode, [a.headers["X-Request-ID"] for a in answers]
+
+
+def test_a_scripted_scenario_leaves_exactly_the_expected_records_in_order(
+        client: TestClient, services: Services) -> None:
+    episode, request_ids = scenario(client)
+    events = stored(services)
+    # The clinic is null where neither a route (request.state.clinic_id, api.auth's branch) nor
+    # a clinic_id parameter names it; the 404's episode id is a fresh UUID, as another clinic's is.
+    lee = ("dr-lee", True, ["clinician"], ["clinic-a"])
+    expected = [
+        (*lee, None, "POST", "/episodes", episode, 201),
+        (*lee, None, "POST", "/episodes/{episode_id}/assessments", episode, 201),
+        (*lee, None, "GET", "/episodes/{episode_id}/stages", episode, 200),
+        (*lee, None, "GET", "/episodes/{episode_id}", events[3].episode_id, 404),
+        (*lee, None, "GET", "/access-log", None, 403),
+        ("anonymous", False, [], [], None, "GET", "/episodes/{episode_id}", episode, 401),
+        (*lee, None, "POST", "/episodes/{episode_id}/assessments", episode, 422),
+    ]
+    assert [(e.sub, e.authenticated, e.roles, e.clinics, e.clinic_id, e.method, e.route,
+             e.episode_id, e.status) for e in events] == expected
+    assert events[3].episode_id not in (None, episode)
+    assert [e.request_id for e in events] == request_ids
+    assert request_ids[0] == "req-open-1"
+    assert [e.at.isoformat() for e in events] == [
+        f"2027-12-31T00:00:{s:02d}+00:00" for s in (0, 2, 4, 5, 6, 7, 8)]  # clock: +1 s a call
+    assert {e.client for e in events} == {"testclient"}
+    assert all(e.run_id is None and e.assessment_id is None for e in events)
+
+
+def test_no_patient_ref_body_token_or_query_value_is_stored(
+        client: TestClient, services: Services) -> None:
+    scenario(client)
+    raw = b"".join(n.state + n.topic.encode() for n in
+                   services.access_log.recorder.select_notifications(start=1, limit=10_000))
+    assert len(raw) > 1000  # seven records were scanned
+    for secret in (PATIENT_REF, "S3CR3T", "Bearer", "patient_ref", "administered_on", "items",
+                   AS_OF, "2026-02-20", "as_of", "phq-1"):
+        assert secret.encode() not in raw, secret
+
+
+def test_a_request_no_route_matches_is_recorded_unmatched(
+        client: TestClient, services: Services) -> None:
+    response = client.get("/no-such-route", headers=LEE)
+    assert response.status_code == 404
+    [record] = stored(services)
+    assert (record.route, record.method, record.status, record.sub) == (
+        "unmatched", "GET", 404, "dr-lee")
+    assert record.request_id == response.headers["X-Request-ID"]
+
+
+class TooMany:
+    """Test-only stand-in for a rate limiter: answers 429 before any route runs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (b"x-test-flood", b"1") in scope["headers"]:
+            await problems.problem(429, "Too many requests", "slow down", "rate-limited",
+                                   headers={"Retry-After": "1"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def test_a_request_an_inner_middleware_rejects_is_recorded(settings: Settings) -> None:
+    services = build(settings, clock=TickingClock(NOW))
+    app = shimmed_app(settings, services)
+    app.user_middleware.insert(1, Middleware(TooMany))  # just inside the access log
+    try:
+        with TestClient(app) as client:
+            response = client.get("/clinics/clinic-a/outcomes", headers={**LEE, "X-Test-Flood": "1"})
+    finally:
+        services.close()
+    assert response.status_code == 429
+    [record] = stored(services)
+    # Rejected before the authentication and the routing: anonymous, unmatched, its clinic
+    # from the path is unknown too (no route matched), but the answer's request id is kept.
+    assert (record.sub, record.route, record.status, record.clinic_id) == (
+        "anonymous", "unmatched", 429, None)
+    assert record.request_id == response.headers["X-Request-ID"]
+
+
+def test_void_and_clinic_routes_record_their_ids(client: TestClient, services: Services) -> None:
+    episode = client.post("/episodes", headers=LEE, json={
+        "patient_ref": PATIENT_REF, "clinic_id": "clinic-a", "opened_on": "2026-01-05"}).json()
+    client.post(f"/episodes/{episode['episode_id']}/assessments/phq-x/void", headers=LEE,
+                json={"reason": "entered in error"})
+    client.get("/clinics/clinic-a/outcomes", headers=LEE)
+    client.get("/audit", headers=LEE, params={"clinic_id": "clinic-a", "recorded_by": "dr-lee"})
+    client.get("/audit", headers=LEE, params={"clinic_id": "clinic\u202ea"})
+    records = stored(services)
+    assert [(r.route, r.episode_id, r.assessment_id, r.clinic_id, r.status) for r in records] == [
+        ("/episodes", episode["episode_id"], None, None, 201),
+        ("/episodes/{episode_id}/assessments/{assessment_id}/void", episode["episode_id"],
+         "phq-x", None, 404),
+        ("/clinics/{clinic_id}/outcomes", None, None, "clinic-a", 200),
+        ("/audit", None, None, "clinic-a", 200),
+        ("/audit", None, None, None, 200),  # not an id: the value is not kept
+    ]
+
+
+def test_the_clinic_a_route_stores_on_the_request_state_wins(settings: Settings) -> None:
+    services = build(settings, clock=TickingClock(NOW))
+    app = shimmed_app(settings, services)
+
+    def concerning_clinic_b(request: Request) -> dict[str, str]:
+        request.state.clinic_id = "clinic-b"  # what a route does once it knows the episode's
+        return {}
+    app.add_api_route("/test-clinic", concerning_clinic_b)
+    try:
+        with TestClient(app) as client:
+            assert client.get("/test-clinic", headers=LEE,
+                              params={"clinic_id": "clinic-a"}).status_code == 200
+    finally:
+        services.close()
+    [record] = stored(services)
+    assert (record.route, record.clinic_id) == ("/test-clinic", "clinic-b")
+
+
+def test_a_failed_append_answers_500_and_not_the_answer(
+        client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(_: Any) -> int:
+        raise OSError("disk full")
+    monkeypatch.setattr(services.access_log, "record", fail)
+    response = client.post("/episodes", headers=LEE, json={
+        "patient_ref": PATIENT_REF, "clinic_id": "clinic-a", "opened_on": "2026-01-05"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM_TYPE
+    assert response.json()["code"] == "access-log-unavailable"
+    assert "episode_id" not in response.text
+
+
+def test_the_access_store_is_not_the_episodes_store(client: TestClient, services: Services) -> None:
+    scenario(client)
+    assert services.access_log.recorder is not services.app.recorder
+    episode_topics = {n.topic for n in services.app.recorder.select_notifications(1, 10_000)}
+    access_topics = {n.topic for n in services.access_log.recorder.select_notifications(1, 10_000)}
+    assert access_topics == {"outcome-ledger:AccessRecord.Recorded"}
+    assert episode_topics and not any("AccessRecord" in t for t in episode_topics)
+
+
+def page(client: TestClient, headers: dict[str, str], **params: Any) -> dict[str, Any]:
+    response = client.get("/access-log", headers=headers, params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_filters_and_pagination(client: TestClient) -> None:
+    episode, _ = scenario(client)
+    first = page(client, ADA, limit=3)
+    assert [i["status"] for i in first["items"]] == [201, 201, 200]
+    assert first["next"] is not None and "cursor=" in first["next"]
+    second = client.get(first["next"], headers=ADA).json()
+    third = client.get(second["next"], headers=ADA).json()
+    assert [i["status"] for i in second["items"]] == [404, 403, 401]
+    # Each page's own request is recorded once it is answered: the third page ends with the
+    # auditor's first two.
+    assert [(i["sub"], i["route"], i["status"]) for i in third["items"]] == [
+        ("dr-lee", "/episodes/{episode_id}/assessments", 422),
+        ("ada-audit", "/access-log", 200), ("ada-audit", "/access-log", 200)]
+    assert third["next"] is None
+    positions = [i["position"] for i in first["items"] + second["items"] + third["items"]]
+    assert positions == list(range(1, 10))
+
+    by_episode = page(client, ADA, episode_id=episode)
+    assert [i["status"] for i in by_episode["items"]] == [201, 201, 200, 401, 422]
+    assert [i["sub"] for i in page(client, ADA, sub="anonymous")["items"]] == ["anonymous"]
+    times = [i["at"] for i in page(client, ADA)["items"]]
+    window = page(client, ADA, since=times[1], until=times[3])["items"]
+    assert [i["at"] for i in window] == times[1:4]
+    assert page(client, ADA, since="2030-01-01T00:00:00+00:00")["items"] == []
+
+
+def test_each_auditor_sees_only_their_clinics_records(client: TestClient) -> None:
+    client.get("/clinics/clinic-a/outcomes", headers=LEE)      # clinic-a
+    client.get("/clinics/clinic-b/outcomes", headers=KIM)      # clinic-b
+    client.get("/criteria", headers=LEE)                       # no clinic; a clinic-a user
+    client.get("/criteria", headers=KIM)                       # no clinic; a clinic-b user
+    client.get("/criteria")                                    # failed authentication
+    seen_by_a = [(i["sub"], i["clinic_id"], i["route"]) for i in page(client, ADA)["items"]]
+    assert seen_by_a == [("dr-lee", "clinic-a", "/clinics/{clinic_id}/outcomes"),
+                         ("dr-lee", None, "/criteria"), ("anonymous", None, "/criteria")]
+    seen_by_b = [(i["sub"], i["clinic_id"]) for i in page(client, BO)["items"]]
+    # ada-audit's query (no clinic; a clinic-a user) is not bo-audit's to see.
+    assert seen_by_b == [("dr-kim", "clinic-b"), ("dr-kim", None), ("anonymous", None)]
+    assert page(client, ADA, clinic_id="clinic-b")["items"] == []
+
+
+def test_the_route_needs_the_auditor_role_and_valid_filters(client: TestClient) -> None:
+    denied = client.get("/access-log", headers=LEE)
+    assert denied.status_code == 403
+    assert denied.headers["content-type"] == PROBLEM_TYPE
+    assert "auditor" in denied.json()["detail"]
+    bad = client.get("/access-log", headers=ADA, params={"since": "yesterday"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM_TYPE
+    assert client.get("/access-log").status_code == 401
+
+
+@pytest.mark.file_store
+def test_records_survive_a_restart_and_only_ids_reach_the_file(settings: Settings) -> None:
+    with running_shimmed(settings, TickingClock(NOW)) as (client, _):
+        episode, request_ids = scenario(client)
+    folder = settings.sqlite_path.parent
+    raw = b"".join(p.read_bytes() for p in folder.glob("access-log.sqlite*"))
+    assert b"AccessRecord.Recorded" in raw
+    for secret in (PATIENT_REF, "S3CR3T", "administered_on", AS_OF):
+        assert secret.encode() not in raw, secret
+    episodes_raw = b"".join(p.read_bytes() for p in folder.glob("outcomes.sqlite*"))
+    assert b"AccessRecord" not in episodes_raw and b"Episode.Opened" in episodes_raw
+    with running_shimmed(settings, TickingClock(NOW)) as (client, _):
+        items = page(client, ADA)["items"]
+    assert [i["request_id"] for i in items] == request_ids
+    assert items[0]["episode_id"] == episode
+
+
+def test_the_record_is_stored_before_the_answer_starts(settings: Settings) -> None:
+    services = build(settings, clock=TickingClock(NOW))
+    app = shimmed_app(settings, services)
+    stored_when_answered: list[int] = []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/criteria", "raw_path": b"/criteria", "root_path": "",
+             "query_string": b"", "headers": [(b"authorization", LEE["Authorization"].encode())],
+             "client": ("10.1.2.3", 50000), "server": ("testserver", 80), "state": {}}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            stored_when_answered.append(services.access_log.recorder.max_notification_id() or 0)
+    try:
+        anyio.run(app, scope, receive, send)
+    finally:
+        services.close()
+    assert stored_when_answered == [1]
+    [record] = stored(services)
+    assert (record.route, record.status, record.client) == ("/criteria", 200, "10.1.2.3")
+
+
+def test_the_answers_match_the_openapi_document(client: TestClient) -> None:
+    scenario(client)
+    document = client.get("/openapi.json", headers=ADA).json()
+    responses = document["paths"]["/access-log"]["get"]["responses"]
+    for headers, params, status in ((ADA, {"limit": 2}, 200), (LEE, {}, 403),
+                                    (ADA, {"until": "1 May"}, 422)):
+        response = client.get("/access-log", headers=headers, params=params)
+        assert response.status_code == status
+        media = response.headers["content-type"].split(";")[0]
+        schema = {**responses[str(status)]["content"][media]["schema"],
+                  "components": document["components"]}
+        assert list(Draft202012Validator(schema).iter_errors(response.json())) == []
+
+
+class Broken:
+    """Test-only middleware that fails without answering (as a faulty one could)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError("boom")
+        await self.app(scope, receive, send)
+
+
+def test_a_request_that_fails_unanswered_is_recorded_as_500(settings: Settings) -> None:
+    services = build(settings, clock=TickingClock(NOW))
+    app = shimmed_app(settings, services)
+    app.user_middleware.insert(1, Middleware(Broken))
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            assert client.get("/criteria", headers=LEE).status_code == 500
+    finally:
+        services.close()
+    [record] = stored(services)
+    assert (record.status, record.route, record.sub) == (500, "unmatched", "anonymous")
