@@ -10,8 +10,9 @@ a 500 problem instead of the answer (fail closed: no acknowledged request withou
 
 What it records comes from the request's scope only: ``request.state.principal`` (set by the
 authentication dependency; absent: ``anonymous``), ``request.state.clinic_id`` (set by routes)
-or else a ``clinic_id`` path or query parameter, the route template, the ``episode_id``,
-``run_id`` and ``assessment_id`` path parameters (or the id in a 201/202 ``Location``), the
+or else a ``clinic_id`` path or query parameter, the route
+template, the ``episode_id``, ``run_id`` and ``assessment_id`` path parameters (or the id in a
+201/202 ``Location``; ``request.state.assessment_id`` for a recorded assessment), the
 status, the ``X-Request-ID`` the logging middleware echoes, and the peer's address. Never the
 body, the token, nor any other query-string value.
 """
@@ -70,7 +71,8 @@ def access_of(scope: Scope, status: int, at: Any, request_id: str,
         route=route if isinstance(route, str) else "unmatched",
         episode_id=_id(params.get("episode_id") or created.get("episodes"), UUID_TEXT),
         run_id=_id(params.get("run_id") or created.get("rescorings"), UUID_TEXT),
-        assessment_id=_id(params.get("assessment_id")), status=status, at=at,
+        assessment_id=_id(state.get("assessment_id")) or _id(params.get("assessment_id")),
+        status=status, at=at,
         request_id=request_id, client=str(client[0]) if client else None)
 
 

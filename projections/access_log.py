@@ -7,7 +7,11 @@ stays valid across a rebuild.
 
 Who sees what (``visible_to``): a record with a clinic is seen by the auditors of that clinic; a
 record without one by the auditors of a clinic the caller's token carried; a record of a failed
-authentication (no principal, no clinic) by every auditor.
+authentication (no principal, no clinic) by every auditor. A record whose clinic the caller's
+token did not carry (a denial: another clinic's episode or run answered 404 as a missing one, a
+write into another clinic answered 403) is seen by that clinic's auditors and, its clinic shown
+as null, by the auditors of a clinic the caller's token carried: to them it reads exactly as
+the record of a request for a missing resource, so the access log is no existence oracle.
 """
 
 from __future__ import annotations
@@ -61,11 +65,14 @@ class AccessLogView(ReadModel):
         """Records in position order that the auditor of clinics ``visible_to`` may see (see
         the module docstring) and that match every filter (``since``/``until``: arrival time,
         inclusive), at most ``limit`` after position ``after``; returns (items, next cursor)."""
+        if clinic_id is not None and clinic_id not in visible_to:
+            return [], None  # (not filtered on a hidden clinic: that would tell it)
         clinics = sorted(visible_to)
         marks = ", ".join("?" * len(clinics))
-        where = [f"(clinic_id IN ({marks}) OR (clinic_id IS NULL AND (authenticated = 0 OR "
-                 f"EXISTS (SELECT 1 FROM json_each(clinics) WHERE value IN ({marks})))))",
-                 "position > ?"]
+        staff = f"EXISTS (SELECT 1 FROM json_each(clinics) WHERE value IN ({marks}))"
+        outside = "NOT EXISTS (SELECT 1 FROM json_each(clinics) WHERE value = clinic_id)"
+        where = [f"(clinic_id IN ({marks}) OR (clinic_id IS NULL AND authenticated = 0) OR "
+                 f"({staff} AND (clinic_id IS NULL OR {outside})))", "position > ?"]
         params: list[Any] = [*clinics, *clinics, after]
         for clause, value in (("clinic_id = ?", clinic_id), ("sub = ?", sub),
                               ("episode_id = ?", episode_id),
@@ -83,4 +90,6 @@ class AccessLogView(ReadModel):
                  for r in rows[:limit]]
         for item in items:
             item["authenticated"] = bool(item["authenticated"])
+            if item["clinic_id"] not in visible_to:
+                item["clinic_id"] = None  # another clinic's, seen as its caller's staff activity
         return items, (items[-1]["position"] if more else None)

@@ -134,7 +134,7 @@ def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> Assessment
                             "The same assessment_id and content were recorded before: the "
                             "first result, nothing stored (replayed: true)."))})
 def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: ServicesDep,
-                      user: UserDep, expected_version: IfMatchDep,
+                      user: UserDep, expected_version: IfMatchDep, request: Request,
                       response: Response) -> AssessmentResult:
     """Record an assessment; 201 with the stage events it caused, or 200 with the first result
     when the same ``assessment_id`` and content were recorded before."""
@@ -148,6 +148,7 @@ def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: S
         response.status_code = 200
     assessment = result.assessment
     assert assessment is not None, "record_assessment always returns the assessment"
+    request.state.assessment_id = assessment.assessment_id  # for the access log
     return AssessmentResult.model_validate(
         {"episode_id": str(episode_id), "assessment_id": assessment.assessment_id,
          "version": result.version, "stage": result.stage, "total": assessment.total,
