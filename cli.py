@@ -211,21 +211,32 @@ def dev_token(
                            audience=settings.auth_audience or "outcome-ledger"))
 
 
+def _read_models(services: Any) -> dict[str, Any]:
+    """Each read model's name -> the ``ReadModels`` that tracks it: the episodes' store's, and
+    ``access-log`` tracked from the access log's own store."""
+    groups = (services.read_models, services.access_views)
+    return {name: group for group in groups for name in group.views}
+
+
 @projections_app.command("rebuild")
 def projections_rebuild(
-    name: Annotated[str, typer.Argument(help="Read model: episodes, stages, audit, cohort or all.")],
+    name: Annotated[str, typer.Argument(
+        help="Read model: episodes, stages, audit, cohort, access-log or all.")],
 ) -> None:
-    """Drop a read model and rebuild it from position 0 of the event store, with a progress bar."""
+    """Drop a read model and rebuild it from position 0 of its event store, with a progress bar."""
     from rich.progress import Progress
 
     from bootstrap import Settings, build
+    from projections.access_log import AccessLogView
     from projections.runner import READ_MODELS
 
-    names = list(READ_MODELS) if name == "all" else [name]
-    if any(n not in READ_MODELS for n in names):
-        _fail(f"unknown read model {name!r}; known: {', '.join(READ_MODELS)}, all")
+    known = [*READ_MODELS, AccessLogView.name]
+    names = known if name == "all" else [name]
+    if any(n not in known for n in names):
+        _fail(f"unknown read model {name!r}; known: {', '.join(known)}, all")
     services = build(Settings())
     try:
+        models = _read_models(services)
         for view_name in names:
             with Progress() as progress:
                 task = progress.add_task(f"rebuilding {view_name}", total=None)
@@ -233,21 +244,23 @@ def projections_rebuild(
                 def advance(position: int, last: int, task: Any = task, bar: Any = progress) -> None:
                     bar.update(task, completed=position, total=last)
 
-                count = services.read_models.rebuild(view_name, advance)
+                count = models[view_name].rebuild(view_name, advance)
             typer.echo(f"{view_name}: {count} events processed, position "
-                       f"{services.read_models.status()[view_name]['position']}")
+                       f"{models[view_name].status()[view_name]['position']}")
     finally:
         services.close()
 
 
 @projections_app.command("status")
 def projections_status() -> None:
-    """Each read model's position and lag behind the event store."""
+    """Each read model's position and lag behind its event store (``access-log``: the access
+    log's own store, whose positions are not the episodes' store's)."""
     from bootstrap import Settings, build
 
     services = build(Settings())
     try:
-        typer.echo(json.dumps(services.read_models.status(), indent=1))
+        typer.echo(json.dumps({**services.read_models.status(), **services.access_views.status()},
+                              indent=1))
     finally:
         services.close()
 
