@@ -48,7 +48,7 @@ def get_user(x_user_id: Annotated[str | None, Header(
         description="The acting user (an opaque id), recorded as recorded_by.")] = None) -> str:
     """The acting user from ``X-User-Id`` (an opaque id; default ``anonymous``) until
     authentication arrives; recorded as ``recorded_by``."""
-    user = x_user_id or "anonymous"
+    user = "anonymous" if x_user_id is None else x_user_id  # an empty header is malformed
     if not USER_ID.match(user):
         raise InvalidInputError("X-User-Id: 1..64 letters, digits or . _ @ : -",
                                 field="X-User-Id")
