@@ -6,6 +6,7 @@ Integers are strict: ``true`` or ``1.0`` where a score belongs is a 422, never a
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -24,6 +25,10 @@ from domain.criteria.custom import CUSTOM_ID
 from domain.episode import ASSESSMENT_ID
 from domain.instruments import INSTRUMENTS
 
+# RFC 3339 §5.6 date-time; the offset is required (a naive time is refused by AwareDatetime too).
+RFC3339_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
 
 def _iso_text(value: Any) -> Any:
     if not isinstance(value, str):
@@ -32,17 +37,19 @@ def _iso_text(value: Any) -> Any:
 
 
 def _iso_datetime(value: Any) -> Any:
-    """An ISO 8601 date-time string, parsed; never a number (pydantic would read ``0.5`` as a
-    Unix time). The value is not quoted back: it may be personal data."""
+    """An RFC 3339 date-time string (§5.6, what the document's ``format: date-time`` says),
+    parsed; never a number (pydantic would read ``0.5`` as a Unix time), nor the other ISO 8601
+    forms ``datetime.fromisoformat`` reads (a space for T, basic format, week dates). The value
+    is not quoted back: it may be personal data."""
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and RFC3339_DATE_TIME.match(value):
         try:
-            return datetime.fromisoformat(value)
+            return datetime.fromisoformat(value.upper())  # RFC 3339 allows t and z
         except ValueError:
             pass
-    raise ValueError("expected an ISO 8601 date-time with UTC offset, e.g. "
-                     "2026-03-01T12:00:00+00:00")
+    raise ValueError("expected an RFC 3339 date-time with UTC offset, e.g. "
+                     "2026-01-05T09:30:00+01:00")
 
 
 # A calendar date given as "YYYY-MM-DD" (not a number, not a datetime).
