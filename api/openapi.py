@@ -72,10 +72,27 @@ def install(app: FastAPI) -> None:
                     responses["422"] = problems(422)[422]
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)
+            for parameter in _parameters(document):
+                _not_nullable(parameter["schema"])
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """A header or query parameter is absent or a string, never null: drop the ``{"type":
+    "null"}`` branch FastAPI writes for ``str | None = None`` (clients would send "null")."""
+    branches = [b for b in schema.get("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1 and len(schema["anyOf"]) == 2:
+        del schema["anyOf"]
+        schema.update({**branches[0], **schema})
+
+
+def _parameters(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            yield from operation.get("parameters", [])
 
 
 def _responses(document: dict[str, Any]) -> Iterator[dict[str, Any]]:

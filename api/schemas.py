@@ -6,11 +6,14 @@ Integers are strict: ``true`` or ``1.0`` where a score belongs is a 422, never a
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Request as HttpRequest
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -69,13 +72,35 @@ FreeText = Annotated[str, AfterValidator(_free_text)]
 Params = dict[IdText, Annotated[StrictStr, AfterValidator(_id_text)] | StrictInt | StrictBool]
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameter names a route (or dependency) declares, its dependencies' included."""
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def clean_parameters(request: HttpRequest) -> None:
-    """Route dependency: every path and query parameter is an id and holds no control or
-    bidirectional character; else ``InvalidInputError`` (422) naming the parameter."""
+    """Route dependency: the query names only parameters the route declares (a misspelt filter
+    would otherwise be ignored and answer everything), and every path and query parameter is an
+    id with no control or bidirectional character; else ``InvalidInputError`` (422) naming it."""
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute):
+        declared = _query_names(route.dependant)
+        for name in request.query_params:
+            if name not in declared:
+                raise InvalidInputError(
+                    f"unknown query parameter; this route takes {', '.join(sorted(declared)) or 'none'}",
+                    field=name if hostile_character(name) is None else "query")
     for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
         if isinstance(value, str) and (char := hostile_character(value)) is not None:
             raise InvalidInputError(
                 f"{name}: control or bidirectional character {char} is not allowed", field=name)
+
+
+# RFC 3339 §5.6 date-time; the offset is required (a naive time is refused by AwareDatetime too).
+RFC3339_DATE_TIME = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def _iso_text(value: Any) -> Any:
@@ -85,17 +110,19 @@ def _iso_text(value: Any) -> Any:
 
 
 def _iso_datetime(value: Any) -> Any:
-    """An ISO 8601 date-time string, parsed; never a number (pydantic would read ``0.5`` as a
-    Unix time). The value is not quoted back: it may be personal data."""
+    """An RFC 3339 date-time string (§5.6, what the document's ``format: date-time`` says),
+    parsed; never a number (pydantic would read ``0.5`` as a Unix time), nor the other ISO 8601
+    forms ``datetime.fromisoformat`` reads (a space for T, basic format, week dates). The value
+    is not quoted back: it may be personal data."""
     if isinstance(value, datetime):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and RFC3339_DATE_TIME.match(value):
         try:
-            return datetime.fromisoformat(value)
+            return datetime.fromisoformat(value.upper())  # RFC 3339 allows t and z
         except ValueError:
             pass
-    raise ValueError("expected an ISO 8601 date-time with UTC offset, e.g. "
-                     "2026-03-01T12:00:00+00:00")
+    raise ValueError("expected an RFC 3339 date-time with UTC offset, e.g. "
+                     "2026-01-05T09:30:00+01:00")
 
 
 # A calendar date given as "YYYY-MM-DD" (not a number, not a datetime).

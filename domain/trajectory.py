@@ -61,7 +61,8 @@ def parse_date_or_datetime(value: Any, field: str = "date") -> date | datetime:
             return date.fromisoformat(value)
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise InvalidInputError(f"not an ISO date or datetime: {value[:40]!r}", field=field) from None
+        raise InvalidInputError("not an ISO date (YYYY-MM-DD) or datetime with offset",
+                                field=field) from None  # the value may be personal data
     if moment.tzinfo is None:
         raise NaiveDatetimeError("datetime without a UTC offset", field=field)
     return moment

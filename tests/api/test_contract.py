@@ -95,7 +95,7 @@ def test_business_rules_the_schema_can_state(document):
     schemas = document["components"]["schemas"]
     (stage,) = [p for p in document["paths"]["/episodes"]["get"]["parameters"]
                 if p["name"] == "stage"]
-    assert stage["schema"]["anyOf"][0]["enum"] == list(STAGES)
+    assert stage["schema"]["enum"] == list(STAGES)
     assert schemas["EpisodeSummary"]["properties"]["stage"]["enum"] == list(STAGES)
     assert schemas["RecordAssessment"]["properties"]["instrument"]["enum"] == list(INSTRUMENTS)
     assert schemas["CriteriaRef"]["properties"]["hash"]["pattern"] == "^[0-9a-f]{64}$"
@@ -110,7 +110,7 @@ def test_business_rules_the_schema_can_state(document):
     assert headers["If-Match"]["schema"]["pattern"] == IF_MATCH.pattern
     (as_of,) = [p for p in document["paths"]["/episodes/{episode_id}/stages"]["get"]["parameters"]
                 if p["name"] == "as_of"]
-    assert as_of["schema"]["anyOf"][0]["format"] == "date-time"
+    assert as_of["schema"]["format"] == "date-time"
 
 
 def test_405_carries_allow(api, client):
@@ -136,6 +136,22 @@ def test_as_of_must_be_an_iso_datetime_with_offset(api, client, value):
 @pytest.mark.parametrize("url", ["/audit?since=0.5", "/audit?until=1767225600"])
 def test_audit_bounds_must_be_iso_datetimes(client, url):
     assert client.get(url).status_code == 422
+
+
+# The document says `format: date-time` (RFC 3339 §5.6); what Python's fromisoformat reads
+# besides (a space for T, basic format, no seconds, +0000, week dates) is refused, and RFC 3339's
+# lower-case t and z are read (what schemathesis' negative_data_rejection checks; its seeded runs
+# never generated these strings, so they are pinned here).
+@pytest.mark.parametrize(("value", "status"), [
+    ("2026-03-01 12:00:00+00:00", 422), ("20260301T120000+0000", 422),
+    ("2026-03-01T12:00+00:00", 422), ("2026-03-01T12:00:00+0000", 422),
+    ("2026-W09-1T12:00:00+00:00", 422), ("2026-03-01T12:00:00z", 200),
+    ("2026-03-01t12:00:00Z", 200), ("2026-03-01T12:00:00.1234567+00:00", 200)])
+def test_date_times_are_rfc3339_as_the_document_says(client, value, status):
+    response = client.get("/audit", params={"since": value})
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert response.json()["items"] == []
 
 
 def test_a_rescoring_as_of_number_is_refused(client):

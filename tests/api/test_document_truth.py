@@ -3,12 +3,15 @@ validates against the schema for its status and media type, each declared header
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 from api_helpers import V1
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+
+from api.deps import IF_MATCH
 
 
 def test_the_document_is_valid_openapi(client):
@@ -93,3 +96,20 @@ def test_real_answers_match_the_declared_schemas_and_headers(client):
     check("POST", rec, f"/episodes/{ep}/assessments", json={"instrument": "PHQ-9"})
     check("GET", "/episodes/{episode_id}/stages", f"/episodes/{ep}/stages?as_of=0.5")
     assert {status for _, _, status in check.checked} == {200, 201, 202, 404, 409, 422}
+
+
+def test_no_header_or_query_parameter_is_declared_nullable(client):
+    # A header or query parameter is absent or a string: a `{"type": "null"}` branch (what FastAPI
+    # writes for `str | None = None`) makes clients and schemathesis send the text "null", which
+    # the app then refuses (If-Match: null answered 422 though the document allowed it).
+    document = client.get("/openapi.json").json()
+    nullable = [(method, path, parameter["name"])
+                for path, operations in document["paths"].items()
+                for method, operation in operations.items()
+                for parameter in operation.get("parameters", [])
+                if '"null"' in json.dumps(parameter["schema"])]
+    assert nullable == []
+    if_match = next(p for p in document["paths"]["/episodes/{episode_id}/close"]["post"]["parameters"]
+                    if p["name"] == "If-Match")
+    assert if_match["schema"] == {"type": "string", "pattern": IF_MATCH.pattern,
+                                  "title": "If-Match", "description": if_match["description"]}

@@ -204,6 +204,16 @@ def test_validation_problems_never_echo_the_submitted_values(world):
     assert secret not in response.text
 
 
+def test_a_malformed_date_is_not_quoted_back(world):
+    secret = "Jane-Doe-1970-05-04"
+
+    response = world.api.client.post(world.url(ASSESS), json=_phq9(administered_on=secret, total=5))
+
+    assert response.status_code == 422
+    assert response.json()["field"] == "administered_on"
+    assert secret not in response.text
+
+
 def test_extreme_but_valid_time_bounds_are_answered(world):
     """Bounds within a day of the calendar's ends are valid aware datetimes: no overflow."""
     for url in ("/episodes/{open}/stages?as_of=0001-01-01T00:00:00%2B14:00",
