@@ -19,6 +19,12 @@ from api.responses import Problem
 
 REF = "#/components/schemas/{model}"
 DESCRIPTIONS = {
+    400: "Bad request: the Host header names no host this service answers for "
+         "(OUTCOMES_ALLOWED_HOSTS).",
+    408: "Request timeout: the body did not arrive within OUTCOMES_BODY_TIMEOUT.",
+    413: "Payload too large: the body is over OUTCOMES_MAX_BODY_BYTES.",
+    429: "Too many requests for this identity (OUTCOMES_RATE_LIMIT); Retry-After says when "
+         "to try again.",
     401: "Authentication required: no bearer token, or one that failed a check (the detail "
          "names it); WWW-Authenticate says Bearer.",
     403: "Forbidden: the token lacks the role the route needs (the detail names it), or names "
@@ -74,6 +80,10 @@ def install(app: FastAPI) -> None:
             schemas.pop("ValidationError", None)
             for parameter in _parameters(document):
                 _not_nullable(parameter["schema"])
+            # Any request may meet the limits (api.limits) and the Host check, whatever its route.
+            for responses in _responses(document):
+                for status, entry in problems(400, 408, 413, 429).items():
+                    responses.setdefault(str(status), entry)
             app.openapi_schema = document
         return app.openapi_schema
 

@@ -185,3 +185,12 @@ def test_a_known_stage_still_filters(api, client):
     api.open()
     assert client.get("/episodes", params={"stage": "episode"}).json()["items"]
     assert client.get("/episodes", params={"stage": "remission"}).json()["items"] == []
+
+
+def test_every_operation_declares_the_limits_and_the_host_check(document):
+    # a request to any route may be refused by the Host check or the limits (api.limits)
+    for method, path, op in operations(document):
+        for status in ("400", "408", "413", "429"):
+            content = op["responses"][status]["content"]
+            assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem"), (
+                method, path, status)
