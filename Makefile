@@ -30,7 +30,7 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 # Two workers, whole files to each (module fixtures are built once): the suite is CPU-bound once
-# its stores are in memory; on the 2-core machine two workers take it from ~75 s to ~47 s.
+# its stores are in memory; on the 2-core machine two workers take it from ~85 s to ~47 s.
 # PYTEST_ARGS="-n 0" runs it in one process; a plain `.venv/bin/pytest` is serial too.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
