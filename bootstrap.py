@@ -65,12 +65,12 @@ class Settings(BaseSettings):
 
     # Bounded resources (api.limits, api.serving; README "Limits"): body bytes (413), seconds for
     # a body (408) and for a request's headers (connection closed with 408), requests per identity
-    # ("100/second", limits notation; "off": none), Host names answered (comma-separated; unset:
+    # ("1000/second" by default, limits notation; "off": none), Host names answered (comma-separated; unset:
     # loopback names plus ``host``).
     max_body_bytes: Annotated[int, Field(gt=0)] = 1_048_576
     body_timeout: Annotated[float, Field(gt=0)] = 30.0
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
-    rate_limit: str = "100/second"
+    rate_limit: str = "1000/second"
     allowed_hosts: str | None = None
 
     @field_validator("rate_limit")
