@@ -32,6 +32,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import AuthenticationRequired
 from api.identity import ROLES, Principal
+from api.limits import rate_limited
 from bootstrap import Settings
 
 ALGORITHMS = ("RS256", "ES256")  # fixed server-side (RFC 8725 §3.1)
@@ -104,9 +105,11 @@ def claim(claims: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _strings(value: Any) -> frozenset[str]:
-    """A claim holding a list of strings, or one space-separated string (OAuth ``scope`` style)."""
-    if isinstance(value, str):
+def _strings(value: Any, *, spaced: bool = False) -> frozenset[str]:
+    """A claim holding a list of strings, or with ``spaced`` one space-separated string (OAuth
+    ``scope`` style, for roles). Clinics must be a list: split on spaces, one clinic id holding a
+    space would grant two clinics. Anything else grants nothing."""
+    if spaced and isinstance(value, str):
         return frozenset(value.split())
     if isinstance(value, list):
         return frozenset(v for v in value if isinstance(v, str))
@@ -138,7 +141,7 @@ class TokenValidator:
         """The ``Principal`` a valid token names. Raises ``InvalidToken`` (the failed check)."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:  # DecodeError, and InvalidTokenError for a bad kid or crit
             raise InvalidToken("the token is malformed (not a JWS compact serialisation)") from None
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
@@ -159,7 +162,7 @@ class TokenValidator:
         if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB or not sub.isprintable():
             raise InvalidToken(f"the token's sub is not 1..{MAX_SUB} printable characters")
         return Principal(sub=sub,
-                         roles=_strings(claim(claims, self.roles_claim)) & frozenset(ROLES),
+                         roles=_strings(claim(claims, self.roles_claim), spaced=True) & frozenset(ROLES),
                          clinics=_strings(claim(claims, self.clinics_claim)))
 
 
@@ -266,11 +269,15 @@ def authenticate(request: Request, credentials: Annotated[
     """The router-level dependency of every protected route: validates the bearer token with
     ``request.app.state.validator`` and stores the ``Principal`` on ``request.state.principal``.
     Raises ``AuthenticationRequired`` (no token) or ``InvalidToken``."""
-    if credentials is None:
-        if request.headers.get("authorization"):
-            raise InvalidToken("the Authorization header is not 'Bearer <token>'")
-        raise AuthenticationRequired("a bearer token is required (Authorization: Bearer <JWT>)")
-    token_validator: TokenValidator = request.app.state.validator
-    principal = token_validator.principal(credentials.credentials)
+    try:
+        if credentials is None:
+            if request.headers.get("authorization"):
+                raise InvalidToken("the Authorization header is not 'Bearer <token>'")
+            raise AuthenticationRequired("a bearer token is required (Authorization: Bearer <JWT>)")
+        token_validator: TokenValidator = request.app.state.validator
+        principal = token_validator.principal(credentials.credentials)
+    except (AuthenticationRequired, InvalidToken):
+        rate_limited(request)  # a failed authentication still counts, against the address
+        raise
     request.state.principal = principal
     return principal

@@ -157,7 +157,10 @@ def test_recorded_by_is_the_tokens_sub(client):
      ({"clinician"}, {"c"})),
     ("scp", "clinics", {"scp": "auditor openid"}, ({"auditor"}, {"c"})),
     ("realm_access.roles", "clinics", {"realm_access": "flat"}, (set(), {"c"})),
-], ids=["top-level", "dotted-keycloak", "space-separated", "path-through-a-string"])
+    ("roles", "org", {"org": "north clinic-b"}, ({"admin", "auditor", "clinician", "researcher"},
+                                                set())),
+], ids=["top-level", "dotted-keycloak", "space-separated", "path-through-a-string",
+        "clinics-as-a-string-grant-none"])
 def test_roles_and_clinics_come_from_configured_claim_paths(roles_claim, clinics_claim, extra,
                                                             expected):
     from local_issuer import AUDIENCE, ISSUER, JWKS
@@ -184,3 +187,29 @@ def test_a_token_signed_by_the_ec_key_verifies_with_pyjwt_too():
     token = mint()
     assert jwt.decode(token, EC_KEY.public_key(), algorithms=["ES256"],
                       audience="outcome-ledger")["sub"] == SUB
+
+
+@pytest.mark.parametrize("header", [
+    {"alg": "ES256", "kid": ["ec-1"]}, {"alg": "ES256", "kid": {"k": 1}},
+    {"alg": "ES256", "kid": "ec-1", "crit": ["exp"]},
+], ids=["kid-list", "kid-object", "crit"])
+def test_a_header_pyjwt_refuses_is_a_malformed_token_not_a_500(client, header):
+    import base64
+    import json as json_
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json_.dumps(value).encode()).rstrip(b"=").decode()
+
+    token = f"{part(header)}.{part({'sub': 'x'})}.c2ln"
+    response = client.get("/episodes", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the token is malformed (not a JWS compact serialisation)"
+
+
+def test_failed_authentications_count_against_the_client_address():
+    from api_helpers import memory_settings, running
+
+    with running(memory_settings(rate_limit="3/minute")) as limited:
+        statuses = [limited.get("/episodes", headers={"Authorization": "Bearer x.y.z"}).status_code
+                    for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
