@@ -135,6 +135,7 @@ CASES = [
     _case("empty-void-reason", 422, "POST", "/episodes/{open}/assessments/a-1/void",
           {"reason": ""}),
     _case("bad-if-match", 422, "POST", ASSESS, _phq9(total=5), headers={"If-Match": '"v3"'}),
+    _case("huge-if-match", 422, "POST", ASSESS, _phq9(total=5), headers={"If-Match": "9" * 5000}),
     # 409: the episode's state forbids the change.
     _case("closed-episode-record", 409, "POST", "/episodes/{closed}/assessments", PHQ9_18,
           code="episode-closed"),
