@@ -36,7 +36,7 @@ class Forbidden(DomainError):
 # A subject the request log may name (the token's sub when it looks like an opaque id).
 USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 # Also the OpenAPI pattern: ECMA-262 syntax (no named groups).
-IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]+)"*)\s*$')
+IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]{1,18})"*)\s*$')
 
 
 def get_services(request: Request) -> Services:
@@ -103,7 +103,10 @@ def episode_in_scope(episode_id: str, request: Request, services: ServicesDep,
     except ValueError:
         raise EpisodeNotFoundError(f"no episode {episode_id[:64]!r}") from None
     clinic_id = services.app.clinic_of(uuid)
-    if clinic_id is None or not in_clinics(request, clinic_id, principal):
+    if clinic_id is None:
+        request.state.clinic_id = None  # reads, in the access log, like another clinic's
+        raise EpisodeNotFoundError(f"no episode {uuid}")
+    if not in_clinics(request, clinic_id, principal):
         raise EpisodeNotFoundError(f"no episode {uuid}")
     return uuid
 

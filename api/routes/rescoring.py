@@ -66,7 +66,10 @@ def _run_id(run_id: str, request: Request, services: ServicesDep,
         raise RunNotFoundError(f"no re-scoring run {run_id[:64]!r}") from None
     run = services.rescorings.run(uuid)
     clinic_id = run["clinic_id"] if run else None
-    if clinic_id is None or not in_clinics(request, clinic_id, principal):
+    if clinic_id is None:
+        request.state.clinic_id = None  # reads, in the access log, like another clinic's
+        raise RunNotFoundError(f"no re-scoring run {uuid}")
+    if not in_clinics(request, clinic_id, principal):
         raise RunNotFoundError(f"no re-scoring run {uuid}")
     return uuid
 
@@ -171,9 +174,19 @@ def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
                         **headers(200, LOCATION, model=CriteriaDefinition, description=(
                             "The same definition was registered before: nothing changed."))})
 def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserDep,
-                      request: Request, response: Response) -> CriteriaDefinition:
+                      principal: PrincipalDep, request: Request,
+                      response: Response) -> CriteriaDefinition:
     """Register a custom set derived from a built-in one (201), or a new version of it when the
-    definition changed (201); the same definition again changes nothing (200)."""
+    definition changed (201); the same definition again changes nothing (200). A custom set's id
+    begins with the id of one of the admin's clinics and ``-`` or ``.`` (``clinic-north-26w``):
+    an admin registers and revises only their clinics' sets (403 otherwise)."""
+    owner = next((c for c in sorted(principal.clinics, key=len, reverse=True)
+                  if body.id.startswith((f"{c}-", f"{c}."))), None)
+    if owner is None and body.id not in BUILTIN:  # a built-in id is refused below (422)
+        raise Forbidden(f"a custom set's id begins with one of your clinics' ids and '-' "
+                        f"(e.g. {next(iter(sorted(principal.clinics)), 'clinic-north')}-26w)",
+                        field="id")
+    request.state.clinic_id = owner
     criteria, created = services.app.register_criteria(
         criteria_id=body.id, base=body.base, params=body.params, source=body.source,
         recorded_by=user)

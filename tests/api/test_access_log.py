@@ -434,3 +434,19 @@ def test_a_request_that_fails_unanswered_is_recorded_as_500(settings: Settings) 
         services.close()
     [record] = stored(services)
     assert (record.status, record.route, record.sub) == (500, "unmatched", "anonymous")
+
+
+def test_a_nested_lookup_leaks_no_existence_through_the_clinic_recorded(client: TestClient) -> None:
+    # A researcher-auditor of clinic-b asks its own run for clinic-a's episode and for a missing
+    # one: the run names clinic-b first; neither 404 may leave a record that tells them apart.
+    caller = bearer(mint(sub="sam-b", roles=["researcher", "auditor"], clinics=["clinic-b"]))
+    foreign = client.post("/episodes", headers=LEE, json={
+        "patient_ref": PATIENT_REF, "clinic_id": "clinic-a", "opened_on": "2026-01-05"}).json()
+    run = client.post("/rescorings", headers=caller,
+                      json={"criteria": "frank1991", "clinic_id": "clinic-b"}).json()["run_id"]
+    for episode_id in (foreign["episode_id"], str(uuid4())):
+        answer = client.get(f"/rescorings/{run}/episodes/{episode_id}", headers=caller)
+        assert answer.status_code == 404
+    probes = [(i["clinic_id"], i["status"]) for i in page(client, caller, sub="sam-b")["items"]
+              if i["route"] == "/rescorings/{run_id}/episodes/{episode_id}"]
+    assert probes == [(None, 404), (None, 404)]

@@ -378,3 +378,18 @@ def test_a_run_whose_thread_fails_is_marked_failed(monkeypatch):
                 break
             time.sleep(0.05)
         assert status == "failed"
+
+
+def test_an_admin_registers_and_revises_only_their_clinics_sets(api: Api) -> None:
+    admin_a = bearer(sub="admin-a", roles=["admin"], clinics=["clinic-a"])
+    admin_b = bearer(sub="admin-b", roles=["admin"], clinics=["clinic-b"])
+    assert api.client.post("/criteria", json=CUSTOM, headers=admin_a).status_code == 201
+    revised = {**CUSTOM, "params": {"recovery_min_days_from_full_onset": 7}}
+    refused = api.client.post("/criteria", json=revised, headers=admin_b)
+    assert_problem(refused, 403, "forbidden")
+    assert refused.json()["field"] == "id"
+    versions = api.get(f"/criteria/{CUSTOM['id']}")["versions"]
+    assert [(v["definition"]["version"], v["recorded_by"]) for v in versions] == [
+        ("1.0.0", "admin-a")]
+    assert api.client.post("/criteria", json={**CUSTOM, "id": "clinic-b-26w"},
+                           headers=admin_b).status_code == 201
