@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import math
 import os
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -74,22 +76,43 @@ class JwksFile:
 class JwksUrl:
     """Keys from the issuer's JWKS URL: the set is cached (``lifespan`` seconds) and fetched
     again when a token names a ``kid`` the cache lacks (key rotation), at most once per
-    ``cooldown`` seconds (so random ``kid`` values cannot make it hammer the issuer)."""
+    ``cooldown`` seconds; after a failed fetch none is tried for ``cooldown`` seconds. So random
+    ``kid`` values or an unreachable issuer cannot make every request wait on the network, nor
+    hammer the issuer (PyJWT's own cooldown counts only from a successful refresh)."""
 
     def __init__(self, url: str, *, lifespan: float = 300, cooldown: float = 30,
-                 timeout: float = 10) -> None:
+                 timeout: float = 5) -> None:
         self.client = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=lifespan,
                                       cooldown_duration=cooldown, timeout=timeout)
+        self.cooldown = cooldown
+        self._lock = threading.Lock()
+        self._refreshed_at = self._failed_at = -math.inf
 
     def key(self, kid: str | None) -> jwt.PyJWK:
         if kid is None:
             raise InvalidToken("the token header has no kid")
+        cached = self._cached()
+        if cached is None or not any(k.key_id == kid for k in cached.keys):
+            with self._lock:
+                now = time.monotonic()
+                if cached is None and now - self._failed_at < self.cooldown:
+                    raise InvalidToken("the issuer's JWKS could not be fetched")
+                if cached is not None:
+                    if now - self._refreshed_at < self.cooldown:
+                        raise InvalidToken("the signing key (kid) is not in the issuer's JWKS")
+                    self._refreshed_at = now
         try:
             return self.client.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError:
+            self._failed_at = time.monotonic()
             raise InvalidToken("the issuer's JWKS could not be fetched") from None
         except jwt.PyJWKClientError:
             raise InvalidToken("the signing key (kid) is not in the issuer's JWKS") from None
+
+    def _cached(self) -> jwt.PyJWKSet | None:
+        """The cached key set while it is fresh, else None."""
+        cache = self.client.jwk_set_cache
+        return cache.get() if cache is not None else None
 
 
 def claim(claims: dict[str, Any], path: str) -> Any:

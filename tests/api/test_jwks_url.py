@@ -86,3 +86,36 @@ def test_an_unreachable_jwks_url_is_a_401_naming_it() -> None:
                                keys=JwksUrl("http://127.0.0.1:9/certs", timeout=2))
     with pytest.raises(AuthenticationRequired, match="the issuer's JWKS could not be fetched"):
         validator.principal(mint())
+
+
+def test_random_kids_refresh_the_set_at_most_once_per_cooldown(issuer: Issuer) -> None:
+    validator = TokenValidator(issuer=ISSUER, audience=AUDIENCE, keys=JwksUrl(issuer.url))
+    assert validator.principal(mint()).sub == "dr-test"
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    for n in range(5):
+        with pytest.raises(AuthenticationRequired, match="not in the issuer's JWKS"):
+            validator.principal(mint(key=stranger, kid=f"random-{n}"))
+    assert issuer.fetches == 1  # within the cooldown of the first fetch: no refresh at all
+    assert validator.principal(mint()).sub == "dr-test"  # a known kid is still served
+
+
+def test_after_a_failed_fetch_none_is_tried_for_the_cooldown() -> None:
+    import socket
+    import time
+
+    # An issuer that accepts connections and never answers (an outage behind a load balancer)
+    stalled = socket.socket()
+    stalled.bind(("127.0.0.1", 0))
+    stalled.listen(64)
+    try:
+        keys = JwksUrl(f"http://127.0.0.1:{stalled.getsockname()[1]}/certs", timeout=0.3)
+        validator = TokenValidator(issuer=ISSUER, audience=AUDIENCE, keys=keys)
+        with pytest.raises(AuthenticationRequired, match="could not be fetched"):
+            validator.principal(mint())
+        started = time.monotonic()
+        for n in range(10):
+            with pytest.raises(AuthenticationRequired, match="could not be fetched"):
+                validator.principal(mint(kid=f"random-{n}"))
+        assert time.monotonic() - started < 0.3  # answered at once, not 10 x the timeout
+    finally:
+        stalled.close()
