@@ -87,10 +87,12 @@ def require(*roles: str) -> Callable[[Request], Principal]:
     return dependency
 
 
-def in_clinics(request: Request, clinic_id: str, principal: Principal) -> bool:
-    """Whether ``clinic_id`` is one of the caller's; records it for the access log."""
+def in_clinics(request: Request, clinic_id: str | None, principal: Principal) -> bool:
+    """Whether ``clinic_id`` is one of the caller's; records it for the access log. None (the
+    resource does not exist) is recorded too, so a missing resource and another clinic's leave
+    the same trace to the caller's auditors whatever was recorded before (a run's clinic)."""
     request.state.clinic_id = clinic_id
-    return principal.sees(clinic_id)
+    return clinic_id is not None and principal.sees(clinic_id)
 
 
 def episode_in_scope(episode_id: str, request: Request, services: ServicesDep,
@@ -102,11 +104,7 @@ def episode_in_scope(episode_id: str, request: Request, services: ServicesDep,
         uuid = UUID(episode_id)
     except ValueError:
         raise EpisodeNotFoundError(f"no episode {episode_id[:64]!r}") from None
-    clinic_id = services.app.clinic_of(uuid)
-    if clinic_id is None:
-        request.state.clinic_id = None  # reads, in the access log, like another clinic's
-        raise EpisodeNotFoundError(f"no episode {uuid}")
-    if not in_clinics(request, clinic_id, principal):
+    if not in_clinics(request, services.app.clinic_of(uuid), principal):
         raise EpisodeNotFoundError(f"no episode {uuid}")
     return uuid
 

@@ -71,25 +71,18 @@ class AccessLogView(ReadModel):
         marks = ", ".join("?" * len(clinics))
         staff = f"EXISTS (SELECT 1 FROM json_each(clinics) WHERE value IN ({marks}))"
         outside = "NOT EXISTS (SELECT 1 FROM json_each(clinics) WHERE value = clinic_id)"
-        where = [f"(clinic_id IN ({marks}) OR (clinic_id IS NULL AND authenticated = 0) OR "
-                 f"({staff} AND (clinic_id IS NULL OR {outside})))", "position > ?"]
-        params: list[Any] = [*clinics, *clinics, after]
-        for clause, value in (("clinic_id = ?", clinic_id), ("sub = ?", sub),
-                              ("episode_id = ?", episode_id),
-                              ("at >= ?", utc_text(since) if since else None),
-                              ("at <= ?", utc_text(until) if until else None)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        with self.reading() as cursor:
-            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM access_records WHERE "
-                           f"{' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit + 1))
-            rows = cursor.fetchall()
-        more = len(rows) > limit
+        visible = (f"(clinic_id IN ({marks}) OR (clinic_id IS NULL AND authenticated = 0) OR "
+                   f"({staff} AND (clinic_id IS NULL OR {outside})))")
+        rows, after_next = self.page(
+            "access_records", COLUMNS, after=after, limit=limit, where=[visible],
+            params=[*clinics, *clinics], filters=(
+                ("clinic_id = ?", clinic_id), ("sub = ?", sub), ("episode_id = ?", episode_id),
+                ("at >= ?", utc_text(since) if since else None),
+                ("at <= ?", utc_text(until) if until else None)))
         items = [{c: (json.loads(r[c]) if c in JSON_COLUMNS else r[c]) for c in COLUMNS}
-                 for r in rows[:limit]]
+                 for r in rows]
         for item in items:
             item["authenticated"] = bool(item["authenticated"])
             if item["clinic_id"] not in visible_to:
                 item["clinic_id"] = None  # another clinic's, seen as its caller's staff activity
-        return items, (items[-1]["position"] if more else None)
+        return items, after_next

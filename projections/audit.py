@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.sqlite import SQLiteCursor
 
 from domain.episode import Episode
-from projections.base import ReadModel, payload, utc_text
+from projections.base import ReadModel, one_of, payload, utc_text
 
 COLUMNS = ("position", "episode_id", "clinic_id", "version", "type", "recorded_at",
            "clinical_date", "recorded_by", "data")
@@ -60,23 +60,13 @@ class AuditView(ReadModel):
         """Events in position order matching every filter (``since``/``until``: recorded time,
         inclusive; ``clinics``: the caller's, none when empty), at most ``limit`` after position
         ``after``; returns (items, next cursor)."""
-        where: list[str] = ["position > ?"]
-        params: list[Any] = [after]
-        if clinics is not None:
-            where.append(f"clinic_id IN ({', '.join('?' * len(clinics)) or 'NULL'})")
-            params.extend(sorted(clinics))
-        for clause, value in (("episode_id = ?", str(episode_id) if episode_id else None),
-                              ("clinic_id = ?", clinic_id), ("recorded_by = ?", recorded_by),
-                              ("recorded_at >= ?", utc_text(since) if since else None),
-                              ("recorded_at <= ?", utc_text(until) if until else None)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        with self.reading() as cursor:
-            cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM audit_events WHERE "
-                           f"{' AND '.join(where)} ORDER BY position LIMIT ?", (*params, limit + 1))
-            rows = cursor.fetchall()
-        more = len(rows) > limit
-        items = [{**{c: r[c] for c in COLUMNS}, "data": json.loads(r["data"])}
-                 for r in rows[:limit]]
-        return items, (items[-1]["position"] if more else None)
+        clause, params = one_of("clinic_id", clinics) if clinics is not None else (None, [])
+        rows, after_next = self.page(
+            "audit_events", COLUMNS, after=after, limit=limit, where=[clause] if clause else [],
+            params=params, filters=(
+                ("episode_id = ?", str(episode_id) if episode_id else None),
+                ("clinic_id = ?", clinic_id), ("recorded_by = ?", recorded_by),
+                ("recorded_at >= ?", utc_text(since) if since else None),
+                ("recorded_at <= ?", utc_text(until) if until else None)))
+        return [{**{c: r[c] for c in COLUMNS}, "data": json.loads(r["data"])} for r in rows], \
+            after_next

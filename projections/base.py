@@ -9,7 +9,7 @@ refuses a position that is not newer, so reprocessing an event is harmless (exac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,6 +25,11 @@ from domain.rules import EpisodeOutcome
 
 # Fields every event has that the read models take from the envelope instead of the payload.
 ENVELOPE = ("originator_id", "originator_version", "timestamp")
+
+
+def one_of(column: str, values: Collection[str]) -> tuple[str, list[str]]:
+    """A ``column IN (...)`` clause and its parameters (an empty ``values`` matches nothing)."""
+    return f"{column} IN ({', '.join('?' * len(values)) or 'NULL'})", sorted(values)
 
 
 def to_json(value: Any) -> str:
@@ -142,6 +147,28 @@ class ReadModel(SQLiteTrackingRecorder):
                     cursor.execute(f"DELETE FROM {table}")
             cursor.execute("DELETE FROM tracking WHERE application_name != ?",
                            (self.table_migration_identifier,))
+
+    def page(self, table: str, columns: Sequence[str], *, after: int, limit: int,
+             where: Sequence[str] = (), params: Sequence[Any] = (),
+             filters: Iterable[tuple[str, Any]] = ()) -> tuple[list[Any], int | None]:
+        """One page of ``table`` in ``position`` order (keyset pagination: a cursor is the last
+        position seen, stable across a rebuild): ``columns`` of at most ``limit`` rows after
+        position ``after`` that meet every ``where`` clause (their ``?`` taking ``params``) and
+        every ``filters`` clause (``"sub = ?"``, value) whose value is not None. Returns (rows,
+        the next cursor, or None on the last page)."""
+        clauses, values = ["position > ?", *where], [after, *params]
+        for clause, value in filters:
+            if value is not None:
+                clauses.append(clause)
+                values.append(value)
+        with self.reading() as cursor:
+            selected = columns if "position" in columns else ("position", *columns)
+            cursor.execute(f"SELECT {', '.join(selected)} FROM {table} WHERE "
+                           f"{' AND '.join(clauses)} ORDER BY position LIMIT ?",
+                           (*values, limit + 1))
+            rows = cursor.fetchall()
+        more = len(rows) > limit
+        return rows[:limit], (rows[limit - 1]["position"] if more else None)
 
     @contextmanager
     def reading(self) -> Iterator[SQLiteCursor]:

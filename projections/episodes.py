@@ -31,7 +31,7 @@ from domain.instruments import (
     points,
 )
 from domain.rules import Decision, current_stage, staged_points
-from projections.base import ReadModel, assessment_facts, observations, to_json
+from projections.base import ReadModel, assessment_facts, observations, one_of, to_json
 
 DATA_QUALITY = ("TOTAL_MISMATCH", "TOTAL_ABOVE_MAX", UNSCORABLE)
 COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "opened_on",
@@ -102,24 +102,12 @@ class EpisodesView(ReadModel):
         cursor ``after`` (the global position of an episode's Opened event, stable across a
         rebuild); returns (items, next cursor or None). ``clinics`` (the caller's) keeps only
         episodes of those clinics (none when it is empty)."""
-        where: list[str] = ["position > ?"]
-        params: list[Any] = [after]
-        if clinics is not None:
-            where.append(f"clinic_id IN ({', '.join('?' * len(clinics)) or 'NULL'})")
-            params.extend(sorted(clinics))
-        for column, value in (("clinic_id", clinic_id), ("stage", stage),
-                              ("patient_ref", patient_ref)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        with self.reading() as cursor:
-            cursor.execute(f"SELECT position, {', '.join(COLUMNS)} FROM episodes WHERE "
-                           f"{' AND '.join(where)} ORDER BY position LIMIT ?",
-                           (*params, limit + 1))
-            rows = cursor.fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [_summary(r) for r in rows], (rows[-1]["position"] if more else None)
+        clause, params = one_of("clinic_id", clinics) if clinics is not None else (None, [])
+        rows, after_next = self.page(
+            "episodes", COLUMNS, after=after, limit=limit, where=[clause] if clause else [],
+            params=params, filters=(("clinic_id = ?", clinic_id), ("stage = ?", stage),
+                                    ("patient_ref = ?", patient_ref)))
+        return [_summary(r) for r in rows], after_next
 
 
 @singledispatch
