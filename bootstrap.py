@@ -415,7 +415,7 @@ def open_existing_store(settings: Settings) -> OutcomesApplication | None:
 LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
-    "host", "port", "stage", "location", "path", "ignored",
+    "host", "port", "stage", "location", "path", "ignored", "projections", "workers", "pid",
 })
 
 
