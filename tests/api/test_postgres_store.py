@@ -259,6 +259,11 @@ def test_a_postgres_restart_under_load_is_503_then_recovers_without_a_restart(
     reader = OutcomesApplication(settings.eventsourcing_env())
     try:
         assert all(reader.get_episode(uuid.UUID(e)).clinic_id == "clinic-a" for e in acknowledged)
-        assert reader.recorder.max_notification_id() == len(set(acknowledged))
+        # A 503 may still have committed (the answer lost with the connection): stored writes
+        # are the acknowledged ones plus at most one per 503, each stored once.
+        # (Counted, not the last position: a promoted standby's sequence jumps ahead by up to 32.)
+        stored = len(reader.recorder.select_notifications(start=1, limit=100_000))
+        assert len(set(acknowledged)) == len(acknowledged)
+        assert len(acknowledged) <= stored <= len(acknowledged) + statuses.count(503)
     finally:
         reader.close()
