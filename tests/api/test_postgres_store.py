@@ -28,8 +28,10 @@ import pytest
 from api_helpers import TEST_HOSTS, fixed_clock
 from fastapi.testclient import TestClient
 from local_issuer import auth_settings, bearer
+from served import call, serving, write_then_read
 from typer.testing import CliRunner
 
+import projections.runner
 from api import create_app
 from application.outcomes import OutcomesApplication
 from bootstrap import Settings, StartupError, build, check_store, init_store
@@ -268,3 +270,33 @@ def test_a_postgres_restart_under_load_is_503_then_recovers_without_a_restart(
         assert len(acknowledged) <= stored <= len(acknowledged) + statuses.count(503)
     finally:
         reader.close()
+
+
+@pytest.mark.server_process
+def test_two_workers_on_postgres_read_their_writes_at_the_written_position(
+        cluster: Cluster, tmp_path: Path) -> None:
+    settings = pg_settings(cluster, tmp_path, _schema())
+    init_store(settings)
+    env = {k: v for k, v in _env(settings).items() if k.startswith("OUTCOMES_")}
+    runners = []
+    if hasattr(projections.runner, "run"):  # the runners process the read models (ADR 0021)
+        runners = [subprocess.Popen([sys.executable, "-m", "cli", "projections", "run"],
+                                    cwd=ROOT, env={**os.environ, **env})]
+    try:
+        with serving(tmp_path, env) as served:
+            results: list[str] = []
+            threads = [threading.Thread(target=write_then_read, args=(served, 36, results))
+                       for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=300)
+            assert len(results) == 144
+            assert [r for r in results if r != "fresh"] == []
+            status, _, health = call(served, "GET", "/health")
+            assert status == 200 and isinstance(health, dict)
+            assert (health["store"], health["position"]) == ("postgres", 144)
+    finally:
+        for runner in runners:
+            runner.terminate()
+            runner.wait(timeout=30)
