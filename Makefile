@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine with Python >= 3.11 and make:
 #   make run   - create .venv, install the locked runtime deps, serve the API on SQLite under ./var/
 #   make test  - create .venv, install the locked dev deps, run ruff, mypy and the whole test suite
+#   make run-postgres - the API (2 workers) and the projection runners on a local PostgreSQL
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest vectors bench lock clean
+.PHONY: run run-postgres test lint typecheck pytest vectors bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,10 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 
 run: $(VENV)/.runtime
 	$(BIN)/outcomes serve
+
+# README "PostgreSQL": db init, one `outcomes projections run` per read model, serve --workers 2.
+run-postgres: $(VENV)/.runtime
+	BIN=$(BIN) sh scripts/run-postgres.sh
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

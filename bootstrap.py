@@ -7,27 +7,36 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 import structlog
 from eventsourcing.persistence import Recorder
 from eventsourcing.popo import POPORecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteRecorder
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from application.access_log import AccessLog
 from application.adoption import ClinicAdoptions
+from application.environment import ExplicitEnvironment
 from application.outcomes import Clock, OutcomesApplication, utc_now
 from application.rescoring import RescoringLog, ShadowRuns
 from projections.access_log import AccessLogView
 from projections.rescorings import RescoringStore
 from projections.runner import ReadModels, open_view
+
+# Schema names come from the settings and are validated here, then quoted by psycopg's sql module.
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
+STORE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+POSTGRES_FACTORY = "application.postgres:Factory"
 
 
 class Settings(BaseSettings):
@@ -41,7 +50,40 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OUTCOMES_", extra="ignore")
 
-    persistence: Literal["sqlite", "memory"] = "sqlite"
+    # Where the event stores live: a SQLite file (the embedded default), a PostgreSQL database,
+    # or memory (lost at exit). ``persistence`` is the older name, still read (store wins when
+    # both are set); after validation both hold the same value.
+    store: Literal["sqlite", "postgres", "memory"] = "sqlite"
+    persistence: Literal["sqlite", "postgres", "memory"] | None = None
+    # PostgreSQL (``store=postgres``; docs/deployment.md). ``postgres_host`` may list several
+    # hosts (libpq multi-host, e.g. ``pg-a,pg-b``; ``postgres_port`` one port or one per host):
+    # connections then ask for ``target_session_attrs=read-write``, so they reach the primary.
+    postgres_host: str = "127.0.0.1"
+    postgres_port: str = "5432"
+    postgres_dbname: str = "outcomes"
+    postgres_user: str = "outcomes"
+    postgres_password: SecretStr | None = None
+    postgres_pool_size: Annotated[int, Field(ge=1, le=100)] = 5  # connections per store and process
+    postgres_conn_max_age: Annotated[float, Field(gt=0)] = 3600  # seconds a connection is reused
+    postgres_pre_ping: bool = True  # check a pooled connection before use (recovers after an outage)
+    postgres_schema: str = "public"  # several ledgers in one database: one schema each
+    # Seconds to wait for a pooled connection (and libpq's connect timeout, at least 2). The
+    # library retries a statement 10 times, so a request meets an outage with 503 after
+    # about 10 * (this + 0.2) seconds.
+    postgres_connect_timeout: Annotated[int, Field(ge=1, le=300)] = 5
+    # TCP keepalives (seconds idle before the first probe, seconds between probes, probes lost):
+    # a connection to a host that vanished fails within ~idle + interval * count seconds.
+    postgres_keepalives_idle: Annotated[int, Field(ge=1)] = 30
+    postgres_keepalives_interval: Annotated[int, Field(ge=1)] = 10
+    postgres_keepalives_count: Annotated[int, Field(ge=1)] = 3
+    # Read models: "inline": the API process catches up the read model a request reads (one
+    # process on SQLite or memory, as before); "runners": ``outcomes projections run`` processes
+    # do, the API never catches up. "auto": inline on sqlite/memory with one worker, else runners.
+    projections: Literal["auto", "inline", "runners"] = "auto"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1  # API worker processes (``serve --workers``)
+    # A read sending ``X-Min-Position`` waits at most this long (seconds) for its read model.
+    min_position_timeout: Annotated[float, Field(gt=0, le=30)] = 2.0
+    projection_stall_s: Annotated[float, Field(gt=0)] = 60  # runner watchdog (projections run)
     sqlite_path: Path = Path("var/outcomes.sqlite")
     views_dir: Path | None = None  # default: <sqlite_path's folder>/views
     host: str = "127.0.0.1"
@@ -73,6 +115,21 @@ class Settings(BaseSettings):
     rate_limit: str = "1000/second"
     allowed_hosts: str | None = None
 
+    @field_validator("postgres_schema")
+    @classmethod
+    def _schema_name(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError("a schema name is lower-case letters, digits and _, starting with "
+                             "a letter or _, at most 40 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _store_alias(self) -> Settings:
+        if self.persistence is not None and "store" not in self.model_fields_set:
+            self.store = self.persistence
+        self.persistence = self.store
+        return self
+
     @field_validator("rate_limit")
     @classmethod
     def _rate_limit_notation(cls, value: str) -> str:
@@ -81,14 +138,54 @@ class Settings(BaseSettings):
             parse(value)  # ValueError names the notation
         return value.strip()
 
-    def eventsourcing_env(self, file_name: str | None = None) -> dict[str, str]:
-        """The ``eventsourcing`` environment of the write model (or, with ``file_name``, of
-        another event store beside it)."""
-        if self.persistence == "memory":
+    def eventsourcing_env(self, store: str = "outcomes", *,
+                          create_table: bool = False) -> dict[str, str]:
+        """The ``eventsourcing`` environment of one event store: ``"outcomes"`` (the write
+        model), ``"rescoring-runs"`` (RescoringLog), ``"access-log"`` (AccessLog), or another
+        name (benchmarks). SQLite: the file ``sqlite_path`` (outcomes) or ``<store>.sqlite``
+        beside it, tables created when missing. PostgreSQL: the database and schema of the
+        settings (tables ``<app name>_events``), database functions off, tables created only
+        with ``create_table`` (``outcomes db init``). Raises ValueError for a bad store name."""
+        if not STORE_NAME.match(store):
+            raise ValueError(f"store name {store!r}: lower-case letters, digits and -")
+        if self.store == "memory":
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
-        path = self.sqlite_path.parent / file_name if file_name else self.sqlite_path
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
+        if self.store == "sqlite":
+            path = (self.sqlite_path if store == "outcomes"
+                    else self.sqlite_path.parent / f"{store}.sqlite")
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                    "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
+        password = self.postgres_password.get_secret_value() if self.postgres_password else ""
+        env = {
+            "PERSISTENCE_MODULE": POSTGRES_FACTORY,
+            "POSTGRES_DBNAME": self.postgres_dbname,
+            "POSTGRES_HOST": self.postgres_host,
+            "POSTGRES_PORT": self.postgres_port,
+            "POSTGRES_USER": self.postgres_user,
+            "POSTGRES_PASSWORD": password,
+            "POSTGRES_SCHEMA": self.postgres_schema,
+            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+            "POSTGRES_CONN_MAX_AGE": f"{self.postgres_conn_max_age:g}",
+            "POSTGRES_PRE_PING": "y" if self.postgres_pre_ping else "n",
+            "POSTGRES_CONNECT_TIMEOUT": str(self.postgres_connect_timeout),
+            "POSTGRES_LIBPQ_CONNECT_TIMEOUT": str(max(2, self.postgres_connect_timeout)),
+            "POSTGRES_KEEPALIVES_IDLE": str(self.postgres_keepalives_idle),
+            "POSTGRES_KEEPALIVES_INTERVAL": str(self.postgres_keepalives_interval),
+            "POSTGRES_KEEPALIVES_COUNT": str(self.postgres_keepalives_count),
+            "POSTGRES_APPLICATION_NAME": f"outcomes-{store}",
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+            "CREATE_TABLE": "y" if create_table else "n",
+        }
+        if "," in self.postgres_host:
+            env["POSTGRES_TARGET_SESSION_ATTRS"] = "read-write"
+        return env
+
+    def projection_mode(self) -> Literal["inline", "runners"]:
+        """How the read models are kept current (the ``projections`` setting resolved): auto is
+        inline for one worker on sqlite/memory, runners otherwise."""
+        if self.projections != "auto":
+            return self.projections
+        return "inline" if self.store != "postgres" and self.workers == 1 else "runners"
 
     @classmethod
     def unknown_variables(cls, environ: Mapping[str, str] | None = None) -> list[str]:
@@ -96,6 +193,8 @@ class Settings(BaseSettings):
         but name no setting (e.g. the library's ``OUTCOMES_PERSISTENCE_MODULE``): ignored, and
         logged at start-up so that a mistyped or library variable is not silently trusted."""
         known = {f"OUTCOMES_{name.upper()}" for name in cls.model_fields}
+        known.add("OUTCOMES_TEST_POSTGRES_HOST")  # the test suite's cluster (tests/support)
+        known.update({"OUTCOMES_TEST_POSTGRES_PORT", "OUTCOMES_TEST_POSTGRES_USER"})
         return sorted(n for n in (os.environ if environ is None else environ)
                       if n.upper().startswith("OUTCOMES_") and n.upper() not in known)
 
@@ -103,7 +202,7 @@ class Settings(BaseSettings):
         """The pseudonymisation key: the setting, else the key file (created on first use)."""
         if self.pseudonym_key is not None:
             return self.pseudonym_key.get_secret_value().encode()
-        if self.persistence == "memory":
+        if self.store == "memory":
             return secrets.token_bytes(32)
         path = self.sqlite_path.parent / "pseudonym.key"
         if not path.exists():
@@ -121,7 +220,8 @@ class Settings(BaseSettings):
         return list(dict.fromkeys(["127.0.0.1", "localhost", "[::1]", own]))
 
     def views_folder(self) -> Path | None:
-        if self.persistence == "memory":
+        """Where the SQLite read models live (None: in memory)."""
+        if self.store == "memory":
             return None
         return self.views_dir or self.sqlite_path.parent / "views"
 
@@ -179,35 +279,146 @@ class Services:
         self.app.close()
 
 
+# The event stores: store name (Settings.eventsourcing_env) -> application class. On PostgreSQL
+# each is the table ``<app name lower-case>_events`` in the settings' schema.
+EVENT_STORES: dict[str, type[ExplicitEnvironment[UUID]]] = {
+    "outcomes": OutcomesApplication, "rescoring-runs": RescoringLog, "access-log": AccessLog}
+
+
+class StartupError(Exception):
+    """The configured store cannot be served (one line naming what to do): another recorder
+    than configured, database functions on, tables missing (``outcomes db init``)."""
+
+
 def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
-    """Open the event store and the read models (creating files and tables if needed)."""
-    if settings.persistence == "sqlite":
+    """Open the event stores and the read models. SQLite and memory create their files and
+    tables when missing; PostgreSQL never creates tables here (``init_store`` does) and each
+    store is checked first (``check_store``). Raises StartupError when a check fails; the
+    library's OperationalError when the database cannot be reached."""
+    if settings.store == "sqlite":
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
+    opened: list[ExplicitEnvironment[UUID]] = [app]
+    try:
+        check_store(settings, app)
+        runs = RescoringLog(settings.eventsourcing_env("rescoring-runs"))
+        opened.append(runs)
+        check_store(settings, runs)
+        access_log = AccessLog(settings.eventsourcing_env("access-log"), clock=clock)
+        opened.append(access_log)
+        check_store(settings, access_log)
+    except BaseException:
+        for each in opened:
+            each.close()
+        raise
     read_models = ReadModels.open(app, settings.views_folder())
     rescorings = RescoringStore(settings.views_folder())
-    runs = RescoringLog(settings.eventsourcing_env("rescoring-runs.sqlite"))
-    access_log = AccessLog(settings.eventsourcing_env("access-log.sqlite"), clock=clock)
     access_views = ReadModels(access_log, {AccessLogView.name: open_view(
         AccessLogView, settings.views_folder())})
     return Services(app, read_models, rescorings, runs, ShadowRuns(app, runs, rescorings),
                     ClinicAdoptions(app, read_models.open_episodes), access_log, access_views)
 
 
+def check_store(settings: Settings, app: ExplicitEnvironment[UUID]) -> None:
+    """Refuse an event store that is not the configured one: its recorder of another kind
+    than ``settings.store``, database functions switched on (projections must not rely on them,
+    ADR 0021), or (PostgreSQL) its table missing. Raises StartupError with one line."""
+    kind = StoreInUse.of(app.recorder).kind
+    if kind != settings.store:
+        raise StartupError(f"the {app.name} event store is {kind}, but OUTCOMES_STORE is "
+                           f"{settings.store}")
+    if not isinstance(app.recorder, PostgresApplicationRecorder):
+        return
+    datastore = app.recorder.datastore
+    if datastore.enable_db_functions:
+        raise StartupError(f"the {app.name} event store has database functions on; they must be "
+                           "off (POSTGRES_ENABLE_DB_FUNCTIONS=n)")
+    table = app.recorder.events_table_name
+    with datastore.transaction(commit=False) as curs:
+        curs.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                     "AND table_name = %s", (datastore.schema, table))
+        found = curs.fetchone() is not None
+    if not found:
+        raise StartupError(f"table {datastore.schema}.{table} does not exist: run "
+                           "`outcomes db init` (with the same OUTCOMES_POSTGRES_* settings)")
+
+
+def init_store(settings: Settings) -> list[str]:
+    """Create every table once (``outcomes db init``): on PostgreSQL the schema, the three event
+    stores' tables (CREATE_TABLE=y), serialised across processes by an advisory lock; then the
+    read models' tables; on SQLite the files and tables (what ``build`` creates). Idempotent.
+    Returns what was initialised, for the command's output. Raises the library's
+    OperationalError when the database cannot be reached."""
+    done: list[str] = []
+    if settings.store == "sqlite":
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = _init_lock(settings) if settings.store == "postgres" else None
+    try:
+        for name, app_class in EVENT_STORES.items():
+            app = app_class(settings.eventsourcing_env(name, create_table=True))
+            try:
+                check_store(settings, app)
+                table = getattr(app.recorder, "events_table_name", None)
+                done.append(f"event store {name}" + (
+                    f" ({settings.postgres_schema}.{table})" if lock is not None else ""))
+            finally:
+                app.close()
+        services = build(settings)  # the read models' tables (projections.runner)
+        services.close()
+        done.append("read models")
+    finally:
+        if lock is not None:
+            lock.close()
+    return done
+
+
+def _init_lock(settings: Settings) -> Any:
+    """A connection holding the session advisory lock of this schema's ``db init`` (a second
+    ``db init`` waits for the first instead of racing it on CREATE TABLE), the schema created."""
+    import psycopg
+    from psycopg import sql
+
+    password = settings.postgres_password.get_secret_value() if settings.postgres_password else ""
+    params: dict[str, Any] = {
+        "host": settings.postgres_host, "port": settings.postgres_port,
+        "dbname": settings.postgres_dbname, "user": settings.postgres_user,
+        "password": password, "connect_timeout": max(2, settings.postgres_connect_timeout)}
+    if "," in settings.postgres_host:
+        params["target_session_attrs"] = "read-write"
+    conn = psycopg.connect(autocommit=True, **params)
+    try:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))",
+                     (f"outcomes-db-init:{settings.postgres_schema}",))
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+            sql.Identifier(settings.postgres_schema)))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def open_existing_store(settings: Settings) -> OutcomesApplication | None:
     """The write model alone, for commands that only read it (criteria sets): None when there
-    is nothing to read (``persistence=memory``, or no SQLite file yet), so such a command never
-    creates a store. Close it after use."""
-    if settings.persistence == "memory" or not settings.sqlite_path.exists():
+    is nothing to read (``store=memory``, or no SQLite file yet), so such a command never
+    creates a store. Close it after use. Raises StartupError for a PostgreSQL store that is not
+    initialised."""
+    if settings.store == "memory" or (
+            settings.store == "sqlite" and not settings.sqlite_path.exists()):
         return None
-    return OutcomesApplication(settings.eventsourcing_env())
+    app = OutcomesApplication(settings.eventsourcing_env())
+    try:
+        check_store(settings, app)
+    except BaseException:
+        app.close()
+        raise
+    return app
 
 
 # Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.
 LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
-    "host", "port", "stage", "location", "path", "ignored",
+    "host", "port", "stage", "location", "path", "ignored", "projections", "workers", "pid",
 })
 
 
@@ -230,6 +441,8 @@ def configure_logging(settings: Settings) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelName(settings.log_level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # One write per line (message and newline together): several worker processes share
+        # stderr, and print() writes the newline separately, so their lines could interleave.
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )

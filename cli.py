@@ -1,4 +1,4 @@
-"""The ``outcomes`` command line: evaluate, criteria, serve, dev-token, projections, import,
+"""The ``outcomes`` command line: evaluate, criteria, serve, db, dev-token, projections, import,
 rescore, adopt. Commands that write record ``cli:<os user>`` as ``recorded_by``."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ app.add_typer(criteria_app, name="criteria")
 projections_app = typer.Typer(no_args_is_help=True, help="The read models (projections).")
 app.add_typer(projections_app, name="projections")
 import_app = typer.Typer(no_args_is_help=True, help="Import assessments from FHIR or CSV files.")
+db_app = typer.Typer(no_args_is_help=True, help="The configured database (OUTCOMES_STORE).")
+app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
 
 Clinic = Annotated[str, typer.Option("--clinic", help="Clinic id the episodes belong to.")]
@@ -156,19 +158,32 @@ def criteria_list(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default OUTCOMES_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default OUTCOMES_PORT, 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=64, help="API worker processes (default OUTCOMES_WORKERS, 1).")] = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs) on the configured store (default SQLite,
     ./var/outcomes.sqlite; settings from OUTCOMES_* environment variables).
 
-    The port is bound first; one that cannot be bound is one line on stderr, exit 1.
-    ``listening`` (host, port) is logged once the server accepts connections.
+    The store is checked and the port bound first: a store that is not the configured one, not
+    initialised (PostgreSQL: ``outcomes db init``) or unreachable, or a port that cannot be
+    bound, is one line on stderr, exit 1. ``listening`` (host, port) is logged once the server
+    accepts connections. With ``--workers N`` (N > 1) N processes serve the same socket; on
+    SQLite this command also starts one ``outcomes projections run`` process and stops it on
+    exit; on PostgreSQL run the runners yourself (docs/deployment.md).
     """
+    import os
+
     from api import create_app
     from api.auth import is_loopback
-    from api.serving import ListenError, bind, run
+    from api.serving import ListenError, bind, run, run_workers
     from bootstrap import Settings
 
-    settings = Settings()
+    if workers is not None:
+        os.environ["OUTCOMES_WORKERS"] = str(workers)  # the workers read their settings again
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        _fail(str(exc).splitlines()[0])
     interface = host or settings.host
     if settings.auth_issuer is None and not is_loopback(interface):
         _fail(f"development mode (no OUTCOMES_AUTH_ISSUER) serves on loopback only, not "
@@ -177,12 +192,101 @@ def serve(
         application = create_app(settings)
     except ValueError as exc:
         _fail(str(exc))
+    _check_store(settings)  # tables created (SQLite) before any worker starts
     try:
         sock = bind(interface, settings.port if port is None else port)
     except ListenError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
-    run(application, sock, header_timeout=settings.header_timeout)
+    if settings.workers == 1:
+        run(application, sock, header_timeout=settings.header_timeout)
+        return
+    stop_runner = _start_runner(settings)
+    try:
+        run_workers(sock, settings.workers)
+    finally:
+        if stop_runner is not None:
+            stop_runner()
+
+
+def _check_store(settings: Any) -> None:
+    """Open and close the configured stores once (SQLite: creating files and tables); a
+    StartupError or an unreachable database is one line on stderr, exit 1."""
+    from api.freshness import UNAVAILABLE
+    from bootstrap import StartupError, build
+
+    try:
+        build(settings).close()
+    except StartupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except UNAVAILABLE as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        typer.echo(f"error: the {settings.store} database cannot be reached: {first}", err=True)
+        raise typer.Exit(code=1) from None
+
+
+def _start_runner(settings: Any) -> Callable[[], None] | None:
+    """With several workers on SQLite (runners mode): one ``outcomes projections run`` child
+    process, started again when it exits (its stall watchdog exits non-zero); returns the
+    function that stops it. None on PostgreSQL (runners are deployed separately, see
+    docs/deployment.md), in inline mode, or while ``projections.runner`` has no ``run``."""
+    import subprocess
+    import threading
+
+    import projections.runner
+
+    if (settings.store != "sqlite" or settings.projection_mode() != "runners"
+            or not hasattr(projections.runner, "run")):
+        return None
+    command = [sys.executable, "-m", "cli", "projections", "run"]
+    stopped = threading.Event()
+    state = {"process": subprocess.Popen(command)}
+
+    def supervise() -> None:
+        while not stopped.wait(1.0):
+            if state["process"].poll() is not None:
+                state["process"] = subprocess.Popen(command)
+
+    thread = threading.Thread(target=supervise, name="runner-supervisor", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopped.set()
+        thread.join(timeout=5)
+        process = state["process"]
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return stop
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Create every table of the configured store once: the event stores (outcomes, re-scoring
+    runs, access log) and the read models; on PostgreSQL in OUTCOMES_POSTGRES_SCHEMA, created
+    if missing. Run it before the first ``outcomes serve`` or ``projections run`` on PostgreSQL
+    (they never create tables there); on SQLite it creates the files. Safe to run again; several
+    at once wait for each other. An unreachable database: one line on stderr, exit 1."""
+    from api.freshness import UNAVAILABLE
+    from bootstrap import Settings, StartupError, init_store
+
+    settings = Settings()
+    try:
+        done = init_store(settings)
+    except StartupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except UNAVAILABLE as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        typer.echo(f"error: the {settings.store} database cannot be reached: {first}", err=True)
+        raise typer.Exit(code=1) from None
+    where = (f"{settings.postgres_dbname}.{settings.postgres_schema}"
+             if settings.store == "postgres" else settings.store)
+    for line in done:
+        typer.echo(f"{where}: {line} ready")
 
 
 @app.command("dev-token")

@@ -17,6 +17,7 @@ from fastapi_offline import FastAPIOffline
 from api import auth, openapi, problems
 from api.access import AccessLogMiddleware
 from api.deps import USER_ID
+from api.freshness import runs_inline
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.routes import access, episodes, misc, rescoring
 from api.schemas import clean_parameters
@@ -39,11 +40,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         owned = services is None
         app.state.services = services or build(settings)
         read_models = app.state.services.read_models
-        read_models.catch_up()
+        # Inline (one process on SQLite or memory): this process keeps its read models current.
+        # With runners (``outcomes projections run``) it never catches up (ADR 0021).
+        inline = runs_inline(settings, read_models)
+        if inline:
+            read_models.catch_up()
         stop = (read_models.follow(settings.catch_up_interval)
-                if settings.catch_up_interval > 0 else None)
+                if inline and settings.catch_up_interval > 0 else None)
         store = app.state.services.store
-        log.info("started", store=store.kind, path=store.path)
+        log.info("started", store=store.kind, path=store.path,
+                 projections="inline" if inline else "runners")
         if ignored := Settings.unknown_variables():
             log.warning("unknown settings ignored", ignored=ignored)
         try:
@@ -65,6 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services is not None:
         app.state.services = services
     app.state.validator = validator
+    app.state.settings = settings
     problems.install(app)
     openapi.install(app)
     # Each middleware added wraps the ones before: outermost first, Host check, request log, body

@@ -6,7 +6,8 @@ that inner middlewares answer by themselves (413, 429, a host check) and those n
 It waits for the response's ``http.response.start``, appends the record (in a worker thread,
 so the event loop never waits for the disk) and only then passes the start on: the client
 receives no byte of an answer whose record is not stored. When the append fails the client gets
-a 500 problem instead of the answer (fail closed: no acknowledged request without a record).
+a 500 problem instead of the answer (fail closed: no acknowledged request without a record), a
+503 with Retry-After when the database cannot be reached.
 
 What it records comes from the request's scope only: ``request.state.principal`` (set by the
 authentication dependency; absent: ``anonymous``), ``request.state.clinic_id`` (set by routes)
@@ -31,6 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
+from api.freshness import RETRY_AFTER, UNAVAILABLE
 from api.identity import Principal
 from application.access_log import AccessLog
 from domain.access import ANONYMOUS, Access
@@ -88,7 +90,7 @@ class AccessLogMiddleware:
             return
         access_log: AccessLog = scope["app"].state.services.access_log
         at = access_log.clock()
-        recorded = failed = False
+        recorded = failed = unavailable = False
 
         async def record(status: int, headers: MutableHeaders | None) -> bool:
             """Append the record; False (and an error line) when the append failed."""
@@ -104,6 +106,8 @@ class AccessLogMiddleware:
                                         access_of(scope, status, at, request_id, location))
             except Exception as exc:
                 log.error("access log append failed", error_type=type(exc).__name__)
+                nonlocal unavailable
+                unavailable = isinstance(exc, UNAVAILABLE)
                 return False
             return True
 
@@ -115,9 +119,12 @@ class AccessLogMiddleware:
                 recorded = True
                 if not await record(message["status"], MutableHeaders(scope=message)):
                     failed = True
+                    # The database gone: 503, try again; anything else stays a 500.
+                    status, title, retry = ((503, "Service unavailable", {"Retry-After": str(
+                        RETRY_AFTER)}) if unavailable else (500, "Internal error", None))
                     await problems.problem(
-                        500, "Internal error", "the access could not be recorded",
-                        "access-log-unavailable")(scope, receive, send)
+                        status, title, "the access could not be recorded",
+                        "access-log-unavailable", headers=retry)(scope, receive, send)
                     return
             await send(message)
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Header, Request
 
+from api.freshness import fresh_view
 from api.identity import Principal
 from bootstrap import Services
 from domain.errors import DomainError, EpisodeNotFoundError, InvalidInputError
@@ -42,16 +43,6 @@ IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]{1,18})"*)\s*$')
 def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
-
-
-def _fresh(name: str) -> Callable[[Request], Any]:
-    def dependency(request: Request) -> Any:
-        """The read model ``name``, caught up first: a client reads its own writes (and other
-        processes' writes) without waiting for the background catch-up (ADR 0007)."""
-        read_models = get_services(request).read_models
-        read_models.catch_up([name])
-        return read_models.views[name]
-    return dependency
 
 
 def current_principal(request: Request) -> Principal:
@@ -123,10 +114,10 @@ def get_expected_version(if_match: Annotated[str | None, Header(
     return int(match[3]) if match[3] else None
 
 
-EpisodesDep = Annotated[EpisodesView, Depends(_fresh("episodes"))]
-StagesDep = Annotated[StagesView, Depends(_fresh("stages"))]
-AuditDep = Annotated[AuditView, Depends(_fresh("audit"))]
-CohortDep = Annotated[CohortView, Depends(_fresh("cohort"))]
+EpisodesDep = Annotated[EpisodesView, Depends(fresh_view("episodes"))]
+StagesDep = Annotated[StagesView, Depends(fresh_view("stages"))]
+AuditDep = Annotated[AuditView, Depends(fresh_view("audit"))]
+CohortDep = Annotated[CohortView, Depends(fresh_view("cohort"))]
 UserDep = Annotated[str, Depends(get_user)]
 IfMatchDep = Annotated[int | None, Depends(get_expected_version)]
 EpisodeId = Annotated[UUID, Depends(episode_in_scope)]

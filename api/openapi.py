@@ -35,12 +35,21 @@ DESCRIPTIONS = {
     409: "Conflict with the episode's state: closed, stale If-Match, already voided, or an "
          "assessment_id already recorded with other content.",
     422: "Invalid input: a malformed body, header or query, or a value the rules refuse.",
+    503: "Service unavailable: the database cannot be reached, the read model did not reach "
+         "X-Min-Position in time, or it is refused until rebuilt; Retry-After says when to "
+         "try again.",
 }
 ETAG = {"ETag": {"description": 'The episode version after the request, e.g. "3"; send it '
                                 'back as If-Match.',
                  "schema": {"type": "string", "pattern": '^"[0-9]+"$'}}}
 LOCATION = {"Location": {"description": "URL of the resource created or started.",
                          "schema": {"type": "string", "format": "uri"}}}
+
+
+POSITION = {"X-Ledger-Position": {
+    "description": "The event store position of this write (also ``position`` in the body); "
+                   "send it as X-Min-Position to read it from any worker.",
+    "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"}}}
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -82,7 +91,7 @@ def install(app: FastAPI) -> None:
                 _not_nullable(parameter["schema"])
             # Any request may meet the limits (api.limits) and the Host check, whatever its route.
             for responses in _responses(document):
-                for status, entry in problems(400, 408, 413, 429).items():
+                for status, entry in problems(400, 408, 413, 429, 503).items():
                     responses.setdefault(str(status), entry)
             app.openapi_schema = document
         return app.openapi_schema

@@ -7,8 +7,10 @@ submitted values are never echoed, they may hold personal data).
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,11 +18,13 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from api.deps import AuthenticationRequired, Forbidden
+from api.freshness import RETRY_AFTER, UNAVAILABLE, ReadModelBehind
 from api.limits import RateLimited
 from api.responses import Problem
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 
 MEDIA_TYPE = "application/problem+json"
+log = structlog.get_logger("api")
 # Domain error class -> (status, title). The most specific class listed wins.
 STATUS: list[tuple[type[DomainError], int, str]] = [
     (AuthenticationRequired, 401, "Authentication required"),
@@ -29,6 +33,7 @@ STATUS: list[tuple[type[DomainError], int, str]] = [
     (ConflictError, 409, "Conflict with the episode's state"),
     (InvalidInputError, 422, "Invalid input"),
     (RateLimited, 429, "Too many requests"),
+    (ReadModelBehind, 503, "Service unavailable"),
 ]
 
 
@@ -47,7 +52,8 @@ def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)),
                          (422, "Invalid input"))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if status == 401:
         headers = {"WWW-Authenticate": challenge(exc)}
     return problem(status, title, exc.message, exc.code, field=exc.field, headers=headers)
@@ -94,6 +100,40 @@ def _allowed(request: Request) -> str:
 
 
 
+def view_unavailable_class() -> type[Exception] | None:
+    """``projections.errors.ViewUnavailable`` (a read model refused: ahead of its store, built
+    from another one), or None while the projections package has none."""
+    try:
+        errors = importlib.import_module("projections.errors")
+    except ImportError:
+        return None
+    found = getattr(errors, "ViewUnavailable", None)
+    return found if isinstance(found, type) and issubclass(found, Exception) else None
+
+
+def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    log.error("database unavailable", error_type=type(exc).__name__)
+    return problem(503, "Service unavailable",
+                            f"the database cannot be reached; retry after {RETRY_AFTER} s",
+                            "database-unavailable", headers={"Retry-After": str(RETRY_AFTER)})
+
+
+def _view_refused(_: Request, exc: Exception) -> JSONResponse:
+    name = getattr(exc, "name", "a")
+    reason = getattr(exc, "reason", "refused")
+    log.error("read model refused", problem="view-unavailable", store=str(name))
+    return problem(503, "Service unavailable",
+                            f"the {name} read model is refused until rebuilt: {reason}",
+                            "view-unavailable", headers={"Retry-After": str(RETRY_AFTER)})
+
+
+def _install_unavailable(app: FastAPI) -> None:
+    """Answer the database's absence and a refused read model with 503 and Retry-After."""
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, _unavailable)
+    if (refused := view_unavailable_class()) is not None:
+        app.add_exception_handler(refused, _view_refused)
+
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app`` (unexpected errors are answered by the request
@@ -101,3 +141,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    _install_unavailable(app)

@@ -172,7 +172,9 @@ class EpisodeCreated(Response):
     version: int = Field(ge=1)
     stage: Stage
     criteria: CriteriaRef
-    position: int | None
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
 
 
 class AssessmentResult(Response):
@@ -187,7 +189,9 @@ class AssessmentResult(Response):
     stage_events: list[StageEvent] = Field(description="Stage decisions this record asserted.")
     retracted: list[Retraction] = Field(description="Earlier decisions this record withdrew.")
     replayed: bool = Field(description="True (status 200): the same record was sent before.")
-    position: int | None
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
 
 
 class ChangeResult(Response):
@@ -197,7 +201,9 @@ class ChangeResult(Response):
     stage_events: list[StageEvent]
     retracted: list[Retraction]
     outcome: CourseOutcome | None = None
-    position: int | None
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
 
 
 class ScorePoint(Response):
@@ -323,6 +329,12 @@ class CriteriaDefinition(Response):
     title: str
     source: str
     params: dict[str, Any] = Field(description="The parameters (see the kind's table).")
+
+
+class CriteriaRegistered(CriteriaDefinition):
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
 
 
 class CriteriaPage(Page):
@@ -465,6 +477,9 @@ class ClinicAdoption(Response):
     adopted: list[UUID] = Field(description="Episodes now under the set.")
     unchanged: list[UUID] = Field(description="Episodes already under it.")
     skipped: list[SkippedEpisode] = Field(description="Episodes the set cannot apply to.")
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
 
 
 class ValidationIssue(Response):
@@ -487,6 +502,10 @@ class Problem(Response):
 
 class ProjectionStatus(Response):
     position: int = Field(ge=0, description="The last event position the read model processed.")
+    state: Literal["ok", "refused"] = Field("ok", description=(
+        "refused: the read model is ahead of its store or built from another one; its reads "
+        "answer 503 until it is rebuilt (outcomes projections rebuild)."))
+    reason: str | None = Field(None, description="Why the read model is refused.")
     lag: int = Field(description="Events stored but not yet processed (negative: the read model "
                                  "is ahead of the store, e.g. after restoring an older store).")
 
@@ -494,7 +513,9 @@ class ProjectionStatus(Response):
 class Health(Response):
     """The event store actually in use, read from its recorder (never echoed from a setting)."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description=(
+        "degraded: a read model is refused (its state and reason below); writes and the other "
+        "reads go on, so the answer stays 200."))
     store: str = Field(description="sqlite (a file), memory (lost at exit) or the recorder's kind.")
     path: str | None = Field(description="The SQLite file's absolute path; null otherwise.")
     position: int = Field(ge=0, description="The store's last event position.")

@@ -21,6 +21,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from api.limits import problem_bytes
 
@@ -161,3 +162,51 @@ def config(app: FastAPI, *, header_timeout: float) -> uvicorn.Config:
 def run(app: FastAPI, sock: socket.socket, *, header_timeout: float = 10.0) -> None:
     """Serve ``app`` on the bound ``sock`` until interrupted (SIGINT/SIGTERM)."""
     _Server(config(app, header_timeout=header_timeout)).run(sockets=[sock])
+
+
+class WorkerH11Protocol(LimitedH11Protocol):
+    """``LimitedH11Protocol`` of a worker process: its header timeout is set by ``worker_app``
+    from the worker's own settings (uvicorn imports the protocol class by name in each worker)."""
+
+
+def worker_app() -> FastAPI:
+    """The application of one worker process (uvicorn's app factory): settings read from the
+    environment again in the worker, as the parent read them."""
+    from api import create_app
+    from bootstrap import Settings
+
+    settings = Settings()
+    WorkerH11Protocol.header_timeout = settings.header_timeout
+    return create_app(settings)
+
+
+class _WorkerProcess(Process):
+    """uvicorn's worker process, serving with ``_Server`` (``listening`` logged per worker)."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = _Server(config=self.config)
+        return self._server
+
+
+class _Workers(Multiprocess):
+    """uvicorn's supervisor of worker processes (restarts a worker that dies), its workers
+    ``_WorkerProcess``."""
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            process = _WorkerProcess(self.config, self.sockets)
+            process.start()
+            self.processes.append(process)
+
+
+def run_workers(sock: socket.socket, workers: int) -> None:
+    """Serve ``worker_app`` on the bound ``sock`` in ``workers`` processes (spawned; each builds
+    its own services from the environment) until SIGINT/SIGTERM; a worker that dies is
+    replaced."""
+    settings = uvicorn.Config("api.serving:worker_app", factory=True, workers=workers,
+                              log_config=None, access_log=False,
+                              http="api.serving:WorkerH11Protocol", timeout_keep_alive=5,
+                              h11_max_incomplete_event_size=MAX_HEAD_BYTES)
+    _Workers(settings, sockets=[sock]).run()

@@ -98,7 +98,7 @@ def appends_per_second(folder: Path, count: int) -> float:
     from domain.access import Access
 
     log = AccessLog(Settings(sqlite_path=folder / "outcomes.sqlite")
-                    .eventsourcing_env("access-log-bench.sqlite"))
+                    .eventsourcing_env("access-log-bench"))
     access = Access("dr-lee", True, ("clinician",), ("clinic-a",), "clinic-a", "GET",
                     "/episodes/{episode_id}", None, None, None, 200, datetime.now(UTC),
                     "req", "127.0.0.1")

@@ -19,7 +19,8 @@ from api.deps import (
     in_clinics,
     require,
 )
-from api.openapi import ETAG, LOCATION, headers, problems
+from api.freshness import ledger_position
+from api.openapi import ETAG, LOCATION, POSITION, headers, problems
 from api.pages import Cursor, Limit, next_url
 from api.responses import (
     AssessmentList,
@@ -40,6 +41,7 @@ from api.schemas import (
     VoidAssessment,
 )
 from application.outcomes import CommandResult
+from bootstrap import Services
 from domain.errors import EpisodeNotFoundError
 from domain.trajectory import parse_date_or_datetime
 
@@ -56,20 +58,22 @@ def _etag(response: Response, version: int) -> None:
     response.headers["ETag"] = f'"{version}"'
 
 
-def change_result(result: CommandResult, response: Response) -> ChangeResult:
+def change_result(result: CommandResult, response: Response, services: Services) -> ChangeResult:
+    """The answer of a change to an episode: ETag, X-Ledger-Position and the body."""
     _etag(response, result.version)
     return ChangeResult.model_validate(
         {"episode_id": str(result.episode_id), "version": result.version, "stage": result.stage,
          "stage_events": result.stage_events, "retracted": result.retracted,
-         "outcome": result.outcome, "position": result.position})
+         "outcome": result.outcome,
+         "position": ledger_position(response, services, result.position)})
 
 
 WRITE = problems(401, 403, 404, 409, 422)
-CHANGED = {**WRITE, **headers(200, ETAG)}
+CHANGED = {**WRITE, **headers(200, ETAG, POSITION)}
 
 
 @router.post("", status_code=201, response_model=EpisodeCreated, dependencies=WRITER,
-             responses={**problems(401, 403, 422), **headers(201, ETAG, LOCATION)})
+             responses={**problems(401, 403, 422), **headers(201, ETAG, LOCATION, POSITION)})
 def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, request: Request,
                  principal: PrincipalDep, response: Response) -> EpisodeCreated:
     """Open a treatment episode under a criteria set (default ``acnp2006``), in one of the
@@ -85,7 +89,8 @@ def open_episode(body: OpenEpisode, services: ServicesDep, user: UserDep, reques
                                                        episode_id=result.episode_id))
     return EpisodeCreated.model_validate(
         {"episode_id": str(result.episode_id), "version": result.version,
-         "stage": result.stage, "criteria": result.criteria, "position": result.position})
+         "stage": result.stage, "criteria": result.criteria,
+         "position": ledger_position(response, services, result.position)})
 
 
 @router.get("", response_model=EpisodePage, responses=problems(401, 403, 422),
@@ -129,8 +134,8 @@ def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> Assessment
 
 @router.post("/{episode_id}/assessments", status_code=201, response_model=AssessmentResult,
              dependencies=WRITER,
-             responses={**WRITE, **headers(201, ETAG, description="Recorded."),
-                        **headers(200, ETAG, model=AssessmentResult, description=(
+             responses={**WRITE, **headers(201, ETAG, POSITION, description="Recorded."),
+                        **headers(200, ETAG, POSITION, model=AssessmentResult, description=(
                             "The same assessment_id and content were recorded before: the "
                             "first result, nothing stored (replayed: true)."))})
 def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: ServicesDep,
@@ -154,7 +159,8 @@ def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: S
          "version": result.version, "stage": result.stage, "total": assessment.total,
          "severity": assessment.severity, "flags": assessment.flags, "assessment": assessment,
          "stage_events": result.stage_events, "retracted": result.retracted,
-         "replayed": result.replayed, "position": result.position})
+         "replayed": result.replayed,
+         "position": ledger_position(response, services, result.position)})
 
 
 @router.post("/{episode_id}/assessments/{assessment_id}/void", response_model=ChangeResult,
@@ -165,7 +171,7 @@ def void_assessment(episode_id: EpisodeId, assessment_id: str, body: VoidAssessm
     """Mark an assessment entered in error; returns the stage events retracted and asserted."""
     result = services.app.void_assessment(episode_id, assessment_id, reason=body.reason,
                                           recorded_by=user, expected_version=expected_version)
-    return change_result(result, response)
+    return change_result(result, response, services)
 
 
 @router.post("/{episode_id}/close", response_model=ChangeResult, responses=CHANGED,
@@ -175,7 +181,7 @@ def close_episode(episode_id: EpisodeId, body: CloseEpisode, services: ServicesD
     """Discharge; ``outcome`` is the course outcome (NHS Talking Therapies object, CMS159)."""
     result = services.app.close_episode(episode_id, discharged_on=body.discharged_on,
                                         recorded_by=user, expected_version=expected_version)
-    return change_result(result, response)
+    return change_result(result, response, services)
 
 
 @router.get("/{episode_id}/stages", response_model=StageHistory, dependencies=READER,

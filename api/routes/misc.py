@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
@@ -51,10 +52,14 @@ def clinic_outcomes(clinic_id: str, view: CohortDep, request: Request,
 
 @public.get("/health", tags=["health"], response_model=Health)
 def health(services: ServicesDep) -> Health:
-    """The event store in use (``store``: its recorder's kind, sqlite or memory; ``path``: the
-    SQLite file, else null), its last position, and each read model's position and lag."""
+    """The event store in use (``store``: its recorder's kind, sqlite, postgres or memory;
+    ``path``: the SQLite file, else null), its last position, and each read model's position,
+    lag and state. ``status`` is ``degraded`` (still 200: writes and the other reads go on) while
+    a read model is refused; the database unreachable is 503 with Retry-After."""
     store = services.store
+    projections: dict[str, dict[str, Any]] = dict(services.read_models.status())
+    refused = any(p.get("state") == "refused" for p in projections.values())
     return Health.model_validate(
-        {"status": "ok", "store": store.kind, "path": store.path,
+        {"status": "degraded" if refused else "ok", "store": store.kind, "path": store.path,
          "position": services.app.recorder.max_notification_id() or 0,
-         "projections": services.read_models.status()})
+         "projections": projections})

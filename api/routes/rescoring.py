@@ -18,13 +18,14 @@ from api.deps import (
     in_clinics,
     require,
 )
-from api.openapi import ETAG, LOCATION, headers, problems
+from api.freshness import ledger_position
+from api.openapi import ETAG, LOCATION, POSITION, headers, problems
 from api.pages import Limit, next_url
 from api.responses import (
     ChangeResult,
     ClinicAdoption,
-    CriteriaDefinition,
     CriteriaPage,
+    CriteriaRegistered,
     CriteriaVersions,
     RescoringChangePage,
     RescoringEpisode,
@@ -137,7 +138,7 @@ def rescoring_episode(run_id: RunId, episode_id: EpisodeId,
 
 
 @router.post("/episodes/{episode_id}/criteria", response_model=ChangeResult, dependencies=ADMIN,
-             responses={**problems(401, 403, 404, 409, 422), **headers(200, ETAG)})
+             responses={**problems(401, 403, 404, 409, 422), **headers(200, ETAG, POSITION)})
 def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: ServicesDep,
                       user: UserDep, expected_version: IfMatchDep,
                       response: Response) -> ChangeResult:
@@ -146,32 +147,33 @@ def adopt_for_episode(episode_id: EpisodeId, body: AdoptCriteria, services: Serv
     result = services.app.adopt_criteria(episode_id, criteria=body.criteria, params=body.params,
                                          reason=body.reason, recorded_by=user,
                                          expected_version=expected_version)
-    return change_result(result, response)
+    return change_result(result, response, services)
 
 
 @router.post("/clinics/{clinic_id}/criteria", response_model=ClinicAdoption,
-             responses=problems(401, 403, 422), dependencies=ADMIN)
+             responses={**problems(401, 403, 422), **headers(200, POSITION)}, dependencies=ADMIN)
 def adopt_for_clinic(clinic_id: str, body: AdoptCriteria, services: ServicesDep,
                      user: UserDep, principal: PrincipalDep,
-                     request: Request) -> ClinicAdoption:
+                     request: Request, response: Response) -> ClinicAdoption:
     """Adopt another criteria set for every open episode of a clinic (one of the caller's: 403
     for another)."""
     if not in_clinics(request, clinic_id, principal):
         raise Forbidden(f"the token does not carry clinic {clinic_id!r}", field="clinic_id")
     adoption = services.adoptions.adopt(clinic_id, criteria=body.criteria, params=body.params,
                                         reason=body.reason, recorded_by=user)
-    return ClinicAdoption.model_validate(asdict(adoption))
+    return ClinicAdoption.model_validate(
+        {**asdict(adoption), "position": ledger_position(response, services, None)})
 
 
-@router.post("/criteria", status_code=201, response_model=CriteriaDefinition,
+@router.post("/criteria", status_code=201, response_model=CriteriaRegistered,
              dependencies=ADMIN,
              responses={**problems(401, 403, 422),
-                        **headers(201, LOCATION, description="Registered."),
-                        **headers(200, LOCATION, model=CriteriaDefinition, description=(
+                        **headers(201, LOCATION, POSITION, description="Registered."),
+                        **headers(200, LOCATION, POSITION, model=CriteriaRegistered, description=(
                             "The same definition was registered before: nothing changed."))})
 def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserDep,
                       principal: PrincipalDep, request: Request,
-                      response: Response) -> CriteriaDefinition:
+                      response: Response) -> CriteriaRegistered:
     """Register a custom set derived from a built-in one (201), or a new version of it when the
     definition changed (201); the same definition again changes nothing (200). A custom set's id
     begins with the id of one of the admin's clinics and ``-`` or ``.`` (``clinic-north-26w``):
@@ -188,7 +190,8 @@ def register_criteria(body: RegisterCriteria, services: ServicesDep, user: UserD
         recorded_by=user)
     response.status_code = 201 if created else 200
     response.headers["Location"] = str(request.url_for("get_criteria", criteria_id=criteria.id))
-    return CriteriaDefinition.model_validate(criteria.describe())
+    return CriteriaRegistered.model_validate(
+        {**criteria.describe(), "position": ledger_position(response, services, None)})
 
 
 @router.get("/criteria", response_model=CriteriaPage, responses=problems(401))

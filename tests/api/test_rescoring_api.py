@@ -266,8 +266,10 @@ def test_adopting_for_a_clinic_skips_closed_episodes_and_other_clinics(api: Api)
     response = api.client.post("/clinics/clinic-a/criteria", headers=LEAD,
                                json={"criteria": "acnp2006", "reason": "clinic policy 2027"})
     assert response.status_code == 200, response.text
+    position = api.get("/health")["position"]
     assert response.json() == {"clinic_id": "clinic-a", "adopted": [first, second],
-                               "unchanged": [], "skipped": []}
+                               "unchanged": [], "skipped": [], "position": position}
+    assert response.headers["X-Ledger-Position"] == str(position)
     acnp, frank = get_criteria("acnp2006").ref(), get_criteria("frank1991").ref()
     for episode_id, criteria in ((first, acnp), (second, acnp), (closed, frank), (other, frank)):
         assert api.get(f"/episodes/{episode_id}/stages")["criteria"] == criteria
@@ -275,7 +277,7 @@ def test_adopting_for_a_clinic_skips_closed_episodes_and_other_clinics(api: Api)
     again = api.client.post("/clinics/clinic-a/criteria",
                             json={"criteria": "acnp2006", "reason": "clinic policy 2027"})
     assert again.json() == {"clinic_id": "clinic-a", "adopted": [], "unchanged": [first, second],
-                            "skipped": []}
+                            "skipped": [], "position": position}  # nothing new stored
     assert_problem(api.client.post("/clinics/clinic-a/criteria",
                                    json={"criteria": "beck1961", "reason": "x"}),
                    422, "unknown-criteria")
@@ -293,7 +295,8 @@ def test_adopting_for_a_clinic_skips_episodes_the_set_cannot_stage(api: Api) -> 
     # Then every episode it can stage adopts it, and the other is reported, unchanged
     assert response.status_code == 200, response.text
     assert response.json() == {"clinic_id": "clinic-a", "adopted": [first, last], "unchanged": [],
-                               "skipped": [{"episode_id": hamd, "code": "unstageable-instrument"}]}
+                               "skipped": [{"episode_id": hamd, "code": "unstageable-instrument"}],
+                               "position": api.get("/health")["position"]}
     assert api.get(f"/episodes/{hamd}/stages")["criteria"]["id"] == "frank1991"
     assert api.get(f"/episodes/{last}/stages")["criteria"]["id"] == "acnp2006-symptom"
 

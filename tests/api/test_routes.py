@@ -443,4 +443,4 @@ def test_health_shows_the_store_and_no_lag_after_writes(api):
     assert health["position"] == 6
     assert set(health["projections"]) == {"episodes", "stages", "audit", "cohort"}
     for projection in health["projections"].values():
-        assert projection == {"position": 6, "lag": 0}
+        assert projection == {"position": 6, "lag": 0, "state": "ok", "reason": None}

@@ -32,7 +32,7 @@ def anonymous(**changes: Any) -> Access:
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AccessLog]:
     settings = Settings(persistence="sqlite" if request.node.get_closest_marker("file_store")
                         else "memory", sqlite_path=tmp_path / "outcomes.sqlite")
-    access_log = AccessLog(settings.eventsourcing_env("access-log.sqlite"))
+    access_log = AccessLog(settings.eventsourcing_env("access-log"))
     yield access_log
     access_log.close()
 
@@ -68,7 +68,7 @@ def test_records_survive_reopening_in_a_file_of_their_own(log: AccessLog, tmp_pa
     assert (tmp_path / "access-log.sqlite").exists()
     assert not (tmp_path / "outcomes.sqlite").exists()
     again = AccessLog(Settings(sqlite_path=tmp_path / "outcomes.sqlite")
-                      .eventsourcing_env("access-log.sqlite"))
+                      .eventsourcing_env("access-log"))
     try:
         [notification] = again.recorder.select_notifications(1, 10)
         assert again.mapper.to_domain_event(notification).request_id == "req-1"
