@@ -242,8 +242,9 @@ def run(command: Sequence[str]) -> int:
     command's exit status (128 + n when a signal n ended it)."""
     started = time.monotonic()
     cluster = Cluster.create()
-    print(f"pg_cluster: PostgreSQL on {cluster.host}:{cluster.port} (fsync off, throwaway) "
-          f"in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(f"pg_cluster: PostgreSQL on {cluster.host}:{cluster.port} in {cluster.root} "
+          f"(throwaway, fsync off), started in {time.monotonic() - started:.1f} s",
+          file=sys.stderr)
     child: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: FrameType | None) -> None:
