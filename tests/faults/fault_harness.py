@@ -289,3 +289,120 @@ class Lab:
             process.stop()
         for cluster in reversed(self.clusters):
             cluster.destroy()
+
+
+FIRST_DAY = "2020-01-06"  # episodes open then; assessment i is administered i days later
+
+
+def assessment(episode_id: str, index: int) -> dict[str, Any]:
+    """The ``index``-th assessment of a load's episode: a PHQ-9 total, one day apart, an
+    ``assessment_id`` naming both (so a retry is recognisable)."""
+    from datetime import date, timedelta
+
+    day = date.fromisoformat(FIRST_DAY) + timedelta(days=index)
+    return {"assessment_id": f"{episode_id}-{index}", "instrument": "PHQ-9",
+            "administered_on": day.isoformat(), "total": (7 * index + 20) % 28}
+
+
+def open_episodes(url: str, count: int, clinic_id: str = "clinic-a") -> list[str]:
+    """Open ``count`` episodes (retrying until answered); their ids."""
+    ids = []
+    with client(url) as http:
+        for number in range(count):
+            outcome = post_until_answered(http, "/episodes", {
+                "patient_ref": f"pseudo-fault-{number}", "clinic_id": clinic_id,
+                "opened_on": FIRST_DAY})
+            assert outcome.status == 201, outcome
+            ids.append(outcome.body["episode_id"])
+    return ids
+
+
+@dataclass
+class Attempt:
+    """One try of one write: when (monotonic s), which, and what came back."""
+
+    at: float
+    key: tuple[str, str]  # (episode id, assessment id)
+    status: int | str  # the HTTP status, or the name of the connection error
+    retry_after: str | None = None
+
+
+class Load:
+    """Writers recording assessments through the API until stopped: ``threads`` threads, each
+    owning some episodes, one write at a time; a write that gets a 5xx or no answer is tried
+    again with the same body until it gets a 2xx (or a 4xx, kept as a failure)."""
+
+    def __init__(self, url: str, episodes: Sequence[str], threads: int = 4,
+                 limit: int | None = None) -> None:
+        import threading
+
+        self.url, self.episodes, self.limit = url, list(episodes), limit
+        self.attempts: list[Attempt] = []
+        self.acked: dict[tuple[str, str], Any] = {}  # first 2xx body per write
+        self.bodies: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._write, args=(self.episodes[i::threads],),
+                                          daemon=True) for i in range(threads)]
+
+    def start(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 60) -> None:
+        self._stop.set()
+        self.join(timeout)
+
+    def join(self, timeout: float = 300) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+            assert not thread.is_alive(), "a writer did not finish"
+
+    def acked_since(self, moment: float) -> int:
+        with self._lock:
+            return sum(1 for a in self.attempts if a.at >= moment and isinstance(a.status, int)
+                       and 200 <= a.status < 300)
+
+    def statuses(self) -> Counter[int | str]:
+        with self._lock:
+            return Counter(a.status for a in self.attempts)
+
+    def _write(self, episodes: list[str]) -> None:
+        with client(self.url) as http:
+            index = 0
+            while not self._stop.is_set() and (self.limit is None or index < self.limit):
+                for episode_id in episodes:
+                    self._write_one(http, episode_id, index)
+                index += 1
+
+    def _write_one(self, http: httpx.Client, episode_id: str, index: int) -> None:
+        body = assessment(episode_id, index)
+        key = (episode_id, body["assessment_id"])
+        self.bodies[key] = body
+        while True:
+            try:
+                answer = http.post(f"/episodes/{episode_id}/assessments", json=body)
+                status: int | str = answer.status_code
+            except httpx.HTTPError as error:
+                answer, status = None, type(error).__name__
+            with self._lock:
+                self.attempts.append(Attempt(time.monotonic(), key, status, None if answer is None
+                                             else answer.headers.get("Retry-After")))
+                if answer is not None and answer.status_code < 500:
+                    if answer.status_code < 300:
+                        self.acked[key] = answer.json()
+                    return
+            if self._stop.is_set() and self.limit is None:
+                return  # stopped mid-outage: this write was never acknowledged
+            time.sleep(0.1)
+
+
+def acknowledged_are_stored_once(load: Load, env: Mapping[str, str]) -> Counter[tuple[str, str]]:
+    """Assert every write ``load`` got a 2xx for is stored exactly once; the store's counts."""
+    stored = recorded_assessments(env)
+    missing = [key for key in load.acked if stored[key] == 0]
+    twice = {key: n for key, n in stored.items() if n > 1}
+    assert not missing, f"{len(missing)} acknowledged writes are not stored: {missing[:5]}"
+    assert not twice, f"stored more than once: {list(twice.items())[:5]}"
+    return stored

@@ -10,7 +10,16 @@ import time
 
 import psycopg
 import pytest
-from fault_harness import Lab, Process, service_environ
+from fault_harness import (
+    Lab,
+    Load,
+    Process,
+    Service,
+    acknowledged_are_stored_once,
+    client,
+    open_episodes,
+    service_environ,
+)
 from pg_cluster import Cluster
 
 pytestmark = pytest.mark.faults
@@ -74,3 +83,22 @@ def test_a_killed_server_takes_its_port_with_it(lab: Lab) -> None:
     assert server.popen is not None and server.popen.returncode == -9
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_a_load_on_one_sqlite_server_is_acknowledged_and_stored_once(lab: Lab) -> None:
+    env = service_environ({}, lab.folder)
+    service = Service(env, lab.folder, workers=1)
+    service.process = Process(["serve"], {**env, "OUTCOMES_PORT": str(service.port)},
+                              lab.folder / "serve.log").start()
+    lab.services.append(service)
+    service.process.wait_for_log("listening")
+    load = Load(service.url, open_episodes(service.url, 4), threads=2, limit=5).start()
+    load.join()
+    assert len(load.acked) == 20 and set(load.statuses()) == {201}
+    stored = acknowledged_are_stored_once(load, env)
+    assert sum(stored.values()) == 20
+    key = next(iter(load.acked))
+    with client(service.url) as http:
+        retry = http.post(f"/episodes/{key[0]}/assessments", json=load.bodies[key])
+    assert retry.status_code == 200 and retry.json()["replayed"] is True
+    assert sum(acknowledged_are_stored_once(load, env).values()) == 20
