@@ -65,14 +65,21 @@ class Process:
         return self.popen is not None and self.popen.poll() is None
 
     def children(self) -> list[int]:
-        """Pids of the process's direct children (the API workers of ``serve --workers``)."""
+        """Pids of the process's live direct children but multiprocessing's resource tracker
+        (the API workers of ``serve --workers``)."""
         found = []
         for status in Path("/proc").glob("[0-9]*/stat"):
             try:
                 fields = status.read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == self.pid and fields[0] != "Z":
+            if int(fields[1]) != self.pid or fields[0] == "Z":
+                continue
+            try:
+                command = (status.parent / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"resource_tracker" not in command:  # multiprocessing's helper is no worker
                 found.append(int(status.parent.name))
         return sorted(found)
 
