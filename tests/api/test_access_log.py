@@ -352,7 +352,7 @@ def test_the_route_needs_the_auditor_role_and_valid_filters(client: TestClient) 
         assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.file_store
+@pytest.mark.sqlite_only  # reads the SQLite files' bytes
 def test_records_survive_a_restart_and_only_ids_reach_the_file(settings: Settings) -> None:
     with running(settings, TickingClock(NOW)) as (client, _):
         episode, request_ids = scenario(client)
