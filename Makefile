@@ -1,12 +1,13 @@
 # Two entry points for a fresh machine with Python >= 3.11 and make:
 #   make run   - create .venv, install the locked runtime deps, serve the API on SQLite under ./var/
 #   make test  - create .venv, install the locked dev deps, run ruff, mypy and the whole test suite
+#                on both stores (memory/SQLite and a throwaway PostgreSQL cluster it starts)
 #   make run-postgres - the API (2 workers) and the projection runners on a local PostgreSQL
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-postgres test lint typecheck pytest vectors bench lock clean
+.PHONY: run run-postgres test lint typecheck pytest faults vectors bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,14 +39,25 @@ typecheck: $(VENV)/.dev
 # its stores are in memory; on the 2-core machine two workers take it from ~85 s to ~47 s.
 # PYTEST_ARGS="-n 0" runs it in one process; a plain `.venv/bin/pytest` is serial too.
 PYTEST_ARGS ?= -n 2 --dist loadfile
+# PostgreSQL for the suite: tests/support/pg_cluster.py installs Debian's postgresql when no initdb
+# is found (root, or sudo), starts a throwaway cluster (temp folder, free loopback port, trust
+# auth, fsync off), passes OUTCOMES_TEST_POSTGRES_HOST/PORT/USER to pytest and removes the
+# cluster when pytest ends, fails or is interrupted. Standard library only: no venv needed.
+WITH_POSTGRES := $(PYTHON) tests/support/pg_cluster.py run --
 
 pytest: $(VENV)/.dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(WITH_POSTGRES) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The fault tests alone (kill -9, PostgreSQL restarts, failover; they also run in `make test`).
+faults: $(VENV)/.dev
+	$(WITH_POSTGRES) $(BIN)/pytest $(PYTEST_ARGS) -m faults
 
 vectors: $(VENV)/.runtime
 	OUTCOMES=$(BIN)/outcomes $(PYTHON) ../shared/checks/vectors
 
-test: lint typecheck pytest
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint typecheck pytest; status=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s (exit $$status)"; exit $$status
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.record_assessments

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from local_issuer import auth_settings, bearer
+from postgres import PostgresLedger, require_postgres
 
 from api import create_app
 from bootstrap import Settings, build
@@ -47,6 +49,29 @@ def memory_settings(**overrides: Any) -> Settings:
     return Settings(**{"persistence": "memory", "log_format": "json", "log_level": "INFO",
                        "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **auth_settings(),
                        **overrides})
+
+
+def postgres_settings(ledger: PostgresLedger, **overrides: Any) -> Settings:
+    """Settings for a ledger of the test's own on the tests' PostgreSQL server, JSON logs.
+    The API keeps its read models current itself (``projections="inline"``, as on SQLite):
+    these in-process tests start no runner (the fault tests do)."""
+    settings = Settings(**{**ledger.settings_fields(), "projections": "inline",
+                           "log_format": "json", "log_level": "INFO",
+                           "allowed_hosts": TEST_HOSTS, "rate_limit": "off", **auth_settings(),
+                           **overrides})
+    require_postgres(settings)
+    return settings
+
+
+def store_settings(store: str, request: pytest.FixtureRequest, folder: Path,
+                   **overrides: Any) -> Settings:
+    """Settings for the ``store`` fixture's value: ``memory``, ``sqlite`` (files in
+    ``folder``) or ``postgres`` (the test's own ledger, fixture ``postgres_ledger``)."""
+    if store == "postgres":
+        return postgres_settings(request.getfixturevalue("postgres_ledger"), **overrides)
+    if store == "sqlite":
+        return app_settings(folder, **overrides)
+    return memory_settings(**overrides)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """Fixtures for the HTTP API tests: the app with the clock stopped at 2027-12-31 UTC (so every 2026
 and 2027 date in the vectors is in the past), driven through ``fastapi.testclient.TestClient`` with
-the lifespan running. The store is in memory; a test marked ``file_store`` (the store is what it
-tests) gets a throwaway SQLite file store in its ``tmp_path``."""
+the lifespan running. Each test runs twice (the ``store`` fixture, tests/conftest.py): in memory
+(or, for a test marked ``file_store``: the store is what it tests, a throwaway SQLite file store
+in its ``tmp_path``), and on a PostgreSQL ledger of its own."""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import Api, app_settings, memory_settings, running
+from api_helpers import Api, running, store_settings
 from fastapi.testclient import TestClient
 
 from bootstrap import Settings
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.node.get_closest_marker("file_store"):
-        return app_settings(tmp_path)
-    return memory_settings()
+def settings(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return store_settings(store, request, tmp_path)
 
 
 @pytest.fixture

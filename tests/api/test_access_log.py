@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import anyio
 import pytest
-from api_helpers import NOW, PATIENT_REF, PROBLEM_TYPE, app_settings, memory_settings
+from api_helpers import NOW, PATIENT_REF, PROBLEM_TYPE, store_settings
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from jsonschema import Draft202012Validator
@@ -69,10 +69,8 @@ def running(settings: Settings, clock: TickingClock) -> Iterator[tuple[TestClien
 
 
 @pytest.fixture
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.node.get_closest_marker("file_store"):
-        return app_settings(tmp_path)
-    return memory_settings()
+def settings(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    return store_settings(store, request, tmp_path)
 
 
 @pytest.fixture
@@ -354,7 +352,7 @@ def test_the_route_needs_the_auditor_role_and_valid_filters(client: TestClient) 
         assert unauthenticated.headers["www-authenticate"].startswith("Bearer")
 
 
-@pytest.mark.file_store
+@pytest.mark.sqlite_only  # reads the SQLite files' bytes
 def test_records_survive_a_restart_and_only_ids_reach_the_file(settings: Settings) -> None:
     with running(settings, TickingClock(NOW)) as (client, _):
         episode, request_ids = scenario(client)

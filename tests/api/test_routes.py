@@ -428,7 +428,7 @@ def test_criteria_lists_the_builtin_sets(api):
 
 
 @pytest.mark.file_store  # /health reports the store in use
-def test_health_shows_the_store_and_no_lag_after_writes(api):
+def test_health_shows_the_store_and_no_lag_after_writes(api, store):
     episode_id = api.open()
     api.record_all(episode_id, V1[:4])
 
@@ -439,7 +439,7 @@ def test_health_shows_the_store_and_no_lag_after_writes(api):
         health = api.get("/health")
 
     assert health["status"] == "ok"
-    assert health["store"] == "sqlite"
+    assert health["store"] == ("postgres" if store == "postgres" else "sqlite")
     assert health["position"] == 6
     assert set(health["projections"]) == {"episodes", "stages", "audit", "cohort"}
     for projection in health["projections"].values():

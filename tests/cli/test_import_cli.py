@@ -27,7 +27,7 @@ TRIAL_COMMAND = ["import", "csv", str(TRIAL), "--clinic", "trial", "--criteria",
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "outcomes.sqlite"
     monkeypatch.setenv("OUTCOMES_SQLITE_PATH", str(path))
     monkeypatch.setenv("OUTCOMES_PSEUDONYM_KEY", "cli-test-key-0123456789")
@@ -56,7 +56,7 @@ def test_trial_file_imports_as_documented_and_a_second_run_adds_nothing() -> Non
             summary(second)["episodes_opened"]) == (0, 780, 0)
 
 
-def test_dry_run_reports_and_writes_nothing(store: Path) -> None:
+def test_dry_run_reports_and_writes_nothing(sqlite_file: Path) -> None:
     dry = run("import", "fhir", str(MADE_UP / "keys.json"), "--clinic", "c", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     assert (summary(dry)["dry_run"], summary(dry)["assessments_recorded"]) == (True, 3)
@@ -92,7 +92,7 @@ def test_unreadable_fhir_file_exits_1_and_the_good_ones_are_imported() -> None:
 
 
 def test_a_mapping_naming_a_missing_column_is_a_usage_error_listing_the_columns(
-        tmp_path: Path, store: Path) -> None:
+        tmp_path: Path, sqlite_file: Path) -> None:
     path = tmp_path / "scores.csv"
     path.write_text("patient,date,score\np1,2026-01-05,18\n")
     result = run("import", "csv", str(path), "--clinic", "c", "--patient", "patient",
@@ -101,7 +101,7 @@ def test_a_mapping_naming_a_missing_column_is_a_usage_error_listing_the_columns(
     assert result.stdout == ""
     assert result.stderr == (f"error: {path.name} has no column when, total; its columns: "
                              "patient, date, score\n")
-    assert not store.exists()
+    assert not sqlite_file.exists()
 
 
 def test_json_summary_says_where_each_skipped_record_is(tmp_path: Path) -> None:
@@ -132,13 +132,13 @@ def test_json_summary_says_where_each_skipped_record_is(tmp_path: Path) -> None:
     (["--anchor", "2004-01-05", "--date", "RELDAYS"], "give exactly one of --date or --day"),
 ])
 def test_usage_errors_exit_2_and_import_nothing(
-        store: Path, options: list[str], message: str) -> None:
+        sqlite_file: Path, options: list[str], message: str) -> None:
     result = run("import", "csv", str(TRIAL), "--clinic", "trial", "--patient", "PATIENT",
                  "--day", "RELDAYS", "--instrument", "HAM-D17", "--total", "HAMDTL17", *options)
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stdout == ""
-    assert not store.exists()
+    assert not sqlite_file.exists()
 
 
 def test_pseudonym_key_too_short_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -149,10 +149,10 @@ def test_pseudonym_key_too_short_exits_2(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_without_a_key_setting_a_key_file_is_made_once(
-        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        sqlite_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OUTCOMES_PSEUDONYM_KEY")
     first = run("import", "fhir", str(MADE_UP / "keys.json"), "--clinic", "c", "--json")
-    key_file = store.parent / "pseudonym.key"
+    key_file = sqlite_file.parent / "pseudonym.key"
     assert first.exit_code == 0 and key_file.stat().st_mode & 0o777 == 0o600
     second = run("import", "fhir", str(MADE_UP / "keys.json"), "--clinic", "c", "--json")
     assert summary(second)["duplicates"] == 3  # the same key: the same refs and ids

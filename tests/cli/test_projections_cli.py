@@ -19,7 +19,7 @@ AT = datetime(2027, 12, 31, tzinfo=UTC)
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "outcomes.sqlite"
     monkeypatch.setenv("OUTCOMES_SQLITE_PATH", str(path))
     monkeypatch.setenv("OUTCOMES_VIEWS_DIR", str(tmp_path / "views"))

@@ -34,7 +34,7 @@ V1 = [("2026-01-05", 18), ("2026-01-12", 16), ("2026-01-19", 13), ("2026-01-26",
 
 
 @pytest.fixture(autouse=True)
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "outcomes.sqlite"
     monkeypatch.setenv("OUTCOMES_SQLITE_PATH", str(path))
     return path
@@ -51,13 +51,11 @@ def services(settings: Settings | None = None) -> Iterator[Services]:
         built.close()
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A store folder recorded once for the module (V1 under frank1991 in clinic-a, twice, one
-    closed, and in clinic-b) and the episode ids by name."""
-    folder = tmp_path_factory.mktemp("recorded")
+def record_episodes(settings: Settings | None = None) -> dict[str, str]:
+    """V1 under frank1991 in clinic-a, twice, one closed, and in clinic-b, recorded into the
+    store ``settings`` name (default: the CLI's); the episode ids by name."""
     found = {}
-    with services(Settings(sqlite_path=folder / "outcomes.sqlite")) as s:
+    with services(settings) as s:
         for name, clinic in (("a", "clinic-a"), ("closed", "clinic-a"), ("b", "clinic-b")):
             episode_id = s.app.open_episode(patient_ref=f"pseudo-{name}", clinic_id=clinic,
                                             recorded_by="u", criteria="frank1991",
@@ -69,15 +67,25 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
             found[name] = str(episode_id)
         s.app.close_episode(UUID(found["closed"]), discharged_on=date(2026, 6, 22),
                             recorded_by="u")
-    return folder, found
+    return found
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A SQLite store folder recorded once for the module, and the episode ids by name."""
+    folder = tmp_path_factory.mktemp("recorded")
+    return folder, record_episodes(Settings(sqlite_path=folder / "outcomes.sqlite"))
 
 
 @pytest.fixture
-def episodes(recorded: tuple[Path, dict[str, str]], store: Path) -> dict[str, str]:
-    """The recorded store's files copied into this test's store folder (copying costs no fsync;
-    recording anew would cost ~120), and the episode ids by name."""
-    folder, found = recorded
-    shutil.copytree(folder, store.parent, dirs_exist_ok=True)
+def episodes(store: str, request: pytest.FixtureRequest, sqlite_file: Path) -> dict[str, str]:
+    """The episodes in this test's store: on SQLite the recorded store's files copied into its
+    folder (copying costs no fsync; recording anew would cost ~120), on PostgreSQL recorded
+    into the test's own ledger; the episode ids by name."""
+    if store == "postgres":
+        return record_episodes()
+    folder, found = request.getfixturevalue("recorded")
+    shutil.copytree(folder, sqlite_file.parent, dirs_exist_ok=True)
     return dict(found)
 
 

@@ -1,14 +1,18 @@
-"""Fixtures for the application tests: a fixed clock, the in-memory store by default, SQLite on request."""
+"""Fixtures for the application tests: a fixed clock; each test that takes ``app`` runs twice
+(the ``store`` fixture, tests/conftest.py): on the in-memory store (or, marked ``file_store``,
+a SQLite file in ``tmp_path``) and on a PostgreSQL ledger of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from postgres import PostgresLedger, require_postgres
 
 from application.outcomes import OutcomesApplication
+from bootstrap import Settings
 
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
 
@@ -23,13 +27,29 @@ def sqlite_env(tmp_path: Path) -> dict[str, str]:
             "SQLITE_DBNAME": str(tmp_path / "outcomes.sqlite")}
 
 
+def postgres_env(ledger: PostgresLedger) -> dict[str, str]:
+    """The write model's library environment on ``ledger`` (tables made by ``db init``)."""
+    settings = Settings(**ledger.settings_fields())
+    require_postgres(settings)
+    return settings.eventsourcing_env()
+
+
 @pytest.fixture
-def app(request: pytest.FixtureRequest, tmp_path: Path) -> OutcomesApplication:
-    """The application with the clock stopped at 2027-12-31 UTC: on the in-memory store, or on a
-    SQLite file in ``tmp_path`` for a test marked ``file_store`` (the store is what it tests)."""
-    if request.node.get_closest_marker("file_store"):
-        return OutcomesApplication(request.getfixturevalue("sqlite_env"), clock=fixed_clock)
-    return OutcomesApplication({}, clock=fixed_clock)
+def app(store: str, request: pytest.FixtureRequest) -> Iterator[OutcomesApplication]:
+    """The application with the clock stopped at 2027-12-31 UTC, on ``store``: in memory, a
+    SQLite file in ``tmp_path`` (a test marked ``file_store``: the store is what it tests), or
+    a PostgreSQL ledger of the test's own. Closed after the test."""
+    if store == "postgres":
+        env = postgres_env(request.getfixturevalue("postgres_ledger"))
+    elif store == "sqlite":
+        env = request.getfixturevalue("sqlite_env")
+    else:
+        env = {}
+    application = OutcomesApplication(env, clock=fixed_clock)
+    try:
+        yield application
+    finally:
+        application.close()
 
 
 @pytest.fixture

@@ -1,0 +1,47 @@
+"""kill -9 an API worker of ``outcomes serve --workers 2`` during 1,000 concurrent writes: every
+write a client got a 2xx for is stored exactly once, and repeating any write with its
+``assessment_id`` answers with the first result (issue 10, "Faults")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from fault_harness import Lab, Load, acknowledged_are_stored_once, client, open_episodes
+from postgres import PostgresLedger
+
+pytestmark = [pytest.mark.faults, pytest.mark.postgres]
+EPISODES, PER_EPISODE = 50, 20  # 1,000 writes
+KILL_AFTER = 300  # acknowledged writes before the kill
+
+
+def test_every_acknowledged_write_is_stored_once_when_a_worker_is_killed(
+        lab: Lab, postgres_ledger: PostgresLedger) -> None:
+    store = postgres_ledger.environ()
+    service = lab.service(store, workers=2, OUTCOMES_PROJECTIONS="runners")
+    episodes = open_episodes(service.url, EPISODES)
+    load = Load(service.url, episodes, threads=25, limit=PER_EPISODE).start()
+    deadline = time.monotonic() + 120
+    while len(load.acked) < KILL_AFTER:
+        assert time.monotonic() < deadline, f"only {len(load.acked)} writes acknowledged"
+        time.sleep(0.01)
+    victim = service.worker_pids()[0]
+    os.kill(victim, signal.SIGKILL)
+    load.join()
+
+    assert service.process is not None and service.process.alive()
+    assert victim not in service.process.children()  # it was killed (uvicorn may replace it)
+    assert len(load.acked) == EPISODES * PER_EPISODE  # every write got its 2xx in the end
+    assert 500 not in load.statuses()
+    stored = acknowledged_are_stored_once(load, store)
+    assert sum(stored.values()) == EPISODES * PER_EPISODE
+    with client(service.url) as http:
+        for key, first in load.acked.items():
+            retry = http.post(f"/episodes/{key[0]}/assessments", json=load.bodies[key])
+            assert retry.status_code == 200, retry.text
+            assert retry.json()["replayed"] is True
+            same = {k: v for k, v in retry.json().items() if k not in ("replayed", "position")}
+            assert same == {k: v for k, v in first.items() if k not in ("replayed", "position")}
+    assert sum(acknowledged_are_stored_once(load, store).values()) == EPISODES * PER_EPISODE
