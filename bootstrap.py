@@ -25,9 +25,9 @@ from application.access_log import AccessLog
 from application.adoption import ClinicAdoptions
 from application.outcomes import Clock, OutcomesApplication, utc_now
 from application.rescoring import RescoringLog, ShadowRuns
-from projections.access_log import AccessLogView
 from projections.rescorings import RescoringStore
-from projections.runner import ReadModels, open_view
+from projections.runner import ReadModels
+from projections.storage import ViewStore, view_store_for
 
 
 class Settings(BaseSettings):
@@ -120,6 +120,11 @@ class Settings(BaseSettings):
         own = f"[{self.host}]" if ":" in self.host else self.host
         return list(dict.fromkeys(["127.0.0.1", "localhost", "[::1]", own]))
 
+    def view_store(self) -> ViewStore:
+        """Where the read models live (``projections.storage``): SQLite files in
+        ``views_folder()`` (in-memory databases for ``persistence=memory``), or PostgreSQL."""
+        return view_store_for(self)
+
     def views_folder(self) -> Path | None:
         if self.persistence == "memory":
             return None
@@ -169,11 +174,9 @@ class Services:
 
     def close(self) -> None:
         self.shadow_runs.close()
-        for view in self.access_views.views.values():
-            view.datastore.close()
+        self.access_views.close()
         self.access_log.close()
-        for view in self.read_models.views.values():
-            view.datastore.close()
+        self.read_models.close()
         self.rescorings.datastore.close()
         self.runs.close()
         self.app.close()
@@ -184,12 +187,11 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
     if settings.persistence == "sqlite":
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
-    read_models = ReadModels.open(app, settings.views_folder())
+    read_models = ReadModels.open(app, settings.view_store())
     rescorings = RescoringStore(settings.views_folder())
     runs = RescoringLog(settings.eventsourcing_env("rescoring-runs.sqlite"))
     access_log = AccessLog(settings.eventsourcing_env("access-log.sqlite"), clock=clock)
-    access_views = ReadModels(access_log, {AccessLogView.name: open_view(
-        AccessLogView, settings.views_folder())})
+    access_views = ReadModels.open(access_log, settings.view_store())
     return Services(app, read_models, rescorings, runs, ShadowRuns(app, runs, rescorings),
                     ClinicAdoptions(app, read_models.open_episodes), access_log, access_views)
 
@@ -207,7 +209,7 @@ def open_existing_store(settings: Settings) -> OutcomesApplication | None:
 LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
-    "host", "port", "stage", "location", "path", "ignored",
+    "host", "port", "stage", "location", "path", "ignored", "view", "reason", "lag",
 })
 
 
