@@ -41,8 +41,10 @@ def topics_of(*classes: type) -> tuple[str, ...]:
     found = set()
     for owner in classes:
         for value in vars(owner).values():
-            if isinstance(value, type) and "TOPIC" in vars(value) and hasattr(value, "originator_id"):
-                found.add(vars(value)["TOPIC"])
+            topic = getattr(value, "TOPIC", None) if isinstance(value, type) else None
+            if topic and topic.startswith(f"{vars(owner)['TOPIC']}.") and not topic.endswith(
+                    ".Created"):  # Created: declared for explicit topics, never stored
+                found.add(topic)
     return tuple(sorted(found))
 
 
