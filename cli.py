@@ -4,6 +4,7 @@ rescore, adopt. Commands that write record ``cli:<os user>`` as ``recorded_by``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -290,7 +291,10 @@ def projections_run(
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
-    raise typer.Exit(run(names or [], settings, stop))
+    code = run(names or [], settings, stop)
+    if code:  # a stalled runner's threads may hang on a dead connection: do not wait for them
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, criteria: str,

@@ -168,6 +168,7 @@ class ReadModels:
         """Create the tables of every read model's live generation (idempotent; serialised
         across processes; what ``outcomes db init`` runs)."""
         assert self.store is not None
+        self.store.create_catalog()
         for name, view_class in self.classes.items():
             generation = self.store.live(view_class)
             view = self.store.open(view_class, generation, create=True)
@@ -419,56 +420,68 @@ def _declared(view: ReadModel) -> type[ReadModel]:
 # -- runners ------------------------------------------------------------------------------------
 
 def _follow_one(models: ReadModels, name: str, env: Mapping[str, str],
-                application_class: type[Any], stop: threading.Event, stall_s: float,
-                interval: float = 0.2) -> int:
-    """Keep read model ``name`` current until ``stop``; 0 then, 1 when the watchdog finds it
-    stalled (lag above zero and its position unchanged for ``stall_s`` seconds)."""
+                application_class: type[Any], stop: threading.Event,
+                interval: float = 0.2) -> None:
+    """Keep read model ``name`` current until ``stop``: the library's ProjectionRunner on
+    PostgreSQL, a polling catch-up on SQLite; restarted on the new generation after a rebuild's
+    switch; idle while the view is refused."""
     assert models.store is not None
     postgres = models.store.kind == "postgres"
-    seen, since = (-1, time.monotonic())
     while not stop.is_set():
         live = models._current(name)
         if models.verify(name) is not None:
             stop.wait(1.0)  # refused: wait for a rebuild's new generation
             continue
-        runner = (ViewRunner(application_class=application_class, view=live.view, env=env)
-                  if postgres else None)
+        def switched(generation: int = live.generation) -> bool:
+            return stop.is_set() or models.store.live(models.classes[name]) != generation
+
+        if postgres:
+            with ViewRunner(application_class=application_class, view=live.view,
+                            env=env) as runner:
+                while not switched():
+                    runner.run_forever(timeout=interval)  # re-raises the projection's error
+        else:
+            while not switched():
+                models.catch_up([name])
+                stop.wait(interval)
+
+
+def _watch(models: ReadModels, name: str, stall_s: float, stop: threading.Event) -> bool:
+    """The watchdog of one runner (own connections): True, after logging an error, once read
+    model ``name``'s lag has stayed above zero with its position unchanged for ``stall_s``
+    seconds (a lost LISTEN connection stalls silently otherwise); False when ``stop`` is set."""
+    seen, since = -1, time.monotonic()
+    while not stop.wait(min(1.0, stall_s / 4)):
         try:
-            while not stop.is_set() and models.store.live(models.classes[name]) == live.generation:
-                if runner is not None:
-                    runner.run_forever(timeout=interval)
-                else:
-                    models.catch_up([name])
-                    stop.wait(interval)
-                position, lag = models.position(name), models.lag(name)
-                if lag <= 0 or position != seen:
-                    seen, since = position, time.monotonic()
-                elif time.monotonic() - since >= stall_s:
-                    log.error("runner stalled", view=name, position=position, lag=lag)
-                    return 1
-        finally:
-            if runner is not None:
-                runner.stop()
-                runner.__exit__(None, None, None)
-    return 0
+            position, lag = models.position(name), models.lag(name)
+        except Exception as exc:  # the database is away: that is not progress either
+            log.warning("watchdog cannot read the view", view=name, error_type=type(exc).__name__)
+            position, lag = seen, 1
+        if lag <= 0 or position != seen:
+            seen, since = position, time.monotonic()
+        elif time.monotonic() - since >= stall_s:
+            log.error("runner stalled", view=name, position=position, lag=lag)
+            return True
+    return False
 
 
 def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int:
     """``outcomes projections run``: keep read models ``names`` (default all five) current
     until ``stop_event`` is set; returns the exit status: 0 when stopped, 1 when a runner
-    stalled (logged first) or failed. Each read model is driven by one runner at a time
+    stalled (the watchdog: lag above zero and unchanged for ``settings.projection_stall_s``
+    seconds, logged first) or failed. Each read model is driven by one runner at a time
     (``ViewStore.runner_lock``: a second process waits and takes over when the first dies);
     a runner resumes from the view's tracked position after any crash, and follows a rebuild
-    to the new generation."""
+    to the new generation. Raises ValueError for an unknown name."""
     from application.access_log import AccessLog
     from application.outcomes import OutcomesApplication
 
     known = {**READ_MODELS, **ACCESS_MODELS}
     names = list(names) or list(known)
-    unknown = [n for n in names if n not in known]
-    if unknown:
+    if unknown := [n for n in names if n not in known]:
         raise ValueError(f"unknown read model {', '.join(unknown)}; known: {', '.join(known)}")
     view_store: ViewStore = settings.view_store()
+    stall_s = float(getattr(settings, "projection_stall_s", 60))
     results: dict[str, int] = {}
     halt = threading.Event()
 
@@ -479,33 +492,35 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
         try:
             with view_store.runner_lock(name, halt) as held:
                 if not held:
-                    results[name] = 0
                     return
                 log.info("runner started", view=name)
                 app = app_class(env)
                 models = ReadModels.open(app, view_store, [name], create=False)
-                try:
-                    results[name] = _follow_one(models, name, env, app_class, halt,
-                                                float(getattr(settings, "projection_stall_s", 60)))
-                finally:
-                    for live in models._live.values():
-                        live.view.datastore.close()
-                    app.close()
+                watched = ReadModels.open(app, view_store, [name], create=False)
+                watchdog = threading.Thread(target=lambda: _watch(watched, name, stall_s, halt)
+                                            and _stalled(name), daemon=True)
+                watchdog.start()
+                _follow_one(models, name, env, app_class, halt)
         except Exception as exc:
             log.error("runner failed", view=name, error_type=type(exc).__name__)
+
             results[name] = 1
         finally:
             halt.set()  # one runner ending ends the process: its supervisor restarts it
 
-    threads = [threading.Thread(target=one, args=(n,), name=f"runner-{n}") for n in names]
+    def _stalled(name: str) -> None:
+        results[name] = 1
+        halt.set()
+
+    threads = [threading.Thread(target=one, args=(n,), name=f"runner-{n}", daemon=True)
+               for n in names]
     for thread in threads:
         thread.start()
     while not halt.wait(0.2):
         if stop_event.is_set():
             halt.set()
     for thread in threads:
-        thread.join()
-    view_store.close()
+        thread.join(timeout=10)  # a thread stuck on a dead connection is left to the exit
     return max(results.values(), default=0)
 
 

@@ -84,6 +84,10 @@ class ViewStore(ABC):
         """Hold the lock of read model ``name``'s runner: yields True once held (waiting, every
         ``poll`` seconds, while another process holds it), False when ``stop`` was set first."""
 
+    def create_catalog(self) -> None:
+        """Create the catalog if missing (idempotent, safe under concurrency)."""
+        return None
+
     def close(self) -> None:
         """Release connections (views opened from the store are closed by their owner)."""
         return None

@@ -10,10 +10,10 @@ from datetime import date
 from typing import Any
 
 import pytest
+from test_rebuild import generate, of_topics
 
 from projections.errors import ViewUnavailable
 from projections.runner import READ_MODELS, ReadModels
-from test_rebuild import generate, of_topics
 
 START = date(2026, 1, 5)
 
