@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from functools import cache
@@ -24,7 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
@@ -168,7 +168,7 @@ class ViewCursor:
         return list(raw.fetchmany(size))
 
 
-class ReadModel(TrackingRecorder):
+class ReadModel:
     """Base view: subclasses give ``name``, ``version``, ``topics``, ``tables`` (CREATE
     statements, SQLite syntax that PostgreSQL also accepts) and ``apply(event, cursor,
     position)``, which updates rows for one event (events a read model does not need only
@@ -182,21 +182,29 @@ class ReadModel(TrackingRecorder):
     tables: tuple[str, ...] = ()
     postgres = False
     datastore: Any
+    table_migration_identifier: str
+    # Given by the concrete recorder (``on_sqlite``/``on_postgres``); declared for the checker.
+    _max_tracking_id: Callable[..., int | None]
+    _insert_tracking: Callable[..., None]
+    create_table: Callable[[], None]
+
+    max_tracking_id: Callable[[str], int | None]
+    tracking_table_name: str
 
     @classmethod
-    def on_sqlite(cls) -> type[ReadModel]:
+    def on_sqlite(cls) -> Callable[..., ReadModel]:
         """The concrete view on SQLite (a ``SQLiteTrackingRecorder``)."""
         return _concrete(cls, SQLiteTrackingRecorder)
 
     @classmethod
-    def on_postgres(cls) -> type[ReadModel]:
+    def on_postgres(cls) -> Callable[..., ReadModel]:
         """The concrete view on PostgreSQL (a ``PostgresTrackingRecorder``; pass
         ``tracking_table_name``)."""
         return _concrete(cls, _PostgresView)
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(),  # type: ignore[misc]
-                *self.tables, FINGERPRINT]
+        inherited: list[str] = super().construct_create_table_statements()  # type: ignore[misc]
+        return [*inherited, *self.tables, FINGERPRINT]
 
     def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
         raise NotImplementedError
@@ -262,7 +270,7 @@ class ReadModel(TrackingRecorder):
                 cursor.execute(f"DELETE FROM {table}")
         with self.datastore.transaction(commit=True) as raw:
             if self.postgres:
-                raw.execute(f"DELETE FROM {self.tracking_table_name} "  # type: ignore[attr-defined]
+                raw.execute(f"DELETE FROM {self.tracking_table_name} "
                             "WHERE application_name != %s", (self.table_migration_identifier,))
             else:
                 raw.execute("DELETE FROM tracking WHERE application_name != ?",
@@ -308,12 +316,18 @@ class _PostgresView(PostgresTrackingRecorder):
         from psycopg import sql
         super().__init__(datastore, **kwargs)
         self.sql_create_statements.extend(
-            sql.SQL(postgres_ddl(s)) for s in (*self.tables, FINGERPRINT))  # type: ignore[arg-type]
+            sql.Composed([sql.SQL(postgres_ddl(s))])
+            for s in (*self.tables, FINGERPRINT))
 
 
-@cache
+_CONCRETE: dict[tuple[type, type], type[ReadModel]] = {}
+
+
 def _concrete(view_class: type[ReadModel], recorder: type) -> type[ReadModel]:
-    postgres = recorder is _PostgresView
-    name = ("Postgres" if postgres else "SQLite") + view_class.__name__
-    return type(name, (view_class, recorder), {"postgres": postgres,
-                                               "__module__": view_class.__module__})
+    key = (view_class, recorder)
+    if key not in _CONCRETE:
+        postgres = recorder is _PostgresView
+        name = ("Postgres" if postgres else "SQLite") + view_class.__name__
+        _CONCRETE[key] = type(name, (view_class, recorder), {
+            "postgres": postgres, "__module__": view_class.__module__})
+    return _CONCRETE[key]

@@ -28,13 +28,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import structlog
 from eventsourcing.application import Application
 from eventsourcing.dispatch import singledispatchmethod
-from eventsourcing.persistence import IntegrityError, OperationalError, Tracking
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    Tracking,
+    TrackingRecorder,
+)
 from eventsourcing.projection import BaseProjectionRunner, Projection, ProjectionRunner
 from eventsourcing.utils import Environment, EnvType
 
@@ -62,7 +67,7 @@ def open_view(view_class: type[ReadModel], folder: Path | None) -> ReadModel:
     return SQLiteViewStore(folder).open(view_class, 1, create=True)
 
 
-class ViewProjection(Projection[ReadModel]):
+class ViewProjection(Projection[Any]):
     """A read model as the library's projection: ``name`` and ``topics`` are the view's; each
     event is applied with its tracking in one transaction (``ReadModel.process``). An event that
     another process has already processed (IntegrityError) is skipped."""
@@ -78,17 +83,17 @@ class ViewProjection(Projection[ReadModel]):
                               [(domain_event, tracking.notification_id)])
 
 
-class ViewRunner(ProjectionRunner[Any, ReadModel]):
+class ViewRunner(ProjectionRunner[Any, Any]):
     """The library's ``ProjectionRunner`` over a view we opened (its generation's schema), with
     an environment that is exactly ``env`` (``os.environ`` is never read, ADR 0010)."""
 
     def __init__(self, *, application_class: type[Any], view: ReadModel, env: EnvType) -> None:
         self.view = view
-        self.projection = ViewProjection(view)  # type: ignore[assignment]
+        self.projection = ViewProjection(view)
         BaseProjectionRunner.__init__(self, projection=self.projection,
                                       application_class=application_class,
-                                      tracking_recorder=view, topics=self.projection.topics,
-                                      env=env)
+                                      tracking_recorder=cast(TrackingRecorder, view),
+                                      topics=self.projection.topics, env=env)
 
     @staticmethod
     def _construct_env(name: str, env: EnvType | None = None) -> Environment:
@@ -433,6 +438,7 @@ def _follow_one(models: ReadModels, name: str, env: Mapping[str, str],
             stop.wait(1.0)  # refused: wait for a rebuild's new generation
             continue
         def switched(generation: int = live.generation) -> bool:
+            assert models.store is not None
             return stop.is_set() or models.store.live(models.classes[name]) != generation
 
         if postgres:
@@ -497,8 +503,12 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
                 app = app_class(env)
                 models = ReadModels.open(app, view_store, [name], create=False)
                 watched = ReadModels.open(app, view_store, [name], create=False)
-                watchdog = threading.Thread(target=lambda: _watch(watched, name, stall_s, halt)
-                                            and _stalled(name), daemon=True)
+                def watch() -> None:
+                    if _watch(watched, name, stall_s, halt):
+                        results[name] = 1
+                        halt.set()
+
+                watchdog = threading.Thread(target=watch, daemon=True)
                 watchdog.start()
                 _follow_one(models, name, env, app_class, halt)
         except Exception as exc:
@@ -507,10 +517,6 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
             results[name] = 1
         finally:
             halt.set()  # one runner ending ends the process: its supervisor restarts it
-
-    def _stalled(name: str) -> None:
-        results[name] = 1
-        halt.set()
 
     threads = [threading.Thread(target=one, args=(n,), name=f"runner-{n}", daemon=True)
                for n in names]

@@ -235,9 +235,10 @@ def postgres_datastore(env: Mapping[str, str], schema: str, *, pool_size: int = 
         pre_ping=(env.get("POSTGRES_PRE_PING") or "y").lower() in ("y", "yes", "true", "1", "on"),
         idle_in_transaction_session_timeout=30,
         pool_size=pool_size, max_overflow=overflow, schema=identifier(schema))
+    kwargs: dict[str, Any] = datastore.pool.kwargs  # type: ignore[assignment]
     if "," in env["POSTGRES_HOST"]:
-        datastore.pool.kwargs["target_session_attrs"] = "read-write"
-    datastore.pool.kwargs.update(keepalives=1, keepalives_idle=10, keepalives_interval=5,
+        kwargs["target_session_attrs"] = "read-write"
+    kwargs.update(keepalives=1, keepalives_idle=10, keepalives_interval=5,
                                  keepalives_count=3)
     return datastore
 
@@ -263,7 +264,7 @@ class PostgresViewStore(ViewStore):
     def _session(self) -> Iterator[Any]:
         """A dedicated autocommit connection (advisory locks live as long as it)."""
         import psycopg
-        kwargs = dict(self._catalog.pool.kwargs)
+        kwargs = dict(self._catalog.pool.kwargs)  # type: ignore[arg-type]
         kwargs.pop("row_factory", None)
         with psycopg.connect(autocommit=True, connect_timeout=int(
                 float(self.env.get("POSTGRES_CONNECT_TIMEOUT") or 5)), **kwargs) as conn:

@@ -46,7 +46,8 @@ def test_status_shows_the_access_log_read_model_and_its_lag() -> None:
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
     assert set(status) == {"episodes", "stages", "audit", "cohort", "access-log"}
-    assert status["access-log"] == {"position": 0, "lag": 3, "state": "ok", "reason": None}  # its own store's positions
+    # the access log's own store's positions
+    assert status["access-log"] == {"position": 0, "lag": 3, "state": "ok", "reason": None}
     assert status["episodes"] == {"position": 0, "lag": 0, "state": "ok", "reason": None}
 
 
