@@ -181,6 +181,8 @@ class ReadModel:
     topics: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()
     postgres = False
+    # PostgreSQL: commit view transactions without waiting for the WAL flush (see ``writing``).
+    asynchronous_commit = True
     datastore: Any
     table_migration_identifier: str
     # Given by the concrete recorder (``on_sqlite``/``on_postgres``); declared for the checker.
@@ -215,7 +217,7 @@ class ReadModel:
         (``synchronous_commit = off``): a crash may lose the last commits of the view, rows and
         tracking together, which are then reprocessed (ADR 0018)."""
         with self.datastore.transaction(commit=True) as cursor:
-            if self.postgres:
+            if self.postgres and self.asynchronous_commit:
                 cursor.execute("SET LOCAL synchronous_commit = off")
             yield ViewCursor(cursor, self.postgres)
 

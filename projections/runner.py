@@ -442,6 +442,10 @@ def _follow_one(models: ReadModels, name: str, env: Mapping[str, str],
             return stop.is_set() or models.store.live(models.classes[name]) != generation
 
         if postgres:
+            # The backlog in batches (one transaction per batch_size events), then the
+            # subscription for the tail (one transaction per event).
+            while not switched() and models.catch_up([name]) >= models.batch_size:
+                pass
             with ViewRunner(application_class=application_class, view=live.view,
                             env=env) as runner:
                 while not switched():
