@@ -142,3 +142,26 @@ def test_the_watchdog_exits_non_zero_when_a_view_stops_advancing(store):
     assert "runner stalled" in out + err
     models.close()
     app.close()
+
+
+def test_a_runner_follows_a_rebuild_to_the_new_generation(store):
+    app = store.app()
+    models = ReadModels.open(app, store.views())
+    start = generate.__globals__["START"]
+    app.open_episode(patient_ref="pt-1", clinic_id="c", recorded_by="u", criteria="acnp2006",
+                     opened_on=start)
+    process = runner(store, ["episodes"])
+    try:
+        assert until(lambda: models.lag("episodes") == 0, 30)
+        models.rebuild("episodes")  # generation 2 is live now
+        assert models._current("episodes").generation == 2
+        app.open_episode(patient_ref="pt-2", clinic_id="c", recorded_by="u",
+                         criteria="acnp2006", opened_on=start)
+        assert until(lambda: models.lag("episodes") == 0, 30)  # processed into generation 2
+        assert len(models.episodes.find()[0]) == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err[-2000:]
+    models.close()
+    app.close()
