@@ -463,6 +463,9 @@ def _watch(models: ReadModels, name: str, stall_s: float, stop: threading.Event)
     seen, since = -1, time.monotonic()
     while not stop.wait(min(1.0, stall_s / 4)):
         try:
+            if models.verify(name) is not None:  # refused (logged once): idle, not stalled
+                seen, since = -1, time.monotonic()
+                continue
             position, lag = models.position(name), models.lag(name)
         except Exception as exc:  # the database is away: that is not progress either
             log.warning("watchdog cannot read the view", view=name, error_type=type(exc).__name__)

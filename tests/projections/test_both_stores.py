@@ -215,3 +215,16 @@ def test_every_reader_sees_what_was_stored_when_it_asked(store):
     for worker in workers:
         worker.close()
     app.close()
+
+
+def test_a_read_catches_up_only_the_read_model_it_reads(store):
+    """(was: the first GET …/stages after a burst waited for all four read models)"""
+    app = store.app()
+    models = ReadModels.open(app, store.views())
+    generate(app, ReadModels.open(app, None), episodes=5, seed=1)
+    assert models.catch_up(["stages"]) > 0
+    assert models.lag("stages") == 0
+    assert {n: models.position(n) for n in ("episodes", "audit", "cohort")} == {
+        "episodes": 0, "audit": 0, "cohort": 0}
+    models.close()
+    app.close()
