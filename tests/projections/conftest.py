@@ -20,13 +20,46 @@ from application.access_log import AccessLog
 from application.outcomes import OutcomesApplication
 from projections.storage import PostgresViewStore, SQLiteViewStore, ViewStore
 
+_OWN: dict[str, str] = {}
+
 
 def postgres_server() -> dict[str, str]:
+    """The suite's server (``OUTCOMES_TEST_POSTGRES_HOST``/``_PORT``/``_USER``), else a
+    throwaway cluster of this test process (initdb as the ``postgres`` user when run as root,
+    trust auth, a free loopback port; stopped at exit). Never skips."""
     host = os.environ.get("OUTCOMES_TEST_POSTGRES_HOST")
-    if not host:
-        pytest.fail("OUTCOMES_TEST_POSTGRES_HOST/PORT are not set (the suite's cluster)")
-    return {"host": host, "port": os.environ.get("OUTCOMES_TEST_POSTGRES_PORT", "5432"),
-            "user": os.environ.get("OUTCOMES_TEST_POSTGRES_USER", "postgres")}
+    if host:
+        return {"host": host, "port": os.environ.get("OUTCOMES_TEST_POSTGRES_PORT", "5432"),
+                "user": os.environ.get("OUTCOMES_TEST_POSTGRES_USER", "postgres")}
+    if not _OWN:
+        _OWN.update(_start_cluster())
+    return {"host": "127.0.0.1", "port": _OWN["port"], "user": "postgres"}
+
+
+def _start_cluster() -> dict[str, str]:
+    import atexit
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="pg-views-test-")
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    subprocess.run([*as_user, "initdb", "-D", f"{folder}/data", "--auth=trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, "pg_ctl", "-D", f"{folder}/data", "-l", f"{folder}/log", "-w", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder} "
+                    f"-c fsync=off -c max_connections=300", "start"],
+                   check=True, capture_output=True)
+    atexit.register(lambda: subprocess.run(
+        [*as_user, "pg_ctl", "-D", f"{folder}/data", "-m", "immediate", "stop"],
+        capture_output=True))
+    return {"port": port, "folder": folder}
 
 
 @dataclass
