@@ -349,13 +349,19 @@ class ReadModels:
     def rebuild(self, name: str, progress: Progress | None = None) -> int:
         """Build read model ``name`` from position 0 into a new generation beside the live one,
         then switch to it atomically once caught up (readers keep reading the old generation
-        until then; a generation older than the previous live one is dropped). Returns how
-        many events were processed. Views without a store are rebuilt in place."""
+        until then; a generation older than the previous live one is dropped). One rebuild of a
+        read model at a time (a second waits for the first). Returns how many events were
+        processed. Views without a store are rebuilt in place."""
         if self.store is None:
             with self._locks[name]:
                 self._live[name].view.clear()
                 self._live[name].refused = None
             return self.catch_up([name], progress)
+        with self.store.runner_lock(f"rebuild-{name}", threading.Event()):
+            return self._rebuild(name, progress)
+
+    def _rebuild(self, name: str, progress: Progress | None) -> int:
+        assert self.store is not None
         view_class = self.classes[name]
         live = self.store.live(view_class)
         existing = self.store.generations(view_class)

@@ -205,19 +205,31 @@ class SQLiteViewStore(ViewStore):
 
 
 class ViewDatastore(PostgresDatastore):
-    """A ``PostgresDatastore`` whose connections resolve unqualified names in ``schema`` (set
-    with ``sql.Identifier`` when a connection is made), so the read models' statements are the
-    same on both stores. With several hosts (libpq multi-host) it asks for the read-write one."""
+    """A ``PostgresDatastore`` whose transactions resolve unqualified names in ``schema``
+    (``SET LOCAL search_path``, the name passed with ``sql.Identifier``), so the read models'
+    statements are the same on both stores. ``share(pool_owner)`` makes it use another
+    datastore's pool: every read model of a process then shares one small pool (its ``close``
+    leaves the shared pool to its owner). With several hosts (libpq multi-host) it asks for the
+    read-write one."""
 
-    def after_connect_func(self) -> Any:
+    shared = False
+
+    def share(self, owner: PostgresDatastore) -> ViewDatastore:
+        self.pool.close()
+        self.pool, self.shared = owner.pool, True
+        return self
+
+    @contextlib.contextmanager
+    def transaction(self, *, commit: bool = False) -> Iterator[Any]:
         from psycopg import sql
-        inherited = super().after_connect_func()
-        path = sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
+        with super().transaction(commit=commit) as cursor:
+            cursor.execute(sql.SQL("SET LOCAL search_path TO {}").format(
+                sql.Identifier(self.schema)))
+            yield cursor
 
-        def after_connect(conn: Any) -> None:
-            inherited(conn)
-            conn.cursor().execute(path)
-        return after_connect
+    def close(self) -> None:
+        if not self.shared:
+            super().close()
 
 
 def postgres_datastore(env: Mapping[str, str], schema: str, *, pool_size: int = 1,
@@ -253,7 +265,9 @@ class PostgresViewStore(ViewStore):
 
     def __init__(self, env: Mapping[str, str], schema: str = "public") -> None:
         self.env, self.schema = dict(env), identifier(schema)
-        self._catalog = postgres_datastore(self.env, self.schema, pool_size=1, max_overflow=4)
+        # One pool for the catalog and every read model this process opens (min 1 connection,
+        # at most 1 + POSTGRES_POOL_SIZE).
+        self._catalog = postgres_datastore(self.env, self.schema, pool_size=1)
         self._catalog_ready = False
 
     def generation_schema(self, view_class: type[ReadModel], generation: int) -> str:
@@ -289,8 +303,9 @@ class PostgresViewStore(ViewStore):
     def open(self, view_class: type[ReadModel], generation: int, *, create: bool) -> ReadModel:
         from psycopg import sql
         schema = self.generation_schema(view_class, generation)
-        view = view_class.on_postgres()(postgres_datastore(self.env, schema),
-                                        tracking_table_name="tracking")
+        view = view_class.on_postgres()(
+            postgres_datastore(self.env, schema).share(self._catalog),
+            tracking_table_name="tracking")
         if create:
             if not self._catalog_ready:
                 self.create_catalog()
