@@ -29,9 +29,9 @@ from application.adoption import ClinicAdoptions
 from application.environment import ExplicitEnvironment
 from application.outcomes import Clock, OutcomesApplication, utc_now
 from application.rescoring import RescoringLog, ShadowRuns
-from projections.access_log import AccessLogView
 from projections.rescorings import RescoringStore
-from projections.runner import ReadModels, open_view
+from projections.runner import ReadModels
+from projections.storage import ViewStore, view_store_for
 
 # Schema names come from the settings and are validated here, then quoted by psycopg's sql module.
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
@@ -219,6 +219,11 @@ class Settings(BaseSettings):
         own = f"[{self.host}]" if ":" in self.host else self.host
         return list(dict.fromkeys(["127.0.0.1", "localhost", "[::1]", own]))
 
+    def view_store(self) -> ViewStore:
+        """Where the read models live (``projections.storage``): SQLite files in
+        ``views_folder()`` (in-memory databases for ``persistence=memory``), or PostgreSQL."""
+        return view_store_for(self)
+
     def views_folder(self) -> Path | None:
         """Where the SQLite read models live (None: in memory)."""
         if self.store == "memory":
@@ -269,11 +274,9 @@ class Services:
 
     def close(self) -> None:
         self.shadow_runs.close()
-        for view in self.access_views.views.values():
-            view.datastore.close()
+        self.access_views.close()
         self.access_log.close()
-        for view in self.read_models.views.values():
-            view.datastore.close()
+        self.read_models.close()
         self.rescorings.datastore.close()
         self.runs.close()
         self.app.close()
@@ -290,10 +293,11 @@ class StartupError(Exception):
     than configured, database functions on, tables missing (``outcomes db init``)."""
 
 
-def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
+def build(settings: Settings, *, clock: Clock = utc_now,
+          create_tables: bool | None = None) -> Services:
     """Open the event stores and the read models. SQLite and memory create their files and
-    tables when missing; PostgreSQL never creates tables here (``init_store`` does) and each
-    store is checked first (``check_store``). Raises StartupError when a check fails; the
+    tables when missing; PostgreSQL creates none here unless ``create_tables`` (``init_store``
+    does) and each store is checked first (``check_store``). Raises StartupError when a check fails; the
     library's OperationalError when the database cannot be reached."""
     if settings.store == "sqlite":
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
@@ -311,10 +315,14 @@ def build(settings: Settings, *, clock: Clock = utc_now) -> Services:
         for each in opened:
             each.close()
         raise
-    read_models = ReadModels.open(app, settings.views_folder())
-    rescorings = RescoringStore(settings.views_folder())
-    access_views = ReadModels(access_log, {AccessLogView.name: open_view(
-        AccessLogView, settings.views_folder())})
+    # PostgreSQL: the tables exist (``init_store``); SQLite and memory create them when missing.
+    create = settings.store != "postgres" if create_tables is None else create_tables
+    views = settings.view_store()
+    read_models = ReadModels.open(app, views, create=create)
+    access_views = ReadModels.open(access_log, views, create=create)
+    rescorings = (RescoringStore.on_postgres(settings.eventsourcing_env(),
+                                             settings.postgres_schema, create=create)
+                  if settings.store == "postgres" else RescoringStore(settings.views_folder()))
     return Services(app, read_models, rescorings, runs, ShadowRuns(app, runs, rescorings),
                     ClinicAdoptions(app, read_models.open_episodes), access_log, access_views)
 
@@ -363,7 +371,7 @@ def init_store(settings: Settings) -> list[str]:
                     f" ({settings.postgres_schema}.{table})" if lock is not None else ""))
             finally:
                 app.close()
-        services = build(settings)  # the read models' tables (projections.runner)
+        services = build(settings, create_tables=True)  # the read models' and results' tables
         services.close()
         done.append("read models")
     finally:
@@ -419,6 +427,7 @@ LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
     "host", "port", "stage", "location", "path", "ignored", "projections", "workers", "pid",
+    "view", "reason", "lag",
 })
 
 

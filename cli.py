@@ -4,6 +4,7 @@ rescore, adopt. Commands that write record ``cli:<os user>`` as ``recorded_by``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -319,7 +320,7 @@ def _read_models(services: Any) -> dict[str, Any]:
     """Each read model's name -> the ``ReadModels`` that tracks it: the episodes' store's, and
     ``access-log`` tracked from the access log's own store."""
     groups = (services.read_models, services.access_views)
-    return {name: group for group in groups for name in group.views}
+    return {name: group for group in groups for name in group.classes}
 
 
 @projections_app.command("rebuild")
@@ -327,14 +328,15 @@ def projections_rebuild(
     name: Annotated[str, typer.Argument(
         help="Read model: episodes, stages, audit, cohort, access-log or all.")],
 ) -> None:
-    """Drop a read model and rebuild it from position 0 of its event store, with a progress bar."""
+    """Rebuild a read model from position 0 of its event store into a new generation beside
+    the live one, with a progress bar; readers switch to it atomically once it has caught up
+    (also how a refused read model is brought back)."""
     from rich.progress import Progress
 
     from bootstrap import Settings, build
-    from projections.access_log import AccessLogView
-    from projections.runner import READ_MODELS
+    from projections.runner import ACCESS_MODELS, READ_MODELS
 
-    known = [*READ_MODELS, AccessLogView.name]
+    known = [*READ_MODELS, *ACCESS_MODELS]
     names = known if name == "all" else [name]
     if any(n not in known for n in names):
         _fail(f"unknown read model {name!r}; known: {', '.join(known)}, all")
@@ -367,6 +369,36 @@ def projections_status() -> None:
                               indent=1))
     finally:
         services.close()
+
+
+@projections_app.command("run")
+def projections_run(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Read models to keep current (default all): episodes, stages, audit, cohort, "
+             "access-log.")] = None,
+) -> None:
+    """Keep read models current until SIGTERM or SIGINT (exit 0): one runner per read model at
+    a time (a second waits and takes over), resuming from the tracked position after any
+    crash; exits 1 when a read model's lag stays above zero, unchanged, for
+    OUTCOMES_PROJECTION_STALL_S seconds (logged first)."""
+    import signal
+    import threading
+
+    from bootstrap import Settings, configure_logging
+    from projections.runner import ACCESS_MODELS, READ_MODELS, run
+
+    known = [*READ_MODELS, *ACCESS_MODELS]
+    if unknown := [n for n in names or [] if n not in known]:
+        _fail(f"unknown read model {', '.join(unknown)}; known: {', '.join(known)}")
+    settings = Settings()
+    configure_logging(settings)
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    code = run(names or [], settings, stop)
+    if code:  # a stalled runner's threads may hang on a dead connection: do not wait for them
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, criteria: str,

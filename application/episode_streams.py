@@ -2,7 +2,9 @@
 
 ``episode_streams`` yields each episode's events in version order, episodes in id order, so a
 reader over 100,000 episodes holds one stream at a time; ``count_episodes`` counts the Opened
-events. Both use the application's recorder and mapper only (public library API).
+events. Both use the application's recorder and mapper; on SQLite and PostgreSQL the stream is
+one scan of the recorder's events table in primary-key order (originator_id, version), on
+PostgreSQL through a server-side cursor (constant memory).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from application.outcomes import OutcomesApplication
@@ -21,9 +24,13 @@ from domain.episode import Episode
 def episode_streams(app: OutcomesApplication, after: str | None = None
                     ) -> Iterator[list[Episode.Event]]:
     """Each episode's events in version order, episodes in id order (after ``after``). On SQLite
-    one indexed scan of the events table (constant memory); elsewhere one read per episode."""
+    and PostgreSQL one indexed scan of the events table (constant memory); elsewhere (the
+    in-memory store) one read per episode."""
     if isinstance(app.recorder, SQLiteApplicationRecorder):
-        yield from _sqlite_streams(app, app.recorder, after)
+        yield from _grouped(app, _sqlite_rows(app.recorder, after))
+        return
+    if isinstance(app.recorder, PostgresApplicationRecorder):
+        yield from _grouped(app, _postgres_rows(app.recorder, after))
         return
     ids = sorted({str(n.originator_id) for n in _notifications(app, Episode.Opened.TOPIC)})
     for episode_id in ids:
@@ -42,29 +49,59 @@ def _notifications(app: OutcomesApplication, topic: str) -> Iterator[Any]:
         start = page[-1].id + 1
 
 
-def _sqlite_streams(app: OutcomesApplication, recorder: SQLiteApplicationRecorder,
-                    after: str | None) -> Iterator[list[Episode.Event]]:
+EPISODE_TOPICS = "outcome-ledger:Episode.%"
+
+
+def _sqlite_rows(recorder: SQLiteApplicationRecorder, after: str | None
+                 ) -> Iterator[StoredEvent]:
     # The library's events table is scanned in primary-key order (originator_id, version): the
     # one place this module relies on its schema (ADR 0008). Ids are stored as 32 hex digits.
     statement = (f"SELECT originator_id, originator_version, topic, state FROM "
-                 f"{recorder.events_table_name} WHERE topic LIKE 'outcome-ledger:Episode.%' "
+                 f"{recorder.events_table_name} WHERE topic LIKE ? "
                  f"AND originator_id > ? ORDER BY originator_id, originator_version")
     with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(statement, (UUID(after).hex if after else "",))
-        current: list[Episode.Event] = []
+        cursor.execute(statement, (EPISODE_TOPICS, UUID(after).hex if after else ""))
         while rows := cursor.sqlite_cursor.fetchmany(1000):
             for row in rows:
-                event = app.mapper.to_domain_event(StoredEvent(
+                yield StoredEvent(
                     originator_id=recorder.convert_originator_id(row["originator_id"]),
                     originator_version=row["originator_version"], topic=row["topic"],
-                    state=row["state"]))
-                assert isinstance(event, Episode.Event)
-                if current and current[0].originator_id != event.originator_id:
-                    yield current
-                    current = []
-                current.append(event)
-        if current:
+                    state=row["state"])
+
+
+def _postgres_rows(recorder: PostgresApplicationRecorder, after: str | None
+                   ) -> Iterator[StoredEvent]:
+    # The same scan on PostgreSQL: the primary key (originator_id uuid, originator_version)
+    # orders uuids by their bytes, i.e. as their hex text; a named (server-side) cursor keeps
+    # memory constant.
+    from psycopg import sql
+    statement = sql.SQL(
+        "SELECT originator_id, originator_version, topic, state FROM {}.{} WHERE topic LIKE %s "
+        "AND originator_id > %s ORDER BY originator_id, originator_version").format(
+            sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name))
+    lowest = UUID(after) if after else UUID(int=0)
+    with recorder.datastore.get_connection() as conn, conn.transaction(), \
+            conn.cursor(name="episode_streams") as cursor:
+        cursor.itersize = 1000
+        cursor.execute(statement, (EPISODE_TOPICS, lowest))
+        for row in cursor:
+            yield StoredEvent(originator_id=row["originator_id"],
+                              originator_version=row["originator_version"], topic=row["topic"],
+                              state=bytes(row["state"]))
+
+
+def _grouped(app: OutcomesApplication, rows: Iterator[StoredEvent]
+             ) -> Iterator[list[Episode.Event]]:
+    current: list[Episode.Event] = []
+    for stored in rows:
+        event = app.mapper.to_domain_event(stored)
+        assert isinstance(event, Episode.Event)
+        if current and current[0].originator_id != event.originator_id:
             yield current
+            current = []
+        current.append(event)
+    if current:
+        yield current
 
 
 def count_episodes(app: OutcomesApplication) -> int:

@@ -21,10 +21,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from eventsourcing.sqlite import SQLiteCursor
-
 from domain.access import AccessRecord
-from projections.base import ReadModel, utc_text
+from projections.base import ReadModel, ViewCursor, utc_text
 
 COLUMNS = ("position", "record_id", "at", "recorded_at", "sub", "authenticated", "roles",
            "clinics", "clinic_id", "method", "route", "episode_id", "run_id", "assessment_id",
@@ -34,6 +32,8 @@ JSON_COLUMNS = ("roles", "clinics")
 
 class AccessLogView(ReadModel):
     name = "access-log"
+    version = 2  # v2: the token's clinics in a table of their own (no JSON functions in queries)
+    topics = (AccessRecord.Recorded.TOPIC,)
     tables = (
         "CREATE TABLE IF NOT EXISTS access_records (position INTEGER PRIMARY KEY, "
         "record_id TEXT NOT NULL, at TEXT NOT NULL, recorded_at TEXT NOT NULL, "
@@ -44,9 +44,11 @@ class AccessLogView(ReadModel):
         "CREATE INDEX IF NOT EXISTS access_clinic ON access_records (clinic_id, position)",
         "CREATE INDEX IF NOT EXISTS access_sub ON access_records (sub, position)",
         "CREATE INDEX IF NOT EXISTS access_episode ON access_records (episode_id, position)",
+        "CREATE TABLE IF NOT EXISTS access_record_clinics (position INTEGER NOT NULL, "
+        "clinic_id TEXT NOT NULL, PRIMARY KEY (position, clinic_id))",
     )
 
-    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+    def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
         if not isinstance(event, AccessRecord.Recorded):
             return
         cursor.execute(
@@ -57,6 +59,9 @@ class AccessLogView(ReadModel):
              json.dumps(event.clinics), event.clinic_id, event.method, event.route,
              event.episode_id, event.run_id, event.assessment_id, event.status,
              event.request_id, event.client))
+        for clinic in sorted(set(event.clinics)):
+            cursor.execute("INSERT INTO access_record_clinics VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           (position, clinic))
 
     def records(self, *, visible_to: Collection[str], clinic_id: str | None = None,
                 sub: str | None = None, since: datetime | None = None,
@@ -69,9 +74,10 @@ class AccessLogView(ReadModel):
             return [], None  # (not filtered on a hidden clinic: that would tell it)
         clinics = sorted(visible_to)
         marks = ", ".join("?" * len(clinics))
-        staff = f"EXISTS (SELECT 1 FROM json_each(clinics) WHERE value IN ({marks}))"
-        outside = "NOT EXISTS (SELECT 1 FROM json_each(clinics) WHERE value = clinic_id)"
-        visible = (f"(clinic_id IN ({marks}) OR (clinic_id IS NULL AND authenticated = 0) OR "
+        held = "SELECT 1 FROM access_record_clinics c WHERE c.position = access_records.position"
+        staff = f"EXISTS ({held} AND c.clinic_id IN ({marks or 'NULL'}))"
+        outside = f"NOT EXISTS ({held} AND c.clinic_id = access_records.clinic_id)"
+        visible = (f"(clinic_id IN ({marks or 'NULL'}) OR (clinic_id IS NULL AND authenticated = 0) OR "
                    f"({staff} AND (clinic_id IS NULL OR {outside})))")
         rows, after_next = self.page(
             "access_records", COLUMNS, after=after, limit=limit, where=[visible],

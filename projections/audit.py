@@ -13,10 +13,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteCursor
-
 from domain.episode import Episode
-from projections.base import ReadModel, one_of, payload, utc_text
+from projections.base import ReadModel, ViewCursor, one_of, payload, topics_of, utc_text
 
 COLUMNS = ("position", "episode_id", "clinic_id", "version", "type", "recorded_at",
            "clinical_date", "recorded_by", "data")
@@ -24,6 +22,7 @@ COLUMNS = ("position", "episode_id", "clinic_id", "version", "type", "recorded_a
 
 class AuditView(ReadModel):
     name = "audit"
+    topics = topics_of(Episode)
     tables = (
         "CREATE TABLE IF NOT EXISTS audit_events (position INTEGER PRIMARY KEY, "
         "episode_id TEXT NOT NULL, clinic_id TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -36,7 +35,7 @@ class AuditView(ReadModel):
         "clinic_id TEXT NOT NULL)",
     )
 
-    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+    def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
         if not isinstance(event, Episode.Event):
             return
         episode_id = str(event.originator_id)

@@ -13,8 +13,6 @@ import json
 from datetime import date
 from typing import Any
 
-from eventsourcing.sqlite import SQLiteCursor
-
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.rules import (
@@ -27,16 +25,19 @@ from domain.rules import (
 )
 from projections.base import (
     ReadModel,
+    ViewCursor,
     assessment_facts,
     observations,
     outcome_from_json,
     outcome_to_json,
     to_json,
+    topics_of,
 )
 
 
 class CohortView(ReadModel):
     name = "cohort"
+    topics = topics_of(Episode)
     version = 2  # v2: the facts the rules need in state, the outcome as an EpisodeOutcome
     tables = (
         "CREATE TABLE IF NOT EXISTS episode_outcomes (episode_id TEXT PRIMARY KEY, "
@@ -44,7 +45,7 @@ class CohortView(ReadModel):
         "CREATE INDEX IF NOT EXISTS episode_outcomes_clinic ON episode_outcomes (clinic_id)",
     )
 
-    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+    def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
         episode_id = str(event.originator_id)
         if isinstance(event, Episode.Opened):
             state = {"criteria": event.criteria, "instrument": event.instrument,

@@ -19,8 +19,6 @@ from functools import singledispatch
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteCursor
-
 from domain.criteria.fold import day_scores
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
@@ -31,7 +29,7 @@ from domain.instruments import (
     points,
 )
 from domain.rules import Decision, current_stage, staged_points
-from projections.base import ReadModel, assessment_facts, observations, one_of, to_json
+from projections.base import ReadModel, ViewCursor, assessment_facts, observations, one_of, to_json, topics_of
 
 DATA_QUALITY = ("TOTAL_MISMATCH", "TOTAL_ABOVE_MAX", UNSCORABLE)
 COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "opened_on",
@@ -41,6 +39,7 @@ COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "
 
 class EpisodesView(ReadModel):
     name = "episodes"
+    topics = topics_of(Episode)
     version = 2  # v2: opening position as the list key, criteria and assessment facts in state
     tables = (
         "CREATE TABLE IF NOT EXISTS episodes (position INTEGER PRIMARY KEY, "
@@ -54,7 +53,7 @@ class EpisodesView(ReadModel):
         "CREATE INDEX IF NOT EXISTS episodes_stage ON episodes (stage, position)",
     )
 
-    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+    def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
         if isinstance(event, Episode.Opened):
             self._opened(event, cursor, position)
             return
@@ -71,7 +70,7 @@ class EpisodesView(ReadModel):
         cursor.execute(f"UPDATE episodes SET {assignments} WHERE episode_id = ?",
                        (*columns.values(), str(event.originator_id)))
 
-    def _opened(self, event: Episode.Opened, cursor: SQLiteCursor, position: int) -> None:
+    def _opened(self, event: Episode.Opened, cursor: ViewCursor, position: int) -> None:
         criteria = {k: event.criteria[k] for k in ("id", "version", "hash")}
         state = {"criteria": event.criteria, "assessments": [], "stages": {}}
         cursor.execute(

@@ -1,5 +1,6 @@
 """The results store of shadow re-scoring runs: each run's status and progress, and every
-episode's would-be history, keyed by run and criteria hash (``views/rescorings.sqlite``).
+episode's would-be history, keyed by run and criteria hash (``views/rescorings.sqlite``, or the
+tables ``rescoring_runs`` and ``rescoring_results`` in the ledger's PostgreSQL schema).
 
 A read-side store: written only by the run use case (``application.rescoring``), which keeps its
 last episode id with every batch of results, so an interrupted run resumes where it stopped; read
@@ -11,6 +12,8 @@ the same function the clinic's figures use.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +24,13 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.rescoring import EpisodeRescore, Rescoring
 from domain.rules import cohort_figures
-from projections.base import outcome_from_json, outcome_to_json, to_json
+from projections.base import (
+    ViewCursor,
+    outcome_from_json,
+    outcome_to_json,
+    postgres_ddl,
+    to_json,
+)
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS rescoring_runs (run_id TEXT PRIMARY KEY, criteria TEXT NOT NULL, "
@@ -40,18 +49,42 @@ _TABLES = (
 
 class RescoringStore:
     """The runs and their per-episode results (SQLite: ``folder/rescorings.sqlite``, or a private
-    in-memory database)."""
+    in-memory database; PostgreSQL: ``on_postgres``). The tables are created unless
+    ``create=False`` (idempotent)."""
 
-    def __init__(self, folder: Path | None) -> None:
-        name = (str(folder / "rescorings.sqlite") if folder is not None
-                else f"file:rescorings-{uuid4().hex}?mode=memory&cache=shared")
-        self.datastore = SQLiteDatastore(name, lock_timeout=10)
-        with self.datastore.transaction(commit=True) as cursor:
+    def __init__(self, folder: Path | None, *, datastore: Any = None, create: bool = True) -> None:
+        self.postgres = datastore is not None
+        if datastore is None:
+            name = (str(folder / "rescorings.sqlite") if folder is not None
+                    else f"file:rescorings-{uuid4().hex}?mode=memory&cache=shared")
+            datastore = SQLiteDatastore(name, lock_timeout=10)
+        self.datastore = datastore
+        if create:
+            self.create_tables()
+
+    @classmethod
+    def on_postgres(cls, env: Mapping[str, str], schema: str = "public", *,
+                    create: bool = True) -> RescoringStore:
+        """The store in the ledger's PostgreSQL schema (``env``: the library's ``POSTGRES_*``)."""
+        from projections.storage import postgres_datastore
+        return cls(None, datastore=postgres_datastore(env, schema), create=create)
+
+    def create_tables(self) -> None:
+        """Create the tables if missing (serialised across processes on PostgreSQL)."""
+        with self._cursor(commit=True) as cursor:
+            if self.postgres:
+                from projections.storage import lock_key
+                cursor.execute("SELECT pg_advisory_xact_lock(?)", (lock_key("outcomes-rescorings"),))
             for statement in _TABLES:
-                cursor.execute(statement)
+                cursor.execute(postgres_ddl(statement) if self.postgres else statement)
+
+    @contextmanager
+    def _cursor(self, *, commit: bool = False) -> Iterator[ViewCursor]:
+        with self.datastore.transaction(commit=commit) as cursor:
+            yield ViewCursor(cursor, self.postgres)
 
     def create(self, run: Rescoring) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._cursor(commit=True) as cursor:
             cursor.execute(
                 "INSERT INTO rescoring_runs (run_id, criteria, clinic_id, as_of, requested_by, "
                 "requested_at, status, processed, episodes, changed) VALUES (?,?,?,?,?,?,?,0,0,0) "
@@ -62,12 +95,12 @@ class RescoringStore:
 
     def run(self, run_id: UUID) -> dict[str, Any] | None:
         """The run's status, progress, counts and figures, or None."""
-        with self.datastore.transaction(commit=False) as cursor:
+        with self._cursor() as cursor:
             cursor.execute("SELECT * FROM rescoring_runs WHERE run_id = ?", (str(run_id),))
             row = cursor.fetchone()
         if row is None:
             return None
-        data = dict(zip(row.keys(), row, strict=True))
+        data = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
         data["criteria"] = json.loads(data["criteria"])
         data["figures"] = json.loads(data["figures"]) if data["figures"] else None
         return data
@@ -75,7 +108,7 @@ class RescoringStore:
     def changes(self, run_id: UUID, after: str = "", limit: int = 50
                 ) -> tuple[list[dict[str, Any]], str | None]:
         """Episodes whose history would differ, in episode-id order after ``after``."""
-        with self.datastore.transaction(commit=False) as cursor:
+        with self._cursor() as cursor:
             cursor.execute(
                 "SELECT episode_id, clinic_id, stage_now, stage_new, criteria_now, diff, error "
                 "FROM rescoring_results WHERE run_id = ? AND changed = 1 AND episode_id > ? "
@@ -89,13 +122,13 @@ class RescoringStore:
 
     def episode(self, run_id: UUID, episode_id: UUID) -> dict[str, Any] | None:
         """One episode's full history now and under the run's criteria, or None."""
-        with self.datastore.transaction(commit=False) as cursor:
+        with self._cursor() as cursor:
             cursor.execute("SELECT * FROM rescoring_results WHERE run_id = ? AND episode_id = ?",
                            (str(run_id), str(episode_id)))
             row = cursor.fetchone()
         if row is None:
             return None
-        data = dict(zip(row.keys(), row, strict=True))
+        data = {key: row[key] for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
         for name in ("criteria_now", "milestones_now", "milestones_new", "diff", "now", "new",
                      "outcome_new"):
             data[name] = json.loads(data[name]) if data[name] else None
@@ -105,7 +138,7 @@ class RescoringStore:
     def save_batch(self, run_id: UUID, criteria_hash: str, results: list[EpisodeRescore],
                    processed: int, total: int, last_episode_id: str | None) -> None:
         """Results and the run's progress in one transaction (what makes a run resumable)."""
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._cursor(commit=True) as cursor:
             for r in results:
                 cursor.execute(
                     "INSERT INTO rescoring_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -124,7 +157,7 @@ class RescoringStore:
                 (processed, total, last_episode_id, str(run_id), str(run_id), str(run_id)))
 
     def finish(self, run_id: UUID, status: str, figures: dict[str, Any] | None = None) -> None:
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._cursor(commit=True) as cursor:
             cursor.execute("UPDATE rescoring_runs SET status = ?, figures = ?, finished_at = ? "
                            "WHERE run_id = ?", (status, to_json(figures) if figures else None,
                                                 datetime.now(UTC).isoformat(), str(run_id)))
@@ -135,9 +168,9 @@ class RescoringStore:
         are streamed, so memory grows only with the day counts the medians need."""
         figures = {}
         for side in ("now", "new"):
-            with self.datastore.transaction(commit=False) as cursor:
-                cursor.execute(f"SELECT milestones_{side} FROM rescoring_results WHERE run_id = ?",
-                               (str(run_id),))
+            with self._cursor() as cursor:
+                cursor.execute(f"SELECT milestones_{side} AS milestones FROM rescoring_results "
+                               f"WHERE run_id = ?", (str(run_id),))
                 figures[side] = asdict(cohort_figures(
-                    outcome_from_json(row[0]) for row in iter(cursor.fetchone, None)))
+                    outcome_from_json(row["milestones"]) for row in iter(cursor.fetchone, None)))
         return figures

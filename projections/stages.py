@@ -11,15 +11,20 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.sqlite import SQLiteCursor
-
 from application.views import describe_retraction, describe_stage_event
 from domain.episode import Episode
-from projections.base import ReadModel, to_json, utc_text
+from projections.base import ReadModel, ViewCursor, to_json, topics_of, utc_text
+
+STAGE_TOPICS = tuple(sorted({
+    Episode.Opened.TOPIC, Episode.CriteriaAdopted.TOPIC, Episode.StageRetracted.TOPIC,
+    *(t for t in topics_of(Episode) if any(
+        issubclass(c, Episode.StageEvent) and t == c.TOPIC for c in vars(Episode).values()
+        if isinstance(c, type)))}))
 
 
 class StagesView(ReadModel):
     name = "stages"
+    topics = STAGE_TOPICS
     tables = (
         "CREATE TABLE IF NOT EXISTS stage_events (stage_id TEXT PRIMARY KEY, "
         "episode_id TEXT NOT NULL, position INTEGER NOT NULL, date TEXT NOT NULL, "
@@ -29,7 +34,7 @@ class StagesView(ReadModel):
         "recorded_at TEXT NOT NULL, criteria TEXT NOT NULL, PRIMARY KEY (episode_id, recorded_at))",
     )
 
-    def apply(self, event: Any, cursor: SQLiteCursor, position: int) -> None:
+    def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
         episode_id = str(event.originator_id)
         if isinstance(event, Episode.Opened | Episode.CriteriaAdopted):
             criteria = {k: event.criteria[k] for k in ("id", "version", "hash")}

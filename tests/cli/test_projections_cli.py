@@ -46,8 +46,9 @@ def test_status_shows_the_access_log_read_model_and_its_lag() -> None:
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
     assert set(status) == {"episodes", "stages", "audit", "cohort", "access-log"}
-    assert status["access-log"] == {"position": 0, "lag": 3}  # its own store's positions
-    assert status["episodes"] == {"position": 0, "lag": 0}
+    # the access log's own store's positions
+    assert status["access-log"] == {"position": 0, "lag": 3, "state": "ok", "reason": None}
+    assert status["episodes"] == {"position": 0, "lag": 0, "state": "ok", "reason": None}
 
 
 def test_rebuild_access_log_and_all_include_it() -> None:
@@ -60,7 +61,7 @@ def test_rebuild_access_log_and_all_include_it() -> None:
     assert "episodes: 0 events processed" in everything.output
     assert "access-log: 2 events processed, position 2" in everything.output
     status = json.loads(runner.invoke(app, ["projections", "status"]).output)
-    assert status["access-log"] == {"position": 2, "lag": 0}
+    assert status["access-log"] == {"position": 2, "lag": 0, "state": "ok", "reason": None}
 
 
 def test_an_unknown_read_model_names_access_log_among_the_known() -> None:

@@ -1,4 +1,5 @@
-"""The shadow run's SQLite scan of the events table reads exactly what the repository reads."""
+"""The shadow run's scan of the events table (SQLite and PostgreSQL) reads exactly what the
+repository reads."""
 
 from __future__ import annotations
 
@@ -9,10 +10,9 @@ from application.outcomes import OutcomesApplication
 from domain.episode import Episode
 
 
-def test_the_sqlite_scan_yields_every_episode_stream_in_id_order(tmp_path):
-    app = OutcomesApplication(
-        {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "w.db")},
-        clock=lambda: datetime(2027, 1, 1, tzinfo=UTC))
+def test_the_scan_yields_every_episode_stream_in_id_order(store):
+    app = OutcomesApplication(store.env(), clock=lambda: datetime(2027, 1, 1, tzinfo=UTC))
+    assert type(app.recorder).__module__ == f"eventsourcing.{store.kind}"
     ids = []
     for n in range(25):
         episode_id = app.open_episode(patient_ref=f"p{n}", clinic_id="c", recorded_by="u",
@@ -34,3 +34,4 @@ def test_the_sqlite_scan_yields_every_episode_stream_in_id_order(tmp_path):
     after = str(sorted(ids, key=str)[9])
     assert [s[0].originator_id for s in episode_streams(app, after=after)] == \
         sorted(ids, key=str)[10:]
+    app.close()
