@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         read_models = app.state.services.read_models
         # Inline (one process on SQLite or memory): this process keeps its read models current.
         # With runners (``outcomes projections run``) it never catches up (ADR 0021).
-        inline = runs_inline(settings, read_models)
+        inline = runs_inline(settings)
         if inline:
             read_models.catch_up()
         stop = (read_models.follow(settings.catch_up_interval)

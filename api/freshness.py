@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -29,6 +28,7 @@ from fastapi import Header, Request, Response
 
 from bootstrap import Services, Settings
 from domain.errors import DomainError, InvalidInputError
+from projections.runner import ReadModels
 
 # At most 18 digits, as If-Match: a position always fits a signed 64-bit integer.
 MIN_POSITION = re.compile(r"^[0-9]{1,18}$")
@@ -75,64 +75,36 @@ def ledger_position(response: Response, services: Services, position: int | None
     return position
 
 
-def runs_inline(settings: Settings, read_models: Any) -> bool:
-    """Whether this process keeps its read models current itself: the settings' projection
-    mode, or inline anyway when the read models have no runner to wait for (no ``wait``)."""
-    return settings.projection_mode() == "inline" or not hasattr(read_models, "wait")
-
-
-def view_of(read_models: Any, name: str) -> Any:
-    """The live read model ``name`` (``ReadModels.view`` raises ViewUnavailable when refused)."""
-    view = getattr(read_models, "view", None)
-    return view(name) if callable(view) else read_models.views[name]
-
-
-def position_of(read_models: Any, name: str) -> int:
-    """The store position read model ``name`` has processed (events)."""
-    position = getattr(read_models, "position", None)
-    if callable(position):
-        return int(position(name))
-    return int(read_models.views[name].position(read_models.app.name) or 0)
-
-
-def reached(read_models: Any, name: str, position: int, *, inline: bool, timeout: float) -> bool:
-    """Whether read model ``name`` has processed ``position`` within ``timeout`` seconds:
-    inline, by catching it up again (another process may hold the write lock for a moment);
-    with runners, by ``ReadModels.wait``."""
-    if not inline:
-        return bool(read_models.wait(name, position, timeout))
-    deadline = time.monotonic() + timeout
-    while position_of(read_models, name) < position:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-        read_models.catch_up([name])
-    return True
+def runs_inline(settings: Settings) -> bool:
+    """Whether this process keeps its read models current itself (the settings' projection
+    mode: inline on SQLite or memory with one process, runners otherwise)."""
+    return settings.projection_mode() == "inline"
 
 
 def fresh_view(name: str) -> Callable[..., Any]:
     """A dependency giving the read model ``name``, current enough for the request: caught up
-    first in inline mode; at ``X-Min-Position`` when sent (ReadModelBehind, 503, when it does
-    not get there in time; InvalidInputError, 422, for a position beyond the store's last)."""
+    first in inline mode; at ``X-Min-Position`` when sent (``ReadModels.wait``, which counts a
+    position of an event outside the view's topics as processed once nothing of its topics
+    comes before it; ReadModelBehind, 503, when it does not get there in time;
+    InvalidInputError, 422, for a position beyond the store's last). Raises ViewUnavailable
+    (503) for a refused view."""
     def dependency(request: Request, x_min_position: MinPositionHeader = None) -> Any:
         wanted = min_position(x_min_position)
         settings: Settings = request.app.state.settings
-        read_models = request.app.state.services.read_models
-        inline = runs_inline(settings, read_models)
-        if inline:
+        read_models: ReadModels = request.app.state.services.read_models
+        if runs_inline(settings):
             read_models.catch_up([name])
-        if wanted is None or position_of(read_models, name) >= wanted:
-            return view_of(read_models, name)
+        if wanted is None or read_models.wait(name, wanted, 0):
+            return read_models.view(name)
         last = read_models.app.recorder.max_notification_id() or 0
         if wanted > last:  # no write answered it: waiting would not help
             raise InvalidInputError(f"X-Min-Position: {wanted} is beyond the store's last "
                                     f"position {last}", field="X-Min-Position")
-        if not reached(read_models, name, wanted, inline=inline,
-                       timeout=settings.min_position_timeout):
+        if not read_models.wait(name, wanted, settings.min_position_timeout):
             raise ReadModelBehind(
                 f"the {name} read model has not reached position {wanted} within "
                 f"{settings.min_position_timeout:g} s; retry after {RETRY_AFTER} s",
                 field="X-Min-Position")
-        return view_of(read_models, name)
+        return read_models.view(name)
     dependency.__name__ = f"fresh_{name}"
     return dependency
