@@ -164,15 +164,17 @@ def test_course_outcome_at_discharge_matches_the_vector(api: Client, vector: dic
     assert api.read(f"/episodes/{episode_id}")["closed_on"] == discharged_on
 
 
-def test_eight_concurrent_writers_to_one_episode_lose_nothing(api: Client) -> None:
-    episode_id = api.open("concurrent-8")
+def eight_writers(api: Client, episode_id: str, month: int,
+                  headers: dict[str, str] | None = None) -> list[int]:
+    """Eight clients posting one PHQ-9 each to ``episode_id`` at once; their statuses, sorted
+    (``api`` then reads at the highest position any of them wrote)."""
     answers: list[int] = []
 
     def write(index: int) -> None:
         writer = Client(str(api.http.base_url))
         response = writer.write("POST", f"/episodes/{episode_id}/assessments", {
-            "instrument": "PHQ-9", "administered_on": f"2022-01-{10 + index:02d}",
-            "total": 10 + index})
+            "instrument": "PHQ-9", "administered_on": f"2022-{month:02d}-{10 + index:02d}",
+            "total": 10 + index}, headers=headers)
         answers.append(response.status_code)
         api.position = max(api.position, writer.position)
     threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
@@ -180,8 +182,13 @@ def test_eight_concurrent_writers_to_one_episode_lose_nothing(api: Client) -> No
         thread.start()
     for thread in threads:
         thread.join()
+    return sorted(answers)
 
-    assert sorted(answers) == [201] * 8
+
+def test_eight_concurrent_writers_to_one_episode_lose_nothing(api: Client) -> None:
+    episode_id = api.open("concurrent-8")
+
+    assert eight_writers(api, episode_id, 1) == [201] * 8
     summary = api.read(f"/episodes/{episode_id}")
     assert summary["counts"]["assessments"] == 8
     assert summary["version"] == 9
@@ -190,22 +197,8 @@ def test_eight_concurrent_writers_to_one_episode_lose_nothing(api: Client) -> No
 def test_eight_writers_with_one_if_match_one_wins_seven_conflict(api: Client) -> None:
     episode_id = api.open("concurrent-if-match")
     version = api.read(f"/episodes/{episode_id}")["version"]
-    answers: list[int] = []
 
-    def write(index: int) -> None:
-        writer = Client(str(api.http.base_url))
-        response = writer.write("POST", f"/episodes/{episode_id}/assessments", {
-            "instrument": "PHQ-9", "administered_on": f"2022-02-{10 + index:02d}",
-            "total": 10 + index}, headers={"If-Match": f'"{version}"'})
-        answers.append(response.status_code)
-        api.position = max(api.position, writer.position)
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sorted(answers) == [201] + [409] * 7
+    assert eight_writers(api, episode_id, 2, {"If-Match": f'"{version}"'}) == [201] + [409] * 7
     assert api.read(f"/episodes/{episode_id}")["counts"]["assessments"] == 1
 
 
