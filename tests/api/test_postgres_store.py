@@ -1,6 +1,7 @@
 """The event stores on PostgreSQL (issue 10): ``outcomes db init`` creates every table once (also
 when many start together), servers refuse a store that is not initialised, not the configured
-one or has database functions on, and two workers read their writes at the written position.
+one or has database functions on. Two workers reading their writes at the written position on
+PostgreSQL: tests/cli/test_serve_workers.py[postgres].
 
 Each test has an empty database of its own on the session's server (``postgres_database``,
 tests/support/postgres.py). A PostgreSQL restart under load is tests/faults/test_postgres_restart.py.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,9 @@ import pytest
 from api_helpers import TEST_HOSTS
 from local_issuer import auth_settings
 from postgres import PostgresLedger, PostgresServer
-from served import call, free_port, serving, write_then_read
+from served import free_port
 from typer.testing import CliRunner
 
-import projections.runner
 from application.outcomes import OutcomesApplication
 from bootstrap import Settings, StartupError, build, check_store, init_store
 from cli import app as cli
@@ -173,33 +172,3 @@ def test_an_unreachable_database_at_start_up_is_one_line_exit_1(
     assert served.exit_code == 1
     [line] = served.output.splitlines()
     assert line.startswith("error: the postgres database cannot be reached: ")
-
-
-@pytest.mark.server_process
-def test_two_workers_on_postgres_read_their_writes_at_the_written_position(
-        postgres_database: PostgresLedger, tmp_path: Path) -> None:
-    settings = pg_settings(postgres_database, tmp_path)
-    init_store(settings)
-    env = {k: v for k, v in _env(settings).items() if k.startswith("OUTCOMES_")}
-    runners = []
-    if hasattr(projections.runner, "run"):  # the runners process the read models (ADR 0021)
-        runners = [subprocess.Popen([sys.executable, "-m", "cli", "projections", "run"],
-                                    cwd=ROOT, env={**os.environ, **env})]
-    try:
-        with serving(tmp_path, env) as served:
-            results: list[str] = []
-            threads = [threading.Thread(target=write_then_read, args=(served, 36, results))
-                       for _ in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=300)
-            assert len(results) == 144
-            assert [r for r in results if r != "fresh"] == []
-            status, _, health = call(served, "GET", "/health")
-            assert status == 200 and isinstance(health, dict)
-            assert (health["store"], health["position"]) == ("postgres", 144)
-    finally:
-        for runner in runners:
-            runner.terminate()
-            runner.wait(timeout=30)
