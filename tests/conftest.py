@@ -20,7 +20,7 @@ from postgres import (  # noqa: F401  (fixtures)
     postgres_server,
 )
 
-FILE_STORE_FOLDERS = ("cli",)  # tests/<folder>/: the store is a user's files
+FILE_STORE_FOLDERS = ("cli", "projections")  # tests/<folder>/: the store is files (users', views')
 
 
 def store_values(metafunc: pytest.Metafunc) -> list[str]:

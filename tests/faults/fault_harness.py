@@ -332,6 +332,7 @@ class Attempt:
     key: tuple[str, str]  # (episode id, assessment id)
     status: int | str  # the HTTP status, or the name of the connection error
     retry_after: str | None = None
+    took: float = 0.0  # seconds from sending to the answer (or the error)
 
 
 class Load:
@@ -340,10 +341,11 @@ class Load:
     again with the same body until it gets a 2xx (or a 4xx, kept as a failure)."""
 
     def __init__(self, url: str, episodes: Sequence[str], threads: int = 4,
-                 limit: int | None = None) -> None:
+                 limit: int | None = None, timeout: float = 10) -> None:
         import threading
 
         self.url, self.episodes, self.limit = url, list(episodes), limit
+        self.timeout = timeout  # seconds a write waits for its answer
         self.attempts: list[Attempt] = []
         self.acked: dict[tuple[str, str], Any] = {}  # first 2xx body per write
         self.bodies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -376,7 +378,7 @@ class Load:
             return Counter(a.status for a in self.attempts)
 
     def _write(self, episodes: list[str]) -> None:
-        with client(self.url) as http:
+        with client(self.url, self.timeout) as http:
             index = 0
             while not self._stop.is_set() and (self.limit is None or index < self.limit):
                 for episode_id in episodes:
@@ -388,14 +390,16 @@ class Load:
         key = (episode_id, body["assessment_id"])
         self.bodies[key] = body
         while True:
+            sent = time.monotonic()
             try:
                 answer = http.post(f"/episodes/{episode_id}/assessments", json=body)
                 status: int | str = answer.status_code
             except httpx.HTTPError as error:
                 answer, status = None, type(error).__name__
             with self._lock:
-                self.attempts.append(Attempt(time.monotonic(), key, status, None if answer is None
-                                             else answer.headers.get("Retry-After")))
+                now = time.monotonic()
+                self.attempts.append(Attempt(now, key, status, None if answer is None
+                                             else answer.headers.get("Retry-After"), now - sent))
                 if answer is not None and answer.status_code < 500:
                     if answer.status_code < 300:
                         self.acked[key] = answer.json()

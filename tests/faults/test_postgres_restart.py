@@ -10,17 +10,23 @@ import pytest
 from fault_harness import Lab, Load, acknowledged_are_stored_once, open_episodes, wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
-DOWN_S = 4.0
+# While PostgreSQL is down each statement waits for a connection (OUTCOMES_POSTGRES_CONNECT_TIMEOUT,
+# 1 s here) on each of the library's 10 attempts (0.2 s apart): ~12 s, and a write makes two (the
+# episode's events, then the access-log record), so its 503 comes after ~24 s (measured 23.7 s).
+# The clients wait that long (ANSWER_S) and the outage lasts longer (DOWN_S), so writes tried
+# during it are answered during it.
+CONNECT_TIMEOUT_S, ANSWER_S, DOWN_S = 1, 60.0, 30.0
 
 
 def test_a_restart_under_load_is_503_with_retry_after_and_loses_nothing(lab: Lab) -> None:
     cluster = lab.cluster()
     store = lab.ledger(cluster).environ()
     service = lab.service(store, workers=2, OUTCOMES_PROJECTIONS="runners",
-                          OUTCOMES_POSTGRES_CONNECT_TIMEOUT="2")
+                          OUTCOMES_POSTGRES_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT_S))
     assert service.process is not None
     server_pid = service.process.pid
-    load = Load(service.url, open_episodes(service.url, 8), threads=4).start()
+    load = Load(service.url, open_episodes(service.url, 8), threads=4,
+                timeout=ANSWER_S).start()
     wait_until(lambda: len(load.acked) >= 50, 60, "no load before the restart")
 
     cluster.stop("fast")
@@ -33,6 +39,9 @@ def test_a_restart_under_load_is_503_with_retry_after_and_loses_nothing(lab: Lab
                f"no recovery after the restart: {load.statuses()}")
     load.stop()
 
+    waits = sorted(round(a.took, 1) for a in during)
+    print(f"restart under load: {len(during)} writes answered while down, in {waits} s "
+          f"({dict(load.statuses())} in all)")
     assert service.process.alive() and service.process.pid == server_pid
     assert during, "no write was tried while PostgreSQL was down"
     assert {a.status for a in during} == {503}, {a.status for a in during}

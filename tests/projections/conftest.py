@@ -1,65 +1,25 @@
-"""Stores for the read-model tests: SQLite files and PostgreSQL (a fresh schema per test).
+"""Stores for the read-model tests: SQLite files and PostgreSQL.
 
-The PostgreSQL server is the one ``OUTCOMES_TEST_POSTGRES_HOST``/``_PORT``/``_USER`` name (the
-suite's cluster); until the shared fixture (tests/support/postgres.py) lands this small local
-one is used (the lead reconciles them)."""
+Which stores a test runs on is tests/conftest.py's one mechanism (the ``store`` parametrization,
+ids ``[sqlite]`` and ``[postgres]``: this folder is a file-store folder there); this module only
+turns the parameter into a ``Store``. On PostgreSQL the place is a database of the test's own
+on the session's server (``postgres_database``, tests/support/postgres.py; dropped after the
+test with every schema the views made in it)."""
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from postgres import PostgresLedger
 
 from application.access_log import AccessLog
 from application.outcomes import OutcomesApplication
 from projections.storage import PostgresViewStore, SQLiteViewStore, ViewStore
-
-_OWN: dict[str, str] = {}
-
-
-def postgres_server() -> dict[str, str]:
-    """The suite's server (``OUTCOMES_TEST_POSTGRES_HOST``/``_PORT``/``_USER``), else a
-    throwaway cluster of this test process (initdb as the ``postgres`` user when run as root,
-    trust auth, a free loopback port; stopped at exit). Never skips."""
-    host = os.environ.get("OUTCOMES_TEST_POSTGRES_HOST")
-    if host:
-        return {"host": host, "port": os.environ.get("OUTCOMES_TEST_POSTGRES_PORT", "5432"),
-                "user": os.environ.get("OUTCOMES_TEST_POSTGRES_USER", "postgres")}
-    if not _OWN:
-        _OWN.update(_start_cluster())
-    return {"host": "127.0.0.1", "port": _OWN["port"], "user": "postgres"}
-
-
-def _start_cluster() -> dict[str, str]:
-    import atexit
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="pg-views-test-")
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(folder, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = str(probe.getsockname()[1])
-    subprocess.run([*as_user, "initdb", "-D", f"{folder}/data", "--auth=trust", "-U", "postgres"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, "pg_ctl", "-D", f"{folder}/data", "-l", f"{folder}/log", "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={folder} "
-                    f"-c fsync=off -c max_connections=300", "start"],
-                   check=True, capture_output=True)
-    atexit.register(lambda: subprocess.run(
-        [*as_user, "pg_ctl", "-D", f"{folder}/data", "-m", "immediate", "stop"],
-        capture_output=True))
-    return {"port": port, "folder": folder}
 
 
 @dataclass
@@ -71,7 +31,8 @@ class Store:
     kind: str
     folder: Path
     schema: str | None = None
-    server: dict[str, str] | None = None
+    server: dict[str, str] | None = None  # host, port, user
+    dbname: str = "postgres"
 
     def env(self, store: str = "outcomes", *, schema: str | None = None) -> dict[str, str]:
         if self.kind == "sqlite":
@@ -79,7 +40,7 @@ class Store:
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                     "SQLITE_DBNAME": str(self.folder / name), "SQLITE_LOCK_TIMEOUT": "10"}
         assert self.server is not None
-        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "postgres",
+        return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": self.dbname,
                 "POSTGRES_HOST": self.server["host"], "POSTGRES_PORT": self.server["port"],
                 "POSTGRES_USER": self.server["user"], "POSTGRES_PASSWORD": "",
                 "POSTGRES_SCHEMA": schema or str(self.schema), "CREATE_TABLE": "y",
@@ -88,7 +49,7 @@ class Store:
     def new_schema(self) -> str:
         assert self.server is not None
         schema = f"t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(dbname="postgres", autocommit=True, **self.server) as conn:
+        with psycopg.connect(dbname=self.dbname, autocommit=True, **self.server) as conn:
             conn.execute(psycopg.sql.SQL("CREATE SCHEMA {}").format(psycopg.sql.Identifier(schema)))
         return schema
 
@@ -104,18 +65,17 @@ class Store:
         return PostgresViewStore(self.env(), schema or str(self.schema))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        yield Store("sqlite", tmp_path)
-        return
-    server = postgres_server()
-    made = Store("postgres", tmp_path, server=server)
+@pytest.fixture
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The test's ``Store`` on ``request.param`` (``"sqlite"`` or ``"postgres"``, from the
+    suite's ``store`` parametrization, tests/conftest.py)."""
+    kind: str = request.param
+    if kind == "sqlite":
+        return Store("sqlite", tmp_path)
+    assert kind == "postgres", kind
+    database: PostgresLedger = request.getfixturevalue("postgres_database")
+    server = {"host": database.server.host, "port": str(database.server.port),
+              "user": database.server.user}
+    made = Store("postgres", tmp_path, server=server, dbname=database.dbname)
     made.schema = made.new_schema()
-    yield made
-    with psycopg.connect(dbname="postgres", autocommit=True, **server) as conn:
-        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
-                            (made.schema,)).fetchall()
-        for (name,) in rows:
-            conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(
-                psycopg.sql.Identifier(name)))
+    return made

@@ -1,7 +1,7 @@
-"""``projections.runner.run`` (``outcomes projections run``) on both stores: kill -9 of runner
-processes mid-stream, ten times, and each read model converges to exactly the rebuild-from-zero
-state; SIGTERM exits 0; one runner per read model (a second waits and takes over); the watchdog
-exits non-zero when a view stops advancing."""
+"""``projections.runner.run`` (``outcomes projections run``) on both stores: one runner per read
+model (a second waits and takes over); the watchdog exits non-zero when a view stops advancing;
+a runner follows a rebuild to the new generation. Runners killed ten times mid-stream are
+tests/faults/test_runner_killed.py."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
-from test_both_stores import dump
 from test_rebuild import generate
 
-from projections.runner import READ_MODELS, ReadModels
+from projections.runner import ReadModels
 
 RUNNER = """
 import json, os, sys, threading, signal, logging
@@ -62,38 +60,6 @@ def until(predicate, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
-
-
-def test_runners_killed_ten_times_mid_stream_converge_to_the_rebuilt_state(store):
-    app = store.app()
-    models = ReadModels.open(app, store.views())  # db init: tables created once
-    access = store.access_log()
-    ReadModels.open(access, store.views()).close()
-    access.close()
-    writing = threading.Thread(target=generate, args=(app, ReadModels.open(app, None), 40, 3))
-    writing.start()
-    rng_delays = [0.4, 0.9, 0.6, 1.2, 0.5, 0.8, 0.7, 1.0, 0.5, 0.9]
-    for delay in rng_delays:
-        process = runner(store)
-        time.sleep(delay + 1.0)  # start-up, then process part of the stream
-        process.send_signal(signal.SIGKILL)
-        out, err = process.communicate(timeout=30)
-        assert process.returncode == -signal.SIGKILL, (out + err)[-3000:]
-    writing.join()
-    final = runner(store)
-    time.sleep(3)  # its SIGTERM handler is installed once it has imported
-    try:
-        assert until(lambda: all(models.lag(n) == 0 for n in READ_MODELS), 120)
-    finally:
-        final.send_signal(signal.SIGTERM)
-        _, err = final.communicate(timeout=30)
-    assert final.returncode == 0, err[-2000:]
-    for name in READ_MODELS:
-        incremental = dump(models.views[name])
-        models.rebuild(name)  # from zero, into a new generation
-        assert dump(models.views[name]) == incremental, name
-    models.close()
-    app.close()
 
 
 def test_a_second_runner_waits_and_takes_over_when_the_first_dies(store):
@@ -165,3 +131,15 @@ def test_a_runner_follows_a_rebuild_to_the_new_generation(store):
     assert process.returncode == 0, err[-2000:]
     models.close()
     app.close()
+
+
+def test_make_run_postgres_starts_one_runner_per_read_model_by_its_real_name():
+    from pathlib import Path
+
+    from projections.runner import ACCESS_MODELS, READ_MODELS
+
+    script = (Path(__file__).parents[2] / "scripts" / "run-postgres.sh").read_text()
+    [loop] = [line for line in script.splitlines() if line.startswith("for view in ")]
+    names = loop.removeprefix("for view in ").removesuffix("; do").split()
+    assert names == [*READ_MODELS, *ACCESS_MODELS]
+    assert '"$BIN/outcomes" projections run "$view" &' in script

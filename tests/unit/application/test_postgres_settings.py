@@ -80,9 +80,9 @@ def test_a_schema_name_is_a_plain_identifier(schema: str) -> None:
         Settings(postgres_schema=schema)
 
 
-@pytest.mark.parametrize(("store", "workers", "projections", "mode"), [
+@pytest.mark.parametrize(("kind", "workers", "projections", "mode"), [
     ("sqlite", 1, "auto", "inline"), ("memory", 1, "auto", "inline"),
     ("sqlite", 2, "auto", "runners"), ("postgres", 1, "auto", "runners"),
     ("postgres", 1, "inline", "inline"), ("sqlite", 1, "runners", "runners")])
-def test_the_projection_mode(store: str, workers: int, projections: str, mode: str) -> None:
-    assert Settings(store=store, workers=workers, projections=projections).projection_mode() == mode
+def test_the_projection_mode(kind: str, workers: int, projections: str, mode: str) -> None:
+    assert Settings(store=kind, workers=workers, projections=projections).projection_mode() == mode
