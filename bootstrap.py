@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -271,6 +271,22 @@ class Services:
     def store(self) -> StoreInUse:
         """The write model's event store as its recorder says (what ``/health`` reports)."""
         return StoreInUse.of(self.app.recorder)
+
+    def database_probe(self) -> Callable[[], None] | None:
+        """On PostgreSQL, a check that the write model's database answers now (a new
+        connection with the pool's libpq options, ``SELECT 1``, 1 s timeout; raises psycopg's
+        OperationalError otherwise) for ``api.availability``; None on SQLite and in memory."""
+        if self.store.kind != "postgres":
+            return None
+        import psycopg
+
+        pool = self.app.recorder.datastore.pool  # type: ignore[attr-defined]
+        options = {k: v for k, v in dict(pool.kwargs).items() if k != "row_factory"}
+
+        def probe() -> None:
+            with psycopg.connect(**{**options, "connect_timeout": 1}) as connection:
+                connection.execute("SELECT 1")
+        return probe
 
     def close(self) -> None:
         self.shadow_runs.close()

@@ -16,6 +16,7 @@ from fastapi_offline import FastAPIOffline
 
 from api import auth, openapi, problems
 from api.access import AccessLogMiddleware
+from api.availability import Breaker, FailFast
 from api.deps import USER_ID
 from api.freshness import runs_inline
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or build(settings)
+        app.state.breaker = breaker = Breaker(app.state.services.database_probe())
+        breaker.start()
         read_models = app.state.services.read_models
         # Inline (one process on SQLite or memory): this process keeps its read models current.
         # With runners (``outcomes projections run``) it never catches up (ADR 0021).
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         try:
             yield
         finally:
+            breaker.stop()
             if stop:
                 stop()
             if owned:
@@ -90,6 +94,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # outermost: every request is recorded, those the inner middlewares refuse included; keep
     # it the last middleware added
     app.add_middleware(AccessLogMiddleware)
+    # outside even that: while PostgreSQL is away, every request is a 503 at once (no waits on
+    # the library's retries; api.availability)
+    app.add_middleware(FailFast)
     return app
 
 

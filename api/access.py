@@ -31,7 +31,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import problems
+from api import availability, problems
 from api.freshness import RETRY_AFTER, UNAVAILABLE
 from api.identity import Principal
 from application.access_log import AccessLog
@@ -108,6 +108,8 @@ class AccessLogMiddleware:
                 log.error("access log append failed", error_type=type(exc).__name__)
                 nonlocal unavailable
                 unavailable = isinstance(exc, UNAVAILABLE)
+                if unavailable:
+                    availability.trip(scope["app"])
                 return False
             return True
 

@@ -111,8 +111,10 @@ def view_unavailable_class() -> type[Exception] | None:
     return found if isinstance(found, type) and issubclass(found, Exception) else None
 
 
-def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable", error_type=type(exc).__name__)
+    from api.availability import trip
+    trip(request.app)  # the next requests are refused at once until the database answers
     return problem(503, "Service unavailable",
                             f"the database cannot be reached; retry after {RETRY_AFTER} s",
                             "database-unavailable", headers={"Retry-After": str(RETRY_AFTER)})
