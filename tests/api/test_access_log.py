@@ -192,10 +192,11 @@ def test_a_request_an_inner_middleware_rejects_is_recorded(settings: Settings) -
     try:
         with TestClient(app) as client:
             response = client.get("/clinics/clinic-a/outcomes", headers={**LEE, "X-Test-Flood": "1"})
+        records = stored(services)  # before close: a closed PostgreSQL store reads nothing
     finally:
         services.close()
     assert response.status_code == 429
-    [record] = stored(services)
+    [record] = records
     # Rejected before the authentication and the routing: anonymous, unmatched, its clinic
     # from the path is unknown too (no route matched), but the answer's request id is kept.
     assert (record.sub, record.route, record.status, record.clinic_id) == (
@@ -240,9 +241,10 @@ def test_the_clinic_a_route_stores_on_the_request_state_wins(settings: Settings)
         with TestClient(app) as client:
             assert client.get("/test-clinic", headers=LEE,
                               params={"clinic_id": "clinic-a"}).status_code == 200
+        records = stored(services)
     finally:
         services.close()
-    [record] = stored(services)
+    [record] = records
     assert (record.route, record.clinic_id) == ("/test-clinic", "clinic-b")
 
 
@@ -388,10 +390,11 @@ def test_the_record_is_stored_before_the_answer_starts(settings: Settings) -> No
             stored_when_answered.append(services.access_log.recorder.max_notification_id() or 0)
     try:
         anyio.run(app, scope, receive, send)
+        records = stored(services)
     finally:
         services.close()
     assert stored_when_answered == [1]
-    [record] = stored(services)
+    [record] = records
     assert (record.route, record.status, record.client) == ("/criteria", 200, "10.1.2.3")
 
 
@@ -428,9 +431,10 @@ def test_a_request_that_fails_unanswered_is_recorded_as_500(settings: Settings) 
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             assert client.get("/criteria", headers=LEE).status_code == 500
+        records = stored(services)
     finally:
         services.close()
-    [record] = stored(services)
+    [record] = records
     assert (record.status, record.route, record.sub) == (500, "unmatched", "anonymous")
 
 

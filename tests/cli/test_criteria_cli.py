@@ -4,14 +4,13 @@ default thresholds, and its example trajectory (issue 8)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_helpers import assert_nothing_stored, register_criteria
 from typer.testing import CliRunner
 
-from application.outcomes import OutcomesApplication
+from bootstrap import Settings
 from cli import app
 from domain.criteria.builtin import BUILTIN
 
@@ -19,21 +18,6 @@ runner = CliRunner()
 EXAMPLES = Path(__file__).parents[2] / "examples"
 MADRS_PARAMS = ["--param", "thresholds.MADRS.remission_below=10",
                 "--param", "thresholds.MADRS.episode_from=22"]
-
-
-def _register(criteria_id: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Register a custom set in the store the CLI uses (as ``POST /criteria`` does)."""
-    path = Path(os.environ["OUTCOMES_SQLITE_PATH"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store = OutcomesApplication({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                                 "SQLITE_DBNAME": str(path)})
-    try:
-        criteria, _ = store.register_criteria(criteria_id=criteria_id, base="acnp2006",
-                                              params=params, source="clinic protocol 2026",
-                                              recorded_by="test")
-        return criteria.describe()
-    finally:
-        store.close()
 
 
 def _events(output: str) -> list[tuple[str, str, str | None]]:
@@ -45,8 +29,8 @@ ACNP = [("ResponseReached", "2026-02-02", None), ("RemissionReached", "2026-03-0
 
 
 def test_criteria_list_shows_a_custom_set_registered_in_the_store() -> None:
-    custom = _register("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
-                                        "thresholds.MADRS.episode_from": 22})
+    custom = register_criteria("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
+                                                "thresholds.MADRS.episode_from": 22})
     result = runner.invoke(app, ["criteria", "list", "--json"])
     assert result.exit_code == 0, result.stderr
     listed = json.loads(result.stdout)
@@ -60,12 +44,12 @@ def test_criteria_list_does_not_create_a_store() -> None:
     result = runner.invoke(app, ["criteria", "list", "--json"])
     assert result.exit_code == 0, result.stderr
     assert [s["id"] for s in json.loads(result.stdout)] == list(BUILTIN)
-    assert not Path(os.environ["OUTCOMES_SQLITE_PATH"]).parent.exists()
+    assert_nothing_stored(Settings().sqlite_path.parent)  # not even the folder
 
 
 def test_evaluate_stages_under_a_custom_set_from_the_store() -> None:
-    _register("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
-                           "thresholds.MADRS.episode_from": 22})
+    register_criteria("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
+                                       "thresholds.MADRS.episode_from": 22})
     example = str(EXAMPLES / "trajectory-madrs.json")
     custom = runner.invoke(app, ["evaluate", example, "--criteria", "clinic-madrs"])
     with_params = runner.invoke(app, ["evaluate", example, "--criteria", "acnp2006", *MADRS_PARAMS])
@@ -74,8 +58,8 @@ def test_evaluate_stages_under_a_custom_set_from_the_store() -> None:
 
 
 def test_an_unknown_set_names_the_custom_sets_in_the_store() -> None:
-    _register("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
-                           "thresholds.MADRS.episode_from": 22})
+    register_criteria("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
+                                       "thresholds.MADRS.episode_from": 22})
     result = runner.invoke(app, ["evaluate", str(EXAMPLES / "trajectory-phq9.json"),
                                  "--criteria", "clinic-mdars"])
     assert result.exit_code == 2

@@ -40,8 +40,9 @@ def test_dev_token_prints_a_bare_token_the_server_accepts(tmp_path: Path) -> Non
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
     key = tmp_path / "var" / "dev-issuer.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    # The server in development mode (the same settings: no issuer) accepts it
-    settings = Settings(persistence="memory")
+    # The server in development mode (the same settings: no issuer, the test's store) accepts
+    # it; it keeps its read models current itself (no `projections run` in this test).
+    settings = Settings(projections="inline")
     services = build(settings)
     try:
         with TestClient(create_app(settings, services=services), base_url="http://127.0.0.1") as client:

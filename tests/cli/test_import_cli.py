@@ -1,4 +1,5 @@
-"""``outcomes import csv`` and ``outcomes import fhir`` on a SQLite store in a temporary folder.
+"""``outcomes import csv`` and ``outcomes import fhir`` on a store of the test's own (a SQLite file
+in a temporary folder, or a PostgreSQL ledger: tests/cli/conftest.py).
 
 The summary (``--json``) counts what was read, recorded, opened, skipped, flagged and found twice;
 the exit status is 0 when everything read was imported or deliberately skipped, 1 when a file was
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import assert_nothing_stored
 from typer.testing import CliRunner, Result
 
 from cli import app
@@ -101,7 +103,7 @@ def test_a_mapping_naming_a_missing_column_is_a_usage_error_listing_the_columns(
     assert result.stdout == ""
     assert result.stderr == (f"error: {path.name} has no column when, total; its columns: "
                              "patient, date, score\n")
-    assert not sqlite_file.exists()
+    assert_nothing_stored(sqlite_file)
 
 
 def test_json_summary_says_where_each_skipped_record_is(tmp_path: Path) -> None:
@@ -138,7 +140,7 @@ def test_usage_errors_exit_2_and_import_nothing(
     assert result.exit_code == 2
     assert message in result.stderr
     assert result.stdout == ""
-    assert not sqlite_file.exists()
+    assert_nothing_stored(sqlite_file)
 
 
 def test_pseudonym_key_too_short_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:

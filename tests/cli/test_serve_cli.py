@@ -17,8 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cli_helpers import register_criteria
 from typer.testing import CliRunner
 
+from bootstrap import Settings
 from cli import app
 
 ROOT = Path(__file__).parents[2]
@@ -50,7 +52,11 @@ def test_a_port_in_use_is_one_line_naming_outcomes_port(tmp_path: Path) -> None:
         "(set OUTCOMES_PORT or --port to a free port)"]
 
 
-def test_serve_logs_the_address_once_it_can_be_reached(tmp_path: Path) -> None:
+def test_serve_logs_the_address_once_it_can_be_reached(store: str, tmp_path: Path) -> None:
+    # One event in the test's store first: /health's position shows the server opened that one.
+    register_criteria("clinic-madrs", {"thresholds.MADRS.remission_below": 10,
+                                       "thresholds.MADRS.episode_from": 22},
+                      Settings(sqlite_path=tmp_path / "outcomes.sqlite"))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -70,8 +76,9 @@ def test_serve_logs_the_address_once_it_can_be_reached(tmp_path: Path) -> None:
         # connect right after the line: no retry, so the port was bound when it was written
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             health = json.load(response)
-        assert health["store"] == "sqlite"
-        assert health["path"] == str(tmp_path / "outcomes.sqlite")
+        assert (health["store"], health["path"], health["position"]) == (
+            (store, str(tmp_path / "outcomes.sqlite"), 1) if store == "sqlite"
+            else (store, None, 1))
     finally:
         process.terminate()
         process.communicate(timeout=30)

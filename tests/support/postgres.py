@@ -8,10 +8,10 @@ A place per test (every name carries the session's pid and the xdist worker, so 
 or two sessions on one server never meet):
 
 - ``postgres_ledger``: a database of its own holding an initialised ledger in schema
-  ``ledger`` (``outcomes db init`` ran once per worker into a template database; each test
-  gets a copy, ``CREATE DATABASE ... TEMPLATE``, ~15 ms, made ahead in a background thread
-  and dropped there after the test: cheaper than creating the tables per test, and a copy of
-  whatever ``db init`` makes).
+  ``ledger`` (``outcomes db init`` ran once per worker into a template database). The first
+  test gets a copy of it (``CREATE DATABASE ... TEMPLATE``, ~90 ms); later ones get that
+  database again, brought back to the template's state (``Places.ledger``: ~5 ms, the same
+  rows, sequences and objects as a fresh copy; a copy again when a test changed its objects).
 - ``postgres_database``: an empty database of its own (for tests that run ``db init``).
 - ``fresh_schema``: an empty schema of its own in the worker's scratch database.
 """
@@ -24,7 +24,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -129,22 +128,97 @@ def init_ledger(ledger: PostgresLedger, timeout: float = 120) -> None:
                               f"{ledger.dbname}/{ledger.schema}: {done.stdout} {done.stderr}")
 
 
-class Places:
-    """Names and lifetimes of one session's databases on one server (one xdist worker)."""
+# Every object of a database outside the system schemas, as one comparable value: relations
+# (kind, columns, privileges), schemas, functions, triggers and the database's own settings. A
+# ledger whose fingerprint is the template's differs from it in rows and sequences only.
+_FINGERPRINT = """
+SELECT md5(concat_ws('|',
+  (SELECT string_agg(format('%s.%s:%s:%s:%s', n.nspname, c.relname, c.relkind, c.relacl,
+                            (SELECT string_agg(a.attname || ' ' || a.atttypid::text, ','
+                                               ORDER BY a.attnum)
+                             FROM pg_attribute a
+                             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)),
+                     ';' ORDER BY n.nspname, c.relname)
+   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')),
+  (SELECT string_agg(format('%s:%s', nspname, nspacl), ';' ORDER BY nspname)
+   FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'),
+  (SELECT string_agg(p.oid::regprocedure::text, ';' ORDER BY p.oid::regprocedure::text)
+   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')),
+  (SELECT string_agg(tgrelid::regclass::text || '.' || tgname, ';' ORDER BY 1)
+   FROM pg_trigger WHERE NOT tgisinternal),
+  (SELECT string_agg(array_to_string(setconfig, ','), ';')
+   FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM pg_database
+                                                WHERE datname = current_database()))))
+"""
+_OTHER_SESSIONS = """
+SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+"""
 
-    def __init__(self, server: PostgresServer) -> None:
+
+@dataclass(frozen=True)
+class _Pristine:
+    """What a ledger holds just after ``db init``: its fingerprint, and the one SQL script
+    that brings a used ledger of the same fingerprint back to it (every row deleted, the
+    template's rows inserted again, every sequence where the template's stands)."""
+
+    fingerprint: str
+    reset: sql.Composed
+
+    @classmethod
+    def of(cls, conn: psycopg.Connection[Any]) -> _Pristine:
+        fingerprint = conn.execute(_FINGERPRINT).fetchone()[0]  # type: ignore[index]
+        relations = conn.execute(
+            "SELECT n.nspname, c.relname, c.relkind FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'S') "
+            "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') "
+            "ORDER BY 1, 2").fetchall()
+        # No foreign-key or user triggers on a reset (replica role): rows go in any order.
+        steps = [sql.SQL("BEGIN; SET LOCAL session_replication_role = replica; "
+                         "SET LOCAL lock_timeout = '10s'")]
+        for schema, name, kind in relations:
+            table = sql.Identifier(schema, name)
+            if kind == "S":
+                last, called = conn.execute(
+                    sql.SQL("SELECT last_value, is_called FROM {}").format(table)).fetchone()  # type: ignore[misc]
+                steps.append(sql.SQL("SELECT setval({}, {}, {})").format(
+                    sql.Literal(f'"{schema}"."{name}"'), sql.Literal(last), sql.Literal(called)))
+                continue
+            steps.append(sql.SQL("DELETE FROM {}").format(table))
+            rows = conn.execute(sql.SQL("SELECT json_agg(t) FROM {} t").format(table)).fetchone()
+            if rows is not None and rows[0] is not None:
+                steps.append(sql.SQL(
+                    "INSERT INTO {} OVERRIDING SYSTEM VALUE "
+                    "SELECT * FROM json_populate_recordset(NULL::{}, {})").format(
+                        table, table, sql.Literal(psycopg.types.json.Json(rows[0]))))
+        steps.append(sql.SQL("COMMIT"))
+        return cls(fingerprint, sql.SQL("; ").join(steps))
+
+
+class Places:
+    """Names and lifetimes of one session's databases on one server (one xdist worker).
+
+    Ledgers are reused: ``ledger`` hands out a database that held an earlier test's ledger,
+    first brought back to the template's state (its other sessions ended, every row deleted
+    and the template's put back, sequences reset: ~5 ms, where a copy costs ~90 ms on a quiet
+    machine and more on a loaded one), or a new copy of the template when none is free or a
+    test changed one's structure (a new generation's schema, a dropped table: the fingerprint
+    differs); ``give_back`` makes it free again."""
+
+    def __init__(self, server: PostgresServer, tag: str = "") -> None:
         self.server = server
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        self.prefix = _checked(f"t{os.getpid()}_{worker}")
+        self.prefix = _checked(f"t{os.getpid()}_{worker}{tag}")
         self._numbers = itertools.count(1)
         self._template: PostgresLedger | None = None
         self._template_error: LedgerInitError | None = None
+        self._pristine: _Pristine | None = None
         self._scratch: str | None = None
         self._made: list[str] = []
-        # One thread copies the next test's ledger and drops the last one's while a test runs:
-        # a copy costs ~15 ms on a quiet machine but ~250 ms on a loaded one.
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-places")
-        self._next: Future[str] | None = None
+        self._free: list[str] = []
+        self.copies = 0  # template copies made (a reset ledger is not one)
 
     def new_name(self) -> str:
         return f"{self.prefix}_{next(self._numbers)}"
@@ -159,19 +233,38 @@ class Places:
     def drop(self, name: str) -> None:
         self.server.drop_database(name)
         self._made.remove(name)
+        if name in self._free:
+            self._free.remove(name)
 
-    def ledger_copy(self) -> PostgresLedger:
-        """A copy of the template ledger of the caller's own (made ahead, in the background,
-        while the previous test ran); give it back with ``drop_later``."""
+    def ledger(self) -> PostgresLedger:
+        """A ledger of the caller's own, as ``db init`` left it; give it back with
+        ``give_back`` (until then no other caller gets it)."""
         template = self.template()
-        ready = self._next or self._background.submit(self.database, template.dbname)
-        name = ready.result()
-        self._next = self._background.submit(self.database, template.dbname)
-        return replace(template, dbname=name)
+        while self._free:
+            name = self._free.pop()
+            if self._reset(name):
+                return replace(template, dbname=name)
+            self.drop(name)
+        self.copies += 1
+        return replace(template, dbname=self.database(template.dbname))
 
-    def drop_later(self, name: str) -> None:
-        """Drop ``name`` in the background (the next test need not wait for it)."""
-        self._background.submit(self.drop, name)
+    def give_back(self, name: str) -> None:
+        """``name`` (from ``ledger``) may be handed out again, once reset."""
+        self._free.append(name)
+
+    def _reset(self, name: str) -> bool:
+        """Bring ``name`` back to the template's state; False when it cannot be (its
+        structure differs, or a lock was not released): drop it then."""
+        assert self._pristine is not None
+        try:
+            with self.server.connect(name) as conn:
+                conn.execute(_OTHER_SESSIONS)
+                if conn.execute(_FINGERPRINT).fetchone() != (self._pristine.fingerprint,):
+                    return False
+                conn.execute(self._pristine.reset)
+        except psycopg.Error:
+            return False
+        return True
 
     def template(self) -> PostgresLedger:
         """The worker's initialised template ledger (built on first use; a failure is kept
@@ -185,6 +278,8 @@ class Places:
             except LedgerInitError as error:
                 self._template_error = error
                 raise
+            with ledger.connect() as conn:
+                self._pristine = _Pristine.of(conn)
             self._template = ledger
         return self._template
 
@@ -195,7 +290,6 @@ class Places:
         return self._scratch
 
     def close(self) -> None:
-        self._background.shutdown(wait=True)
         for name in list(self._made):
             self.drop(name)
 
@@ -232,12 +326,13 @@ def postgres_places(postgres_server: PostgresServer) -> Iterator[Places]:
 
 @pytest.fixture
 def postgres_ledger(postgres_places: Places) -> Iterator[PostgresLedger]:
-    """A database of the test's own with an initialised ledger (schema ``ledger``)."""
-    ledger = postgres_places.ledger_copy()
+    """A database of the test's own with an initialised ledger (schema ``ledger``), nothing of
+    an earlier test's in it."""
+    ledger = postgres_places.ledger()
     try:
         yield ledger
     finally:
-        postgres_places.drop_later(ledger.dbname)
+        postgres_places.give_back(ledger.dbname)
 
 
 @pytest.fixture
