@@ -90,12 +90,14 @@ def test_the_fourth_request_in_a_second_is_429_with_retry_after(limited: TestCli
     assert limited.get("/health").status_code == 200
 
 
-def test_another_client_address_is_not_limited(limited: TestClient) -> None:
-    for _ in range(4):
-        limited.get("/health")
-    other = TestClient(limited.app, client=("192.0.2.7", 50000))
-    assert limited.get("/health").status_code == 429
-    assert other.get("/health").status_code == 200
+def test_another_client_address_is_not_limited() -> None:
+    # per minute: on a loaded machine the five requests may straddle a one-second window
+    with running(memory_settings(rate_limit="3/minute")) as limited:
+        for _ in range(4):
+            limited.get("/health")
+        other = TestClient(limited.app, client=("192.0.2.7", 50000))
+        assert limited.get("/health").status_code == 429
+        assert other.get("/health").status_code == 200
 
 
 def test_the_limit_counts_per_principal_once_authentication_has_run() -> None:
