@@ -466,6 +466,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--burst", type=int, default=100000, help="events")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only-stages", action="store_true",
+                        help="only generation, the stages read model and GET stages at both sizes")
     parser.add_argument("--only-generate", action="store_true",
                         help="generate --episodes, print the rate and the sizes, stop")
     args = parser.parse_args()
@@ -513,7 +515,7 @@ def main() -> None:
         services = build(settings_of(env))
         try:
             rates = {name: catch_up(env, name, services, args.catchup_budget)
-                     for name in READ_MODELS}
+                     for name in (("stages",) if args.only_stages else READ_MODELS)}
             out["small"]["catch_up"] = rates
             for name, rate in rates.items():
                 print(f"catch-up {name:<9}{rate['events_per_s']:>8,} events/s "
@@ -527,7 +529,7 @@ def main() -> None:
             workers = [int(w) for w in args.workers.split(",")]
             api: dict[int, list[float]] = {w: [] for w in workers}
             lib: dict[int, list[float]] = {w: [] for w in workers}
-            for _ in range(args.repeat):
+            for _ in range(0 if args.only_stages else args.repeat):
                 for w in workers:
                     api[w].append(api_appends(env, w, bearer, args.clients, args.requests))
                     lib[w].append(library_appends(env, w, args.clients * args.requests))
@@ -537,12 +539,14 @@ def main() -> None:
             print(f"appends, {args.clients} client threads x {args.requests} POSTs per phase; "
                   f"library: W processes x {args.clients * args.requests // 1} commands in all; "
                   f"median of {args.repeat} (min-max)")
-            for w in workers:
+            for w in workers if not args.only_stages else []:
                 ratio = statistics.median(api[w]) / statistics.median(lib[w])
                 print(f"  W={w}: API {median_range(api[w])}/s, library {median_range(lib[w])}/s, "
                       f"API/library {ratio:.2f}")
 
             try:
+                if args.only_stages:
+                    raise RuntimeError("skipped (--only-stages)")
                 out["burst"] = burst(env, generator, services, bearer, args.burst)
             except Exception as exc:  # report it and go on to the sizes
                 out["burst"] = {"error": repr(exc)}
@@ -575,9 +579,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     summary = [f"api/library W{w} {statistics.median(api[w]) / statistics.median(lib[w]):.2f}"
-               for w in workers]
-    summary.append(f"api W{workers[-1]}/W{workers[0]} "
-                   f"{statistics.median(api[workers[-1]]) / statistics.median(api[workers[0]]):.2f}")
+               for w in workers if api[w]]
+    if api[workers[0]]:
+        scaling = statistics.median(api[workers[-1]]) / statistics.median(api[workers[0]])
+        summary.append(f"api W{workers[-1]}/W{workers[0]} {scaling:.2f}")
     if "large" in out:
         s, big = out["small"]["stages"], out["large"]["stages"]
         summary.append(f"stages p50 {big['p50_ms'] / s['p50_ms']:.2f} p99 "
