@@ -137,7 +137,7 @@ def template_events(count: int) -> list[list[tuple[int, str, list[bytes]]]]:
                                   administered=START + timedelta(weeks=week), recorded_by="bench")
         app.close_episode(opened.episode_id, discharged_on=START + timedelta(weeks=11),
                           recorded_by="bench")
-    episodes: dict[uuid.UUID, list[tuple[int, str, list[bytes]]]] = {}
+    episodes: dict[Any, list[tuple[int, str, list[bytes]]]] = {}
     for item in app.recorder.select_notifications(start=1, limit=10**6):
         episodes.setdefault(item.originator_id, []).append(
             (item.originator_version, item.topic, UUID_HEAD.split(item.state)))
@@ -197,7 +197,7 @@ class Generator:
 # -- processes and HTTP -------------------------------------------------------------------------
 
 def free_port() -> int:
-    return pg_cluster.free_port()
+    return int(pg_cluster.free_port())
 
 
 class Server:
@@ -356,7 +356,7 @@ def _library_writer(library_env: dict[str, str], commands: int, ready: Any, go: 
     ready.release()
     go.wait()
     for n in range(commands):
-        aggregate = app.repository.get(ids[n % len(ids)])
+        aggregate: Counter = app.repository.get(ids[n % len(ids)])
         aggregate.increment(by=1)
         app.save(aggregate)
     done.release()
