@@ -449,13 +449,19 @@ def _follow_one(models: ReadModels, name: str, env: Mapping[str, str],
 
         if postgres:
             # The backlog in batches (one transaction per batch_size events), then the
-            # subscription for the tail (one transaction per event).
+            # subscription for the tail (one transaction per event), and batches again
+            # whenever a burst puts the view more than batch_size events behind.
             while not switched() and models.catch_up([name]) >= models.batch_size:
                 pass
             with ViewRunner(application_class=application_class, view=live.view,
                             env=env) as runner:
                 while not switched():
                     runner.run_forever(timeout=interval)  # re-raises the projection's error
+                    if (lag := models.lag(name)) > models.batch_size:
+                        # a burst: back to batches (the subscription commits once per event,
+                        # measured ~430 events/s against ~2,300 batched for the episodes view)
+                        log.info("runner behind, catching up in batches", view=name, lag=lag)
+                        break
         else:
             while not switched():
                 models.catch_up([name])

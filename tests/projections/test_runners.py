@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 
 from test_rebuild import generate
 
@@ -129,6 +130,37 @@ def test_a_runner_follows_a_rebuild_to_the_new_generation(store):
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err[-2000:]
+    models.close()
+    app.close()
+
+
+def test_a_burst_after_catching_up_is_processed_in_batches_again(store):
+    if store.kind == "sqlite":
+        return  # the SQLite runner always polls in batches
+    app = store.app()
+    models = ReadModels.open(app, store.views())
+    start = date(2020, 1, 6)  # daily assessments after it are all in the past
+    episodes = [app.open_episode(patient_ref=f"pt-{n}", clinic_id="c", recorded_by="u",
+                                 criteria="acnp2006", opened_on=start).episode_id
+                for n in range(8)]
+    process = runner(store, ["audit"])
+    try:
+        assert until(lambda: models.lag("audit") == 0, 30)  # caught up: on the subscription
+        view = models.views["audit"]
+        with view.datastore.transaction(commit=False) as cursor:  # hold the runner back
+            cursor.execute("LOCK TABLE tracking IN EXCLUSIVE MODE")
+            for day in range(1, 101):  # 800 events: more than a batch (500) behind
+                for episode_id in episodes:
+                    app.record_assessment(episode_id, instrument="PHQ-9", recorded_by="nurse",
+                                          administered=start + timedelta(days=day), total=12)
+        assert until(lambda: models.lag("audit") == 0, 60)
+        assert [models.audit.trail(episode_id=e, limit=200)[0][-1]["version"]
+                for e in episodes] == [101] * 8
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err[-2000:]
+    assert "runner behind, catching up in batches" in out + err
     models.close()
     app.close()
 
