@@ -346,7 +346,7 @@ def build(settings: Settings, *, clock: Clock = utc_now,
 def check_store(settings: Settings, app: ExplicitEnvironment[UUID]) -> None:
     """Refuse an event store that is not the configured one: its recorder of another kind
     than ``settings.store``, database functions switched on (projections must not rely on them,
-    ADR 0021), or (PostgreSQL) its table missing. Raises StartupError with one line."""
+    ADR 0019), or (PostgreSQL) its table missing. Raises StartupError with one line."""
     kind = StoreInUse.of(app.recorder).kind
     if kind != settings.store:
         raise StartupError(f"the {app.name} event store is {kind}, but OUTCOMES_STORE is "

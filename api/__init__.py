@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         breaker.start()
         read_models = app.state.services.read_models
         # Inline (one process on SQLite or memory): this process keeps its read models current.
-        # With runners (``outcomes projections run``) it never catches up (ADR 0021).
+        # With runners (``outcomes projections run``) it never catches up (ADR 0019).
         inline = runs_inline(settings)
         if inline:
             read_models.catch_up()

@@ -1,4 +1,4 @@
-"""Read-your-writes across processes (ADR 0021) and the database's absence.
+"""Read-your-writes across processes (ADR 0019) and the database's absence.
 
 Every write answers with its store position (``X-Ledger-Position`` and ``position`` in the
 body: ``ledger_position``). A read may send ``X-Min-Position: <position>``; the read model the

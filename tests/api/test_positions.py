@@ -1,4 +1,4 @@
-"""Read-your-writes across processes (issue 10, ADR 0021): every write answers its store
+"""Read-your-writes across processes (issue 10, ADR 0019): every write answers its store
 position (``X-Ledger-Position`` and ``position``); a read sending ``X-Min-Position`` waits for the
 one read model it reads, bounded, else 503 with Retry-After; a database that cannot be reached is
 503 with Retry-After, never 500."""
@@ -153,7 +153,7 @@ def test_health_is_degraded_naming_a_refused_read_model(client: TestClient) -> N
                                    "reason": "ahead of its event store (restored?)"}}
     services.read_models.status = lambda: refused
     health = client.get("/health")
-    assert health.status_code == 200  # writes and the other reads go on (ADR 0021)
+    assert health.status_code == 200  # writes and the other reads go on (ADR 0019)
     assert health.json()["status"] == "degraded"
     assert health.json()["projections"]["audit"] == refused["audit"]
     assert health.json()["projections"]["episodes"]["state"] == "ok"

@@ -2,7 +2,7 @@
 ``listening``; writes answer their position, and a read sending it as ``X-Min-Position`` is never
 stale, whichever worker answers (issue 10 measured 12-14 stale of 288 without). On SQLite the
 workers catch their read models up themselves; on PostgreSQL ``outcomes projections run`` does
-(the workers never catch up there, ADR 0021), started beside them as ``make run-postgres`` does.
+(the workers never catch up there, ADR 0019), started beside them as ``make run-postgres`` does.
 
 Multi-process: real ``outcomes serve`` processes on a loopback port (marker ``server_process``).
 A worker killed during 1,000 writes is tests/faults/test_api_worker_killed.py.

@@ -4,7 +4,7 @@ primary, and every write acknowledged before or after is there (issue 10, "Fault
 
 The primary stops with a fast shutdown, which sends every WAL record to the connected standby
 before it ends; an abrupt loss of the primary needs synchronous replication for the same
-guarantee (docs/adr/0024)."""
+guarantee (docs/adr/0021)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 PostgreSQL ledger, ``outcomes serve --workers 2`` and one ``outcomes projections run NAME``
 process per read model. Every request goes on a new connection (either worker may answer), and
 every read sends ``X-Min-Position`` with the last position this client wrote (read-your-writes
-across processes, ADR 0021).
+across processes, ADR 0019).
 
 - every public criteria vector end to end (GET /stages, or the course outcome at POST /close);
 - 8 concurrent writers to one episode lose nothing, and with one shared If-Match one wins;
