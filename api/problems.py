@@ -7,7 +7,6 @@ submitted values are never echoed, they may hold personal data).
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import structlog
@@ -17,11 +16,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from api import availability
 from api.deps import AuthenticationRequired, Forbidden
 from api.freshness import RETRY_AFTER, UNAVAILABLE, ReadModelBehind
 from api.limits import RateLimited
 from api.responses import Problem
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from projections.errors import ViewUnavailable
 
 MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("api")
@@ -100,21 +101,9 @@ def _allowed(request: Request) -> str:
 
 
 
-def view_unavailable_class() -> type[Exception] | None:
-    """``projections.errors.ViewUnavailable`` (a read model refused: ahead of its store, built
-    from another one), or None while the projections package has none."""
-    try:
-        errors = importlib.import_module("projections.errors")
-    except ImportError:
-        return None
-    found = getattr(errors, "ViewUnavailable", None)
-    return found if isinstance(found, type) and issubclass(found, Exception) else None
-
-
 def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable", error_type=type(exc).__name__)
-    from api.availability import trip
-    trip(request.app)  # the next requests are refused at once until the database answers
+    availability.trip(request.app)  # the next requests are refused at once until the database answers
     return problem(503, "Service unavailable",
                             f"the database cannot be reached; retry after {RETRY_AFTER} s",
                             "database-unavailable", headers={"Retry-After": str(RETRY_AFTER)})
@@ -133,8 +122,7 @@ def _install_unavailable(app: FastAPI) -> None:
     """Answer the database's absence and a refused read model with 503 and Retry-After."""
     for error in UNAVAILABLE:
         app.add_exception_handler(error, _unavailable)
-    if (refused := view_unavailable_class()) is not None:
-        app.add_exception_handler(refused, _view_refused)
+    app.add_exception_handler(ViewUnavailable, _view_refused)
 
 
 def install(app: FastAPI) -> None:

@@ -506,7 +506,7 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
     if unknown := [n for n in names if n not in known]:
         raise ValueError(f"unknown read model {', '.join(unknown)}; known: {', '.join(known)}")
     view_store: ViewStore = settings.view_store()
-    stall_s = float(getattr(settings, "projection_stall_s", 60))
+    stall_s = float(settings.projection_stall_s)
     results: dict[str, int] = {}
     halt = threading.Event()
 
@@ -551,10 +551,5 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
 
 def store_env(settings: Any, store: str) -> dict[str, str]:
     """The library environment of event store ``store`` ("outcomes", "access-log",
-    "rescoring-runs") from the settings (``Settings.eventsourcing_env``; its older form took
-    the SQLite file name of a store beside the write model)."""
-    import inspect
-    parameters = inspect.signature(settings.eventsourcing_env).parameters
-    if "store" in parameters:
-        return dict(settings.eventsourcing_env(store))
-    return dict(settings.eventsourcing_env(None if store == "outcomes" else f"{store}.sqlite"))
+    "rescoring-runs") from the settings (``Settings.eventsourcing_env``)."""
+    return dict(settings.eventsourcing_env(store))

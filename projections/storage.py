@@ -381,9 +381,7 @@ def view_store_for(settings: Any) -> ViewStore:
     """The view store the settings describe (``Settings.view_store``): PostgreSQL when
     ``settings.store`` is "postgres" (the write model's ``POSTGRES_*`` environment and
     ``postgres_schema``), else SQLite files in ``settings.views_folder()`` (None: memory)."""
-    kind = getattr(settings, "store", None) or getattr(settings, "persistence", "sqlite")
-    if kind == "postgres":
-        from projections.runner import store_env
-        return PostgresViewStore(store_env(settings, "outcomes"),
-                                 getattr(settings, "postgres_schema", "public"))
+    if settings.store == "postgres":
+        return PostgresViewStore(dict(settings.eventsourcing_env("outcomes")),
+                                 settings.postgres_schema)
     return SQLiteViewStore(settings.views_folder())
