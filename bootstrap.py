@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     postgres_dbname: str = "outcomes"
     postgres_user: str = "outcomes"
     postgres_password: SecretStr | None = None
-    postgres_pool_size: Annotated[int, Field(ge=1, le=100)] = 5  # connections per store and process
+    postgres_pool_size: Annotated[int, Field(ge=1, le=100)] = 5  # at most, per store and process
     postgres_conn_max_age: Annotated[float, Field(gt=0)] = 3600  # seconds a connection is reused
     postgres_pre_ping: bool = True  # check a pooled connection before use (recovers after an outage)
     postgres_schema: str = "public"  # several ledgers in one database: one schema each
@@ -164,7 +164,11 @@ class Settings(BaseSettings):
             "POSTGRES_USER": self.postgres_user,
             "POSTGRES_PASSWORD": password,
             "POSTGRES_SCHEMA": self.postgres_schema,
-            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+            # one connection kept open per store and process, up to postgres_pool_size under
+            # load (psycopg's pool closes the extra ones after 10 idle minutes): with five
+            # runners and a few workers the server's default max_connections (100) suffices
+            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_MAX_OVERFLOW": str(self.postgres_pool_size - 1),
             "POSTGRES_CONN_MAX_AGE": f"{self.postgres_conn_max_age:g}",
             "POSTGRES_PRE_PING": "y" if self.postgres_pre_ping else "n",
             "POSTGRES_CONNECT_TIMEOUT": str(self.postgres_connect_timeout),

@@ -206,9 +206,12 @@ class Server:
     def __init__(self, env: dict[str, str], workers: int) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # kept open for the life of the server (its stderr)
+        self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix="bench-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen([OUTCOMES, "serve", "--workers", str(workers), "--port",
                                          str(self.port)], env=env, start_new_session=True,
-                                        stderr=subprocess.DEVNULL)
+                                        stderr=self.log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -218,7 +221,8 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.2)
         self.stop()
-        raise SystemExit("outcomes serve did not start within 60 s")
+        tail = Path(self.log.name).read_text(errors="replace")[-1500:]
+        raise SystemExit(f"outcomes serve did not start within 60 s; its log ends:\n{tail}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -236,8 +236,12 @@ def postgres_datastore(env: Mapping[str, str], schema: str, *, pool_size: int = 
                        max_overflow: int | None = None) -> ViewDatastore:
     """A datastore for ``schema`` from a library environment (``POSTGRES_DBNAME``, ``_HOST``,
     ``_PORT``, ``_USER``, ``_PASSWORD``, ``_CONNECT_TIMEOUT`` (s), ``_CONN_MAX_AGE`` (s),
-    ``_PRE_PING``, ``_POOL_SIZE``)."""
-    overflow = int(env.get("POSTGRES_POOL_SIZE") or 5) if max_overflow is None else max_overflow
+    ``_PRE_PING``, ``_POOL_SIZE`` + ``_MAX_OVERFLOW``: the most the event store's pool opens, the
+    default ``max_overflow`` here)."""
+    if max_overflow is None:
+        max_overflow = (int(env.get("POSTGRES_POOL_SIZE") or 1)
+                        + int(env.get("POSTGRES_MAX_OVERFLOW") or 4))
+    overflow = max_overflow
     datastore = ViewDatastore(
         dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
         port=env.get("POSTGRES_PORT") or "5432", user=env["POSTGRES_USER"],

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,27 @@ def test_two_workers_serve_and_a_read_at_the_written_position_is_never_stale(
 def test_sigterm_stops_the_workers_cleanly(served: Served) -> None:
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=30) == 0
+
+
+def test_two_workers_and_the_runners_hold_few_database_connections(
+        served: Served, store: str) -> None:
+    """Issue 10's trial: ~20 connections per idle worker and ~15 per runner exhausted the
+    server's default max_connections (100) under `make run-postgres`; each store now keeps one
+    connection per process (more only under load)."""
+    if store != "postgres":
+        pytest.skip("database connections are PostgreSQL's")
+    import psycopg
+
+    env = os.environ
+    time.sleep(3)  # the runners' subscriptions and the workers' probes are up
+    with psycopg.connect(host=env["OUTCOMES_POSTGRES_HOST"], port=env["OUTCOMES_POSTGRES_PORT"],
+                         user=env["OUTCOMES_POSTGRES_USER"],
+                         dbname=env["OUTCOMES_POSTGRES_DBNAME"]) as conn:
+        [(count,)] = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()").fetchall()
+        by_name = conn.execute(
+            "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = "
+            "current_database() AND pid <> pg_backend_pid() GROUP BY 1 ORDER BY 1").fetchall()
+    print(f"connections: {count} (2 workers, 5 runners in one process): {by_name}")
+    assert count <= 60  # measured 46 here (was ~115 for the same deployment before)

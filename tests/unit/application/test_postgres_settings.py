@@ -54,11 +54,12 @@ def test_the_postgres_environment_has_db_functions_off_and_tables_only_on_init()
     assert env["PERSISTENCE_MODULE"] == "application.postgres:Factory"
     assert {k: env[k] for k in ("POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DBNAME",
                                 "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA",
-                                "POSTGRES_POOL_SIZE", "POSTGRES_PRE_PING",
+                                "POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW", "POSTGRES_PRE_PING",
                                 "POSTGRES_ENABLE_DB_FUNCTIONS", "CREATE_TABLE")} == {
         "POSTGRES_HOST": "db.internal", "POSTGRES_PORT": "6432", "POSTGRES_DBNAME": "ledger",
         "POSTGRES_USER": "svc", "POSTGRES_PASSWORD": "s3", "POSTGRES_SCHEMA": "north",
-        "POSTGRES_POOL_SIZE": "7", "POSTGRES_PRE_PING": "y",
+        "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "6",  # 1 kept open, up to 7
+        "POSTGRES_PRE_PING": "y",
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n", "CREATE_TABLE": "n"}
     assert "POSTGRES_TARGET_SESSION_ATTRS" not in env  # one host: whatever it is
     assert settings.eventsourcing_env(create_table=True)["CREATE_TABLE"] == "y"
