@@ -392,6 +392,7 @@ def projections_run(
         _fail(f"unknown read model {', '.join(unknown)}; known: {', '.join(known)}")
     settings = Settings()
     configure_logging(settings)
+    _check_store(settings)  # one line, exit 1: tables missing (`outcomes db init`), unreachable
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())

@@ -2,8 +2,9 @@
 # `make run-postgres`: the API (2 workers) and one runner per read model against a local
 # PostgreSQL cluster. Uses the server at OUTCOMES_POSTGRES_HOST/PORT when it answers; else creates
 # (once) and starts a development cluster in ./var/postgres on port 5433 (trust auth, loopback).
-# Stop with Ctrl-C: the runners and the API stop; the cluster keeps running
-# (`pg_ctl -D var/postgres/data stop` stops it).
+# Stop with Ctrl-C (or SIGTERM to this script): the API and the runners stop; the cluster keeps
+# running (`runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D var/postgres/data stop`
+# as root, plain `pg_ctl -D var/postgres/data stop` otherwise).
 set -eu
 BIN=${BIN:-.venv/bin}
 export OUTCOMES_STORE=postgres
@@ -31,5 +32,8 @@ RUNNERS=""
 for view in episodes stages audit cohort access-log; do
   "$BIN/outcomes" projections run "$view" & RUNNERS="$RUNNERS $!"
 done
-trap 'kill $RUNNERS 2>/dev/null; wait' EXIT INT TERM
-"$BIN/outcomes" serve --workers "${WORKERS:-2}"
+"$BIN/outcomes" serve --workers "${WORKERS:-2}" & SERVER=$!
+# sh runs a trap only once its foreground command ends: serve runs in the background, so a
+# SIGTERM to this script reaches the trap at once and stops the API and the runners
+trap 'kill $SERVER $RUNNERS 2>/dev/null; wait' EXIT INT TERM
+wait $SERVER

@@ -134,11 +134,12 @@ def test_a_server_refuses_a_store_that_is_not_initialised(
     assert _tables(postgres_database) == set()  # nothing created
     for name, value in _env(settings).items():
         monkeypatch.setenv(name, value)
-    served = CliRunner().invoke(cli, ["serve"])
-    assert served.exit_code == 1
-    assert served.output.splitlines() == [
-        f"error: table {settings.postgres_schema}.outcomes_events does not exist: run "
-        "`outcomes db init` (with the same OUTCOMES_POSTGRES_* settings)"]
+    for command in (["serve"], ["projections", "run", "episodes"]):  # a runner too (trial)
+        refused = CliRunner().invoke(cli, command)
+        assert refused.exit_code == 1, command
+        assert refused.output.splitlines()[-1:] == [
+            f"error: table {settings.postgres_schema}.outcomes_events does not exist: run "
+            "`outcomes db init` (with the same OUTCOMES_POSTGRES_* settings)"], command
 
 
 def test_a_server_refuses_database_functions_and_another_recorder(
