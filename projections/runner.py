@@ -515,7 +515,10 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
         env = store_env(settings, "access-log" if access else "outcomes")
         app_class = AccessLog if access else OutcomesApplication
         try:
-            with view_store.runner_lock(name, halt) as held:
+            def waiting() -> None:
+                log.info("runner waiting: another runner holds this read model", view=name)
+
+            with view_store.runner_lock(name, halt, waiting=waiting) as held:
                 if not held:
                     return
                 log.info("runner started", view=name)
@@ -530,6 +533,7 @@ def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int
                 watchdog = threading.Thread(target=watch, daemon=True)
                 watchdog.start()
                 _follow_one(models, name, env, app_class, halt)
+                log.info("runner stopped", view=name)
         except Exception as exc:
             log.error("runner failed", view=name, error_type=type(exc).__name__)
 

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -79,10 +79,12 @@ class ViewStore(ABC):
         """Delete a (not live) generation: its file or schema."""
 
     @abstractmethod
-    def runner_lock(self, name: str, stop: threading.Event,
-                    poll: float = 1.0) -> contextlib.AbstractContextManager[bool]:
+    def runner_lock(self, name: str, stop: threading.Event, poll: float = 1.0,
+                    waiting: Callable[[], None] | None = None
+                    ) -> contextlib.AbstractContextManager[bool]:
         """Hold the lock of read model ``name``'s runner: yields True once held (waiting, every
-        ``poll`` seconds, while another process holds it), False when ``stop`` was set first."""
+        ``poll`` seconds, while another process holds it; ``waiting`` is called once when it
+        must wait), False when ``stop`` was set first."""
 
     def create_catalog(self) -> None:
         """Create the catalog if missing (idempotent, safe under concurrency)."""
@@ -181,16 +183,21 @@ class SQLiteViewStore(ViewStore):
             Path(f"{path}{extra}").unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def runner_lock(self, name: str, stop: threading.Event, poll: float = 1.0) -> Iterator[bool]:
+    def runner_lock(self, name: str, stop: threading.Event, poll: float = 1.0,
+                    waiting: Callable[[], None] | None = None) -> Iterator[bool]:
         if self.folder is None:
             yield True
             return
         with open(self.folder / f"{name}.lock", "a+") as handle:
+            tries = 0
             while True:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    tries += 1
+                    if tries == 1 and waiting is not None:
+                        waiting()
                     if stop.wait(poll):
                         yield False
                         return
@@ -352,10 +359,15 @@ class PostgresViewStore(ViewStore):
                 sql.Identifier(self.generation_schema(view_class, generation))))
 
     @contextlib.contextmanager
-    def runner_lock(self, name: str, stop: threading.Event, poll: float = 1.0) -> Iterator[bool]:
+    def runner_lock(self, name: str, stop: threading.Event, poll: float = 1.0,
+                    waiting: Callable[[], None] | None = None) -> Iterator[bool]:
         key = lock_key(f"outcomes-runner:{self.schema}:{name}")
         with self._session() as conn:
+            tries = 0
             while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                tries += 1
+                if tries == 1 and waiting is not None:
+                    waiting()
                 if stop.wait(poll):
                     yield False
                     return

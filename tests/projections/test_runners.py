@@ -81,8 +81,12 @@ def test_a_second_runner_waits_and_takes_over_when_the_first_dies(store):
     assert until(lambda: models.lag("episodes") == 0, 30)  # the second took over
     assert len(models.episodes.find()[0]) == 2
     second.send_signal(signal.SIGTERM)
-    _, err = second.communicate(timeout=30)
+    out, err = second.communicate(timeout=30)
     assert second.returncode == 0, err[-2000:]
+    # it said it was waiting, then that it took over, then that it stopped (trial: silent)
+    said = [line for line in (out + err).splitlines() if "runner " in line]
+    assert [next(p for p in ("waiting", "started", "stopped") if f"runner {p}" in line)
+            for line in said] == ["waiting", "started", "stopped"], said
     models.close()
     app.close()
 
