@@ -3,6 +3,7 @@ rescore, adopt. Commands that write record ``cli:<os user>`` as ``recorded_by``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -210,14 +211,15 @@ def serve(
             stop_runner()
 
 
-def _check_store(settings: Any) -> None:
-    """Open and close the configured stores once (SQLite: creating files and tables); a
-    StartupError or an unreachable database is one line on stderr, exit 1."""
+@contextlib.contextmanager
+def _store_refusals(settings: Any) -> Iterator[None]:
+    """Turn a StartupError (``bootstrap``) or an unreachable database into one line on stderr
+    and exit 1 (``serve``, ``projections run``, ``db init``)."""
     from api.freshness import UNAVAILABLE
-    from bootstrap import StartupError, build
+    from bootstrap import StartupError
 
     try:
-        build(settings).close()
+        yield
     except StartupError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -225,6 +227,15 @@ def _check_store(settings: Any) -> None:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         typer.echo(f"error: the {settings.store} database cannot be reached: {first}", err=True)
         raise typer.Exit(code=1) from None
+
+
+def _check_store(settings: Any) -> None:
+    """Open and close the configured stores once (SQLite: creating files and tables); a
+    StartupError or an unreachable database is one line on stderr, exit 1."""
+    from bootstrap import build
+
+    with _store_refusals(settings):
+        build(settings).close()
 
 
 def _start_runner(settings: Any) -> Callable[[], None] | None:
@@ -271,19 +282,11 @@ def db_init() -> None:
     if missing. Run it before the first ``outcomes serve`` or ``projections run`` on PostgreSQL
     (they never create tables there); on SQLite it creates the files. Safe to run again; several
     at once wait for each other. An unreachable database: one line on stderr, exit 1."""
-    from api.freshness import UNAVAILABLE
-    from bootstrap import Settings, StartupError, init_store
+    from bootstrap import Settings, init_store
 
     settings = Settings()
-    try:
+    with _store_refusals(settings):
         done = init_store(settings)
-    except StartupError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
-    except UNAVAILABLE as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        typer.echo(f"error: the {settings.store} database cannot be reached: {first}", err=True)
-        raise typer.Exit(code=1) from None
     where = (f"{settings.postgres_dbname}.{settings.postgres_schema}"
              if settings.store == "postgres" else settings.store)
     for line in done:

@@ -38,11 +38,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+OUTCOMES = str(Path(sys.executable).with_name("outcomes"))
+
+
+def server_env(folder: Path) -> dict[str, str]:
+    """The environment of a benchmark server on a SQLite store in ``folder`` (development
+    mode: its dev issuer's key lies there too)."""
+    return {**os.environ, "OUTCOMES_SQLITE_PATH": str(folder / "outcomes.sqlite"),
+            "OUTCOMES_LOG_LEVEL": "WARNING", "OUTCOMES_RATE_LIMIT": "off"}  # throughput
+
+
+def bearer(folder: Path, clinic: str = "bench") -> dict[str, str]:
+    """An ``Authorization`` header with a clinician's dev token of ``clinic`` for the server on
+    ``folder`` (``outcomes dev-token``, valid a day)."""
+    token = subprocess.run([OUTCOMES, "dev-token", "--sub", "bench", "--role", "clinician",
+                            "--clinic", clinic, "--ttl", "86400"], env=server_env(folder),
+                           check=True, capture_output=True, text=True).stdout.strip()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OUTCOMES_SQLITE_PATH": str(folder / "outcomes.sqlite"),
-           "OUTCOMES_LOG_LEVEL": "WARNING", "OUTCOMES_RATE_LIMIT": "off"}  # throughput, not limits
-    server = subprocess.Popen([str(Path(sys.executable).with_name("outcomes")), "serve",
-                               "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([OUTCOMES, "serve", "--port", str(port)], env=server_env(folder),
+                              stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -55,13 +72,18 @@ def start_server(folder: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def phase(clients: int, requests: int,
-          call: Callable[[httpx.Client, int, int], httpx.Response]) -> tuple[float, list[float]]:
-    """Run ``requests`` calls in each of ``clients`` threads; returns (req/s, latencies in ms)."""
+          call: Callable[[httpx.Client, int, int], httpx.Response],
+          headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[float, list[float]]:
+    """Run ``requests`` calls in each of ``clients`` threads (each its own ``httpx.Client``
+    with ``headers``), timed from the moment every client is ready; returns (requests/s,
+    latencies in ms). Raises SystemExit naming a failed (4xx/5xx) request."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[str] = []
+    ready = threading.Barrier(clients + 1)
 
     def worker(index: int) -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=timeout, headers=headers) as client:
+            ready.wait()
             for n in range(requests):
                 started = time.perf_counter()
                 response = call(client, index, n)
@@ -70,9 +92,10 @@ def phase(clients: int, requests: int,
                     failures.append(f"{response.status_code} {response.text[:200]}")
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
     for t in threads:
         t.start()
+    ready.wait()
+    started = time.perf_counter()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
@@ -95,20 +118,22 @@ def main() -> None:
         port = free_port()
         server = start_server(Path(tmp), port)
         base = f"http://127.0.0.1:{port}"
+        auth = bearer(Path(tmp))
         try:
             per_client = max(1, args.requests // 10)
-            episodes = [[httpx.post(f"{base}/episodes", json={
+            episodes = [[httpx.post(f"{base}/episodes", headers=auth, json={
                 "patient_ref": f"bench-{i}-{k}", "clinic_id": "bench", "opened_on": str(START)
             }).json()["episode_id"] for k in range(per_client)] for i in range(args.clients)]
             results = {
                 "GET /health": phase(args.clients, args.requests,
-                                     lambda c, i, n: c.get(f"{base}/health")),
+                                     lambda c, i, n: c.get(f"{base}/health"), auth),
                 "POST assessments": phase(args.clients, args.requests, lambda c, i, n: c.post(
                     f"{base}/episodes/{episodes[i][n % per_client]}/assessments",
                     json={"instrument": "PHQ-9", "total": max(0, 20 - 2 * (n // per_client)),
-                          "administered_on": str(START + timedelta(weeks=n // per_client))})),
+                          "administered_on": str(START + timedelta(weeks=n // per_client))}),
+                    auth),
                 "GET stages": phase(args.clients, args.requests, lambda c, i, n: c.get(
-                    f"{base}/episodes/{episodes[i][n % per_client]}/stages")),
+                    f"{base}/episodes/{episodes[i][n % per_client]}/stages"), auth),
             }
         finally:
             server.terminate()

@@ -43,10 +43,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ import psycopg
 from eventsourcing.application import Application
 from psycopg import sql
 
+from bench.api_load import percentile, phase
 from bench.record_assessments import Counter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,41 +234,6 @@ class Server:
                 self.process.wait()
 
 
-def run_threads(clients: int, requests: int, call: Callable[[httpx.Client, int, int], httpx.Response],
-                headers: dict[str, str]) -> tuple[float, list[float]]:
-    """``requests`` calls in each of ``clients`` threads: (requests/s, latencies in ms)."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures: list[str] = []
-    barrier = threading.Barrier(clients + 1)
-
-    def worker(index: int) -> None:
-        with httpx.Client(timeout=60, headers=headers) as client:
-            barrier.wait()
-            for n in range(requests):
-                started = time.perf_counter()
-                response = call(client, index, n)
-                latencies[index].append(1000 * (time.perf_counter() - started))
-                if response.status_code >= 400:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    started = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    if failures:
-        raise SystemExit(f"{len(failures)} failed requests, e.g. {failures[0]}")
-    flat = [x for each in latencies for x in each]
-    return len(flat) / elapsed, flat
-
-
-def pct(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
 def token(env: dict[str, str]) -> str:
     return subprocess.run([OUTCOMES, "dev-token", "--sub", "bench", "--role", "clinician",
                            "--clinic", CLINIC, "--ttl", "86400"], env=env, check=True,
@@ -310,11 +275,12 @@ def stages_latency(env: dict[str, str], ids: list[uuid.UUID], bearer: str,
     rng = random.Random(12)
     picks = [[rng.choice(ids) for _ in range(requests)] for _ in range(clients)]
     try:
-        rps, lat = run_threads(clients, requests, lambda c, i, n: c.get(
-            f"{server.base}/episodes/{picks[i][n]}/stages"), {"Authorization": f"Bearer {bearer}"})
+        rps, lat = phase(clients, requests, lambda c, i, n: c.get(
+            f"{server.base}/episodes/{picks[i][n]}/stages"), {"Authorization": f"Bearer {bearer}"},
+            timeout=60)
     finally:
         server.stop()
-    return {"p50_ms": round(pct(lat, 50), 1), "p99_ms": round(pct(lat, 99), 1),
+    return {"p50_ms": round(percentile(lat, 50), 1), "p99_ms": round(percentile(lat, 99), 1),
             "req_per_s": round(rps), "requests": len(lat)}
 
 
@@ -335,11 +301,11 @@ def api_appends(env: dict[str, str], workers: int, bearer: str, clients: int,
     ids = open_episodes(env, clients * per_client)
     server = Server(env, workers)
     try:
-        rps, _ = run_threads(clients, requests, lambda c, i, n: c.post(
+        rps, _ = phase(clients, requests, lambda c, i, n: c.post(
             f"{server.base}/episodes/{ids[i * per_client + n % per_client]}/assessments",
             json={"instrument": "PHQ-9", "total": max(0, 20 - 2 * (n // per_client)),
                   "administered_on": str(START + timedelta(weeks=n // per_client))}),
-            {"Authorization": f"Bearer {bearer}"})
+            {"Authorization": f"Bearer {bearer}"}, timeout=60)
     finally:
         server.stop()
     return rps

@@ -189,18 +189,16 @@ class SQLiteViewStore(ViewStore):
             yield True
             return
         with open(self.folder / f"{name}.lock", "a+") as handle:
-            tries = 0
-            while True:
+            def take() -> bool:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
                 except BlockingIOError:
-                    tries += 1
-                    if tries == 1 and waiting is not None:
-                        waiting()
-                    if stop.wait(poll):
-                        yield False
-                        return
+                    return False
+                return True
+
+            if not wait_for_lock(take, stop, poll, waiting):
+                yield False
+                return
             try:
                 yield True
             finally:
@@ -363,14 +361,13 @@ class PostgresViewStore(ViewStore):
                     waiting: Callable[[], None] | None = None) -> Iterator[bool]:
         key = lock_key(f"outcomes-runner:{self.schema}:{name}")
         with self._session() as conn:
-            tries = 0
-            while not conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-                tries += 1
-                if tries == 1 and waiting is not None:
-                    waiting()
-                if stop.wait(poll):
-                    yield False
-                    return
+            def take() -> bool:
+                return bool(conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                         (key,)).fetchone()[0])
+
+            if not wait_for_lock(take, stop, poll, waiting):
+                yield False
+                return
             try:
                 yield True
             finally:
@@ -379,6 +376,20 @@ class PostgresViewStore(ViewStore):
 
     def close(self) -> None:
         self._catalog.close()
+
+
+def wait_for_lock(take: Callable[[], bool], stop: threading.Event, poll: float,
+                  waiting: Callable[[], None] | None) -> bool:
+    """Try ``take()`` (a non-blocking lock attempt) every ``poll`` seconds until it succeeds
+    (True) or ``stop`` is set (False); ``waiting`` is called once, when the first try fails."""
+    if take():
+        return True
+    if waiting is not None:
+        waiting()
+    while not stop.wait(poll):
+        if take():
+            return True
+    return False
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.01) -> bool:
