@@ -32,6 +32,7 @@ from application.rescoring import RescoringLog, ShadowRuns
 from projections.rescorings import RescoringStore
 from projections.runner import ReadModels
 from projections.storage import ViewStore, view_store_for
+from trust.files import create_private, tighten_store
 
 # Schema names come from the settings and are validated here, then quoted by psycopg's sql module.
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
@@ -210,8 +211,7 @@ class Settings(BaseSettings):
             return secrets.token_bytes(32)
         path = self.sqlite_path.parent / "pseudonym.key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.touch(mode=0o600)
+            create_private(path)  # mode 0600 in a 0700 folder (trust.files)
             path.write_text(secrets.token_hex(32))
         return path.read_text().strip().encode()
 
@@ -319,8 +319,7 @@ def build(settings: Settings, *, clock: Clock = utc_now,
     tables when missing; PostgreSQL creates none here unless ``create_tables`` (``init_store``
     does) and each store is checked first (``check_store``). Raises StartupError when a check fails; the
     library's OperationalError when the database cannot be reached."""
-    if settings.store == "sqlite":
-        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    tighten_store(settings)  # SQLite: folder 0700, files 0600, an older store's modes tightened
     app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
     opened: list[ExplicitEnvironment[UUID]] = [app]
     try:
@@ -378,8 +377,7 @@ def init_store(settings: Settings) -> list[str]:
     Returns what was initialised, for the command's output. Raises the library's
     OperationalError when the database cannot be reached."""
     done: list[str] = []
-    if settings.store == "sqlite":
-        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    tighten_store(settings)
     lock = _init_lock(settings) if settings.store == "postgres" else None
     try:
         for name, app_class in EVENT_STORES.items():
@@ -447,7 +445,7 @@ LOG_KEYS = frozenset({
     "event", "level", "timestamp", "logger", "request_id", "episode_id", "method", "route",
     "status", "duration_ms", "user_id", "error_type", "problem", "position", "store",
     "host", "port", "stage", "location", "path", "ignored", "projections", "workers", "pid",
-    "view", "reason", "lag",
+    "view", "reason", "lag", "count",
 })
 
 

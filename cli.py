@@ -56,6 +56,9 @@ def main(
         help="Print the installed version and exit.")] = False,
 ) -> None:
     """Outcome Ledger: stage treatment outcomes under versioned criteria sets."""
+    from trust.files import private_umask
+
+    private_umask()  # every file a command writes is 0600, every folder 0700 (ADR 0024)
 
 
 def _fail(message: str) -> NoReturn:

@@ -36,6 +36,7 @@ from api.deps import AuthenticationRequired
 from api.identity import ROLES, Principal
 from api.limits import rate_limited
 from bootstrap import Settings
+from trust.files import private_dir
 
 ALGORITHMS = ("RS256", "ES256")  # fixed server-side (RFC 8725 §3.1)
 DEV_ISSUER = "urn:outcome-ledger:dev"
@@ -196,7 +197,7 @@ class DevIssuer:
     def __init__(self, path: Path) -> None:
         self.path = path
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption())

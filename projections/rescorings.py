@@ -31,6 +31,7 @@ from projections.base import (
     postgres_ddl,
     to_json,
 )
+from trust.files import create_private
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS rescoring_runs (run_id TEXT PRIMARY KEY, criteria TEXT NOT NULL, "
@@ -55,7 +56,7 @@ class RescoringStore:
     def __init__(self, folder: Path | None, *, datastore: Any = None, create: bool = True) -> None:
         self.postgres = datastore is not None
         if datastore is None:
-            name = (str(folder / "rescorings.sqlite") if folder is not None
+            name = (str(create_private(folder / "rescorings.sqlite")) if folder is not None
                     else f"file:rescorings-{uuid4().hex}?mode=memory&cache=shared")
             datastore = SQLiteDatastore(name, lock_timeout=10)
         self.datastore = datastore

@@ -29,6 +29,8 @@ from uuid import uuid4
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
+from trust.files import create_private, private_dir
+
 if TYPE_CHECKING:
     from projections.base import ReadModel
 
@@ -109,8 +111,9 @@ class SQLiteViewStore(ViewStore):
         self._thread_lock = threading.Lock()
         self._catalog: SQLiteDatastore | None = None
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            self._catalog = SQLiteDatastore(str(folder / "catalog.sqlite"), lock_timeout=10,
+            private_dir(folder)
+            self._catalog = SQLiteDatastore(str(create_private(folder / "catalog.sqlite")),
+                                            lock_timeout=10,
                                             pool_size=2)
             with self._catalog.transaction(commit=True) as cursor:
                 cursor.execute(CATALOG_TABLE)
@@ -123,7 +126,7 @@ class SQLiteViewStore(ViewStore):
         name = self.file_name(view_class, generation)
         if self.folder is None:
             return f"file:{name}-{self._token}?mode=memory&cache=shared"
-        return str(self.folder / f"{name}.sqlite")
+        return str(create_private(self.folder / f"{name}.sqlite"))
 
     def open(self, view_class: type[ReadModel], generation: int, *, create: bool) -> ReadModel:
         datastore = SQLiteDatastore(self._db_name(view_class, generation), lock_timeout=10)
@@ -139,7 +142,7 @@ class SQLiteViewStore(ViewStore):
             if self.folder is None:
                 yield
                 return
-            with open(self.folder / ".create.lock", "a+") as handle:
+            with open(create_private(self.folder / ".create.lock"), "a+") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     yield
@@ -188,7 +191,7 @@ class SQLiteViewStore(ViewStore):
         if self.folder is None:
             yield True
             return
-        with open(self.folder / f"{name}.lock", "a+") as handle:
+        with open(create_private(self.folder / f"{name}.lock"), "a+") as handle:
             def take() -> bool:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
