@@ -32,6 +32,7 @@ from application.rescoring import RescoringLog, ShadowRuns
 from projections.rescorings import RescoringStore
 from projections.runner import ReadModels
 from projections.storage import ViewStore, view_store_for
+from trust.chain import POPO_FACTORY_TOPIC, SQLITE_RECORDER_TOPIC
 from trust.files import create_private, tighten_store
 
 # Schema names come from the settings and are validated here, then quoted by psycopg's sql module.
@@ -115,6 +116,13 @@ class Settings(BaseSettings):
     header_timeout: Annotated[float, Field(gt=0)] = 10.0
     rate_limit: str = "1000/second"
     allowed_hosts: str | None = None
+    # Signed checkpoints (trust.checkpoints, README "Checkpoints"): the folder they are written
+    # to (default <sqlite folder>/checkpoints, mode 0700), the Ed25519 signing key (a PEM file,
+    # default <sqlite folder>/checkpoint-signing.key, created mode 0600 on first use), and the
+    # seconds between the checkpoints ``outcomes serve`` writes when a tree grew (0: none).
+    checkpoint_dir: Path | None = None
+    checkpoint_key_file: Path | None = None
+    checkpoint_interval: Annotated[float, Field(ge=0)] = 3600
 
     @field_validator("postgres_schema")
     @classmethod
@@ -150,11 +158,12 @@ class Settings(BaseSettings):
         if not STORE_NAME.match(store):
             raise ValueError(f"store name {store!r}: lower-case letters, digits and -")
         if self.store == "memory":
-            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+            return {"PERSISTENCE_MODULE": POPO_FACTORY_TOPIC}
         if self.store == "sqlite":
             path = (self.sqlite_path if store == "outcomes"
                     else self.sqlite_path.parent / f"{store}.sqlite")
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                    "APPLICATION_RECORDER_TOPIC": SQLITE_RECORDER_TOPIC,
                     "SQLITE_DBNAME": str(path), "SQLITE_LOCK_TIMEOUT": "10"}
         password = self.postgres_password.get_secret_value() if self.postgres_password else ""
         env = {
@@ -228,6 +237,16 @@ class Settings(BaseSettings):
         ``views_folder()`` (in-memory databases for ``persistence=memory``), or PostgreSQL."""
         return view_store_for(self)
 
+    def checkpoint_folder(self) -> Path:
+        """Where signed checkpoints are written (``checkpoint_dir``, else
+        ``<sqlite_path's folder>/checkpoints``); not created here."""
+        return self.checkpoint_dir or self.sqlite_path.parent / "checkpoints"
+
+    def checkpoint_key_path(self) -> Path:
+        """The Ed25519 checkpoint signing key's PEM file (``checkpoint_key_file``, else
+        ``<sqlite_path's folder>/checkpoint-signing.key``)."""
+        return self.checkpoint_key_file or self.sqlite_path.parent / "checkpoint-signing.key"
+
     def views_folder(self) -> Path | None:
         """Where the SQLite read models live (None: in memory)."""
         if self.store == "memory":
@@ -254,6 +273,8 @@ class StoreInUse:
             if pool.is_sqlite_memory_mode:
                 return cls("memory", None)
             return cls("sqlite", os.path.abspath(pool.db_name))
+        if isinstance(recorder, PostgresApplicationRecorder):
+            return cls("postgres", None)
         return cls(type(recorder).__module__.rpartition(".")[2], None)
 
 

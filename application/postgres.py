@@ -9,7 +9,7 @@ seconds instead of the kernel's two hours. ``Factory`` reads these from its envi
 (``POSTGRES_TARGET_SESSION_ATTRS``, ``POSTGRES_KEEPALIVES_IDLE``/``_INTERVAL``/``_COUNT``,
 ``POSTGRES_LIBPQ_CONNECT_TIMEOUT``, seconds) and adds them to the pool's keywords before the pool
 opens (it opens on first use). ``PERSISTENCE_MODULE=application.postgres:Factory`` selects it;
-every recorder it makes is the library's own.
+its application recorder is the chained one of ``trust.chain``, the others the library's own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 from eventsourcing.postgres import PostgresFactory
 from eventsourcing.utils import Environment, EnvType
+
+from trust.chain import ChainedPostgresApplicationRecorder
 
 TOPIC = "application.postgres:Factory"
 # environment key -> libpq connection parameter (values are passed as given: libpq parses them)
@@ -33,7 +35,10 @@ LIBPQ_OPTIONS = {
 
 class Factory(PostgresFactory):
     """``PostgresFactory`` whose connections also carry the libpq options of ``LIBPQ_OPTIONS``
-    (keepalives switched on whenever one keepalive option is given)."""
+    (keepalives switched on whenever one keepalive option is given), and whose application
+    recorder writes the hash chain in the append's transaction (``trust.chain``, ADR 0022)."""
+
+    application_recorder_class = ChainedPostgresApplicationRecorder
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
