@@ -122,27 +122,25 @@ def tighten_tree(folder: Path) -> int:
 
 def store_files(settings: Settings) -> list[Path]:
     """The files the service writes beside the SQLite store (folder of ``sqlite_path``): the
-    event stores with their companions, and the key and log files the settings name (those of
-    issue 11's other parts when their settings exist)."""
+    event stores with their companions, the pseudonym and dev-issuer keys, the checkpoint
+    signing key and the erasure log."""
     from bootstrap import EVENT_STORES
 
     folder = settings.sqlite_path.parent
     paths: list[Path] = []
     for name in EVENT_STORES:
         paths += sqlite_files(Path(settings.eventsourcing_env(name)["SQLITE_DBNAME"]))
-    paths += [folder / "pseudonym.key", folder / "dev-issuer.key"]
-    for method in ("checkpoint_key_path", "erasure_log_path"):
-        if callable(getattr(settings, method, None)):
-            paths.append(Path(getattr(settings, method)()))
+    paths += [folder / "pseudonym.key", folder / "dev-issuer.key", settings.checkpoint_key_path()]
+    erasure_log = getattr(settings, "erasure_log_path", None)  # issue 11's keys part
+    if callable(erasure_log):
+        paths.append(Path(erasure_log()))
     return paths
 
 
 def store_folders(settings: Settings) -> list[Path]:
     """The folders whose every file is the service's: the read models (``views_folder``) and the
-    checkpoints (when that setting exists)."""
-    folders = [settings.views_folder()]
-    if callable(getattr(settings, "checkpoint_folder", None)):
-        folders.append(settings.checkpoint_folder())  # type: ignore[attr-defined]
+    checkpoints (``checkpoint_folder``)."""
+    folders = [settings.views_folder(), settings.checkpoint_folder()]
     return [folder for folder in folders if folder is not None]
 
 
