@@ -6,8 +6,8 @@ Fault kinds (``Fault.kind``): "edited" (the event at a position is not the one c
 event chained at one position now stands at another), "truncated" (the store holds fewer events
 than a checkpoint covered, or its last chained events are gone), "checkpoint-mismatch" (the
 first ``size`` leaves do not give the checkpoint's root), "bad-signature" (the checkpoint is
-not signed by the key), "read-model" (a view's rows disagree with the events). Faults come
-first bad position first. The chain covers the stored bytes (ciphertext when encrypted), so the
+not signed by the key), "read-model" (a view's rows disagree with the events). Faults of the
+stored history come first bad position first, then the read models'. The chain covers the stored bytes (ciphertext when encrypted), so the
 chain and checkpoint checks never need the master key; the read models are compared only
 where the events can be decoded (a note says when they could not). Only read transactions.
 """
@@ -72,7 +72,8 @@ def check_chain(store: str, chain: Chain) -> tuple[list[Fault], TreeHead, list[b
     prev_position, prev_hash = 0, GENESIS
     missing: list[int] = []
     for link in links:
-        if link.prev_position != prev_position:
+        broken = link.prev_position != prev_position
+        if broken:
             gone = link.prev_position if link.prev_position not in linked else link.position
             faults.append(Fault(store, gone, "deleted",
                                 f"the link at position {link.position} follows position "
@@ -84,9 +85,10 @@ def check_chain(store: str, chain: Chain) -> tuple[list[Fault], TreeHead, list[b
         else:
             digest = content_digest(event.originator_id, event.originator_version, event.topic,
                                     event.state)
-            expected = event_hash(prev_hash, link.position, link.prev_position,
-                                  event.originator_id, event.originator_version, event.topic,
-                                  event.state)
+            # after a removed link the previous hash is gone: the content digest still checks
+            expected = link.event_hash if broken else event_hash(
+                prev_hash, link.position, link.prev_position, event.originator_id,
+                event.originator_version, event.topic, event.state)
             if expected != link.event_hash or digest != link.content_digest:
                 faults.append(_mismatch(store, link.position, prev_position, digest,
                                         link.content_digest, chained_at))
@@ -325,7 +327,10 @@ def verify(settings: Any, *, checkpoint: Path | None = None, deep: bool = False,
         if own:
             for app in stores.values():
                 app.close()
-    faults.sort(key=lambda f: (f.position is None, f.position or 0, f.store))
+    # the stored history's faults first bad position first, then the read models' (which an
+    # edit of the events also causes: the views were built from the events before it)
+    faults.sort(key=lambda f: (f.kind == "read-model", f.position is None, f.position or 0,
+                               f.store))
     return VerifyReport(not faults, heads, faults, path, notes)
 
 
