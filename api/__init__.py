@@ -23,6 +23,7 @@ from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.routes import access, episodes, misc, rescoring
 from api.schemas import clean_parameters
 from bootstrap import Services, Settings, build, configure_logging
+from trust import checkpoints
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             read_models.catch_up()
         stop = (read_models.follow(settings.catch_up_interval)
                 if inline and settings.catch_up_interval > 0 else None)
+        # ``outcomes serve``: a signed checkpoint every checkpoint_interval seconds when a tree
+        # grew (one writer across workers: a lock in the checkpoint folder; trust.checkpoints)
+        stop_checkpoints = checkpoints.follow(settings, app.state.services) if owned else None
         store = app.state.services.store
         log.info("started", store=store.kind, path=store.path,
                  projections="inline" if inline else "runners")
@@ -59,6 +63,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             yield
         finally:
             breaker.stop()
+            if stop_checkpoints:
+                stop_checkpoints()
             if stop:
                 stop()
             if owned:
