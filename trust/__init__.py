@@ -1,0 +1,1 @@
+"""Tamper evidence, encryption at rest, erasure and backup (issue 11)."""
