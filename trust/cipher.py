@@ -119,16 +119,14 @@ class KeyedMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         """The event as stored: header, key id, AES-GCM of the library's JSON state. The key
-        (new patient: a new key row) is committed before this returns."""
+        (new patient: a new key row) is committed before this returns. Raises EventErased for
+        an event of an erased episode."""
         plain = super().to_stored_event(domain_event)
         key_id = self._key_id_for(plain.topic, domain_event)
         try:
             cipher = self._cipher(key_id)
-        except KeyErased:  # the patient was erased meanwhile: no new event under that key
-            key_id = self.keys.key_for_new_episode(
-                getattr(domain_event, "patient_ref", ""), str(domain_event.originator_id)) \
-                if plain.topic == OPENED_TOPIC else self.keys.system_key()
-            cipher = self._cipher(key_id)
+        except KeyErased:  # an erased episode (another process): nothing new under its key
+            raise EventErased(f"episode {domain_event.originator_id} is erased") from None
         state = HEADER + bytes.fromhex(key_id) + cipher.encrypt(plain.state)
         return StoredEvent(originator_id=plain.originator_id,
                            originator_version=plain.originator_version, topic=plain.topic,

@@ -316,6 +316,37 @@ class KeyTable:
             self._episodes[episode_id] = row["key_id"]
         return str(row["key_id"])
 
+    def episode_erased(self, episode_id: str) -> bool:
+        """Whether the episode's key was destroyed (False for an episode without a key)."""
+        key_id = self.key_for_episode(episode_id)
+        if key_id is None:
+            return False
+        try:
+            self.data_key(key_id)
+        except KeyErased:
+            return True
+        return False
+
+    def link_episodes(self, episode_ids: Sequence[str], key_id: str) -> None:
+        """Link episodes that have no key yet (opened before encryption was on) to ``key_id``,
+        so that they count as erased with it."""
+        with self.sql.transaction(commit=True) as cursor:
+            for episode_id in episode_ids:
+                self.sql.execute(cursor, "INSERT INTO {episodes} VALUES (?, ?) ON CONFLICT "
+                                 "(episode_id) DO NOTHING", (episode_id, key_id))
+        with self._lock:
+            for episode_id in episode_ids:
+                self._episodes.pop(episode_id, None)
+
+    def new_patient_key(self, patient_ref: str) -> str:
+        """A new key for the patient (indexed), e.g. to stand for plaintext episodes that an
+        erasure must mark."""
+        index = self.patient_index(patient_ref)
+        with self.sql.transaction(commit=True) as cursor:
+            key_id, _key = self._new_key(cursor, "patient")
+            self.sql.execute(cursor, "INSERT INTO {patients} VALUES (?, ?)", (index, key_id))
+        return key_id
+
     def key_for_new_episode(self, patient_ref: str, episode_id: str) -> str:
         """The key id for a patient's episode: the patient's live key (a new one when the
         patient has none, e.g. after an erasure), linked to the episode; committed before any
