@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         unset. Raises StartupError (one line, no key material) when it is not base64 of 32
         bytes."""
         secret = self.new_cipher_key if new else self.cipher_key
-        if secret is None:
+        if secret is None or not secret.get_secret_value().strip():
             return None
         name = "OUTCOMES_NEW_CIPHER_KEY" if new else "OUTCOMES_CIPHER_KEY"
         try:

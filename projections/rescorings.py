@@ -186,9 +186,11 @@ class RescoringStore:
             cursor.execute(f"SELECT DISTINCT run_id FROM rescoring_results WHERE episode_id IN "
                            f"({marks})", list(episode_ids))
             runs = [row["run_id"] for row in cursor.fetchall()]
+            cursor.execute(f"SELECT COUNT(*) AS n FROM rescoring_results WHERE episode_id IN "
+                           f"({marks})", list(episode_ids))
+            deleted = int(cursor.fetchone()["n"])
             cursor.execute(f"DELETE FROM rescoring_results WHERE episode_id IN ({marks})",
                            list(episode_ids))
-            deleted = int(getattr(cursor.cursor, "rowcount", 0) or 0)
             for run_id in runs:
                 cursor.execute(
                     "UPDATE rescoring_runs SET episodes = (SELECT COUNT(*) FROM "

@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-patients_app = typer.Typer(no_args_is_help=True, help="Patients: erasure (crypto-shredding).")
-keys_app = typer.Typer(no_args_is_help=True, help="The master key and the data keys.")
+patients_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
+                           help="Patients: erasure (crypto-shredding).")
+keys_app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False,
+                       help="The master key and the data keys.")
 
 
 def _refuse(message: str) -> None:

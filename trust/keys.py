@@ -415,11 +415,13 @@ class KeyTable:
             if self.sql.kind != "postgres":
                 cursor.execute("PRAGMA secure_delete = ON")
             for key_id in key_ids:
+                self.sql.execute(cursor, "SELECT 1 AS live FROM {keys} WHERE key_id = ? AND "
+                                 "kind = 'patient' AND erased_at IS NULL", (key_id,))
+                if cursor.fetchone() is None:
+                    continue
                 self.sql.execute(cursor, "UPDATE {keys} SET wrapped = NULL, erased_at = ? WHERE "
-                                 "key_id = ? AND kind = 'patient' AND erased_at IS NULL",
-                                 (moment, key_id))
-                if cursor.rowcount:
-                    destroyed.append(key_id)
+                                 "key_id = ?", (moment, key_id))
+                destroyed.append(key_id)
         with self._lock:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
