@@ -5,12 +5,14 @@ Used by the API (``api.create_app``), the CLI and the benchmarks; nothing happen
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import secrets
 import sys
-from collections.abc import Callable, Mapping
+from base64 import b64decode, b64encode
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -123,6 +125,13 @@ class Settings(BaseSettings):
     checkpoint_dir: Path | None = None
     checkpoint_key_file: Path | None = None
     checkpoint_interval: Annotated[float, Field(ge=0)] = 3600
+    # Encryption at rest (trust.keys, trust.cipher; ADR 0023). ``cipher_key``: the master key,
+    # base64 of 32 random bytes (``outcomes keys generate`` prints one); unset, event state is
+    # NOT encrypted at rest. ``new_cipher_key``: read only by ``outcomes keys rotate``.
+    # ``erasure_log``: one JSON line per erasure (default <sqlite folder>/erasures.jsonl).
+    cipher_key: SecretStr | None = None
+    new_cipher_key: SecretStr | None = None
+    erasure_log: Path | None = None
 
     @field_validator("postgres_schema")
     @classmethod
@@ -154,9 +163,39 @@ class Settings(BaseSettings):
         name (benchmarks). SQLite: the file ``sqlite_path`` (outcomes) or ``<store>.sqlite``
         beside it, tables created when missing. PostgreSQL: the database and schema of the
         settings (tables ``<app name>_events``), database functions off, tables created only
-        with ``create_table`` (``outcomes db init``). Raises ValueError for a bad store name."""
+        with ``create_table`` (``outcomes db init``). With ``cipher_key`` set, also
+        ``LEDGER_MASTER_KEY`` (the master key, base64; the stores then encrypt, ADR 0023).
+        Raises ValueError for a bad store name, StartupError for a malformed master key."""
         if not STORE_NAME.match(store):
             raise ValueError(f"store name {store!r}: lower-case letters, digits and -")
+        env = self._store_env(store, create_table=create_table)
+        master = self.master_key()
+        if master is not None:  # the KeyedMapper's (trust.cipher); never logged
+            env["LEDGER_MASTER_KEY"] = b64encode(master).decode()
+        return env
+
+    def master_key(self, *, new: bool = False) -> bytes | None:
+        """The 32-byte master key from ``cipher_key`` (``new``: ``new_cipher_key``), None when
+        unset. Raises StartupError (one line, no key material) when it is not base64 of 32
+        bytes."""
+        secret = self.new_cipher_key if new else self.cipher_key
+        if secret is None or not secret.get_secret_value().strip():
+            return None
+        name = "OUTCOMES_NEW_CIPHER_KEY" if new else "OUTCOMES_CIPHER_KEY"
+        try:
+            key = b64decode(secret.get_secret_value().strip(), validate=True)
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise StartupError(f"{name} must be the base64 of 32 random bytes (`outcomes keys "
+                               "generate` prints one)")
+        return key
+
+    def erasure_log_path(self) -> Path:
+        """Where erasures are logged (``erasure_log``, else ``<sqlite folder>/erasures.jsonl``)."""
+        return self.erasure_log or self.sqlite_path.parent / "erasures.jsonl"
+
+    def _store_env(self, store: str, *, create_table: bool) -> dict[str, str]:
         if self.store == "memory":
             return {"PERSISTENCE_MODULE": POPO_FACTORY_TOPIC}
         if self.store == "sqlite":
@@ -341,14 +380,17 @@ def build(settings: Settings, *, clock: Clock = utc_now,
     does) and each store is checked first (``check_store``). Raises StartupError when a check fails; the
     library's OperationalError when the database cannot be reached."""
     tighten_store(settings)  # SQLite: folder 0700, files 0600, an older store's modes tightened
-    app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
+    with key_refusals():
+        app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
     opened: list[ExplicitEnvironment[UUID]] = [app]
     try:
         check_store(settings, app)
-        runs = RescoringLog(settings.eventsourcing_env("rescoring-runs"))
+        with key_refusals():
+            runs = RescoringLog(settings.eventsourcing_env("rescoring-runs"))
         opened.append(runs)
         check_store(settings, runs)
-        access_log = AccessLog(settings.eventsourcing_env("access-log"), clock=clock)
+        with key_refusals():
+            access_log = AccessLog(settings.eventsourcing_env("access-log"), clock=clock)
         opened.append(access_log)
         check_store(settings, access_log)
     except BaseException:
@@ -402,7 +444,8 @@ def init_store(settings: Settings) -> list[str]:
     lock = _init_lock(settings) if settings.store == "postgres" else None
     try:
         for name, app_class in EVENT_STORES.items():
-            app = app_class(settings.eventsourcing_env(name, create_table=True))
+            with key_refusals():
+                app = app_class(settings.eventsourcing_env(name, create_table=True))
             try:
                 check_store(settings, app)
                 table = getattr(app.recorder, "events_table_name", None)
@@ -452,13 +495,26 @@ def open_existing_store(settings: Settings) -> OutcomesApplication | None:
     if settings.store == "memory" or (
             settings.store == "sqlite" and not settings.sqlite_path.exists()):
         return None
-    app = OutcomesApplication(settings.eventsourcing_env())
+    with key_refusals():
+        app = OutcomesApplication(settings.eventsourcing_env())
     try:
         check_store(settings, app)
     except BaseException:
         app.close()
         raise
     return app
+
+
+@contextlib.contextmanager
+def key_refusals() -> Iterator[None]:
+    """Turn ``trust.keys.KeyTableRefused`` (a wrong master key, a PostgreSQL key table not
+    initialised) raised while an event store opens into StartupError (same one line)."""
+    from trust.keys import KeyTableRefused
+
+    try:
+        yield
+    except KeyTableRefused as exc:
+        raise StartupError(str(exc)) from None
 
 
 # Keys a log line may carry: ids, codes, stages, positions, timings; never names or bodies.

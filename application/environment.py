@@ -12,9 +12,16 @@ for this, ``Application.construct_env``, so that ``os.environ`` is never read: t
 
 from __future__ import annotations
 
+from base64 import b64decode
+from typing import cast
+
 from eventsourcing.application import Application
 from eventsourcing.domain import TAggregateID
-from eventsourcing.utils import Environment, EnvType
+from eventsourcing.persistence import EventStore, Mapper
+from eventsourcing.utils import Environment, EnvType, strtobool
+
+from trust.cipher import MASTER_KEY_ENV, KeyedMapper
+from trust.keys import KeyTable
 
 
 class ExplicitEnvironment(Application[TAggregateID]):
@@ -31,3 +38,32 @@ class ExplicitEnvironment(Application[TAggregateID]):
             given["IS_SNAPSHOTTING_ENABLED"] = "y"
         given.update(env or {})
         return Environment(name, given)
+
+    def construct_mapper(self) -> Mapper[TAggregateID]:
+        """The library's mapper; with ``LEDGER_MASTER_KEY`` in the environment (base64 of the
+        32-byte master key, from ``Settings.eventsourcing_env``) the per-patient encrypting
+        ``trust.cipher.KeyedMapper`` over this store's ``trust.keys.KeyTable`` instead (ADR
+        0023). Raises KeyTableRefused (wrong master key; PostgreSQL key table missing)."""
+        mapper = super().construct_mapper()
+        master = self.env.get(MASTER_KEY_ENV)
+        if not master:
+            return mapper
+        datastore = getattr(self.factory, "datastore", None)
+        kind = ("memory" if datastore is None
+                else "postgres" if type(datastore).__module__.endswith("postgres") else "sqlite")
+        create = kind != "postgres" or strtobool(self.env.get("CREATE_TABLE") or "y")
+        keys = KeyTable.open(self.name, b64decode(master), datastore=datastore, kind=kind,
+                             create=create)
+        return cast(Mapper[TAggregateID], KeyedMapper(mapper.transcoder, keys))
+
+    def construct_event_store(self) -> EventStore[TAggregateID]:
+        """The library's event store; a KeyedMapper is given the recorder (it reads an
+        episode's plaintext Opened to find the patient's key)."""
+        if isinstance(self.mapper, KeyedMapper):
+            self.mapper.recorder = self.recorder
+        return super().construct_event_store()
+
+    def close(self) -> None:
+        if isinstance(getattr(self, "mapper", None), KeyedMapper):
+            self.mapper.keys.close()  # type: ignore[attr-defined]
+        super().close()

@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from application.outcomes import OutcomesApplication
 from domain.episode import Episode
+from trust.cipher import ErasedEvent
 
 
 def episode_streams(app: OutcomesApplication, after: str | None = None
@@ -35,8 +36,7 @@ def episode_streams(app: OutcomesApplication, after: str | None = None
     ids = sorted({str(n.originator_id) for n in _notifications(app, Episode.Opened.TOPIC)})
     for episode_id in ids:
         if after is None or episode_id > after:
-            yield [e for e in app.repository.event_store.get(UUID(episode_id))
-                   if isinstance(e, Episode.Event)]
+            yield from _readable(app, list(app.repository.event_store.get(UUID(episode_id))))
 
 
 def _notifications(app: OutcomesApplication, topic: str) -> Iterator[Any]:
@@ -92,16 +92,24 @@ def _postgres_rows(recorder: PostgresApplicationRecorder, after: str | None
 
 def _grouped(app: OutcomesApplication, rows: Iterator[StoredEvent]
              ) -> Iterator[list[Episode.Event]]:
-    current: list[Episode.Event] = []
+    """Each episode's events in version order; an erased episode (an event reads as
+    ``ErasedEvent``, or its key was destroyed) is left out."""
+    current: list[Any] = []
     for stored in rows:
         event = app.mapper.to_domain_event(stored)
-        assert isinstance(event, Episode.Event)
         if current and current[0].originator_id != event.originator_id:
-            yield current
+            yield from _readable(app, current)
             current = []
         current.append(event)
     if current:
-        yield current
+        yield from _readable(app, current)
+
+
+def _readable(app: OutcomesApplication, events: list[Any]) -> Iterator[list[Episode.Event]]:
+    if any(isinstance(e, ErasedEvent) for e in events) or app.is_erased(events[0].originator_id):
+        return
+    assert all(isinstance(e, Episode.Event) for e in events)
+    yield events
 
 
 def count_episodes(app: OutcomesApplication) -> int:

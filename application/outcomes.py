@@ -34,6 +34,7 @@ from domain.criteria.custom import CustomCriteria
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.errors import EpisodeNotFoundError, UnknownCriteriaError, VersionConflictError
+from trust.cipher import EventErased, KeyedMapper
 
 Clock = Callable[[], datetime]
 
@@ -232,11 +233,19 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         return custom.latest()
 
 
+    def is_erased(self, episode_id: UUID) -> bool:
+        """Whether the episode was erased (its data key destroyed; application.erasure): it
+        then answers as an unknown episode. False when the store is not encrypted."""
+        return isinstance(self.mapper, KeyedMapper) and self.mapper.keys.episode_erased(
+            str(episode_id))
+
     def get_episode(self, episode_id: UUID, version: int | None = None) -> Episode:
-        """The episode (at ``version``, if given). Raises EpisodeNotFoundError."""
+        """The episode (at ``version``, if given). Raises EpisodeNotFoundError (also for an
+        erased episode)."""
         try:
-            episode: object = self.repository.get(episode_id, version=version)
-        except AggregateNotFoundError:
+            episode: object = None if self.is_erased(episode_id) else self.repository.get(
+                episode_id, version=version)
+        except (AggregateNotFoundError, EventErased):
             episode = None
         if not isinstance(episode, Episode):
             raise EpisodeNotFoundError(f"no episode {episode_id}")
@@ -247,13 +256,17 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         or None when no episode has this id: what the API checks against the caller's clinics
         before anything else. Reads one event, so it is never behind a write."""
         first = next(iter(self.repository.event_store.get(episode_id, lte=1)), None)
-        return first.clinic_id if isinstance(first, Episode.Opened) else None
+        if not isinstance(first, Episode.Opened) or self.is_erased(episode_id):
+            return None
+        return first.clinic_id
 
     def episode_events(self, episode_id: UUID) -> list[Episode.Event]:
-        """Every stored event of the episode, in version order. Raises EpisodeNotFoundError."""
-        events = [e for e in self.repository.event_store.get(episode_id)
-                  if isinstance(e, Episode.Event)]
-        if not events:
+        """Every stored event of the episode, in version order. Raises EpisodeNotFoundError
+        (also for an erased episode)."""
+        stored = [] if self.is_erased(episode_id) else list(
+            self.repository.event_store.get(episode_id))
+        events = [e for e in stored if isinstance(e, Episode.Event)]
+        if not events or len(events) != len(stored):
             raise EpisodeNotFoundError(f"no episode {episode_id}")
         return events
 

@@ -14,7 +14,17 @@ from typing import Any
 from uuid import UUID
 
 from domain.episode import Episode
-from projections.base import ReadModel, ViewCursor, one_of, payload, topics_of, utc_text
+from domain.erasure import ErasureCompleted
+from projections.base import (
+    ReadModel,
+    ViewCursor,
+    delete_episodes,
+    erased_episode_ids,
+    one_of,
+    payload,
+    topics_of,
+    utc_text,
+)
 
 COLUMNS = ("position", "episode_id", "clinic_id", "version", "type", "recorded_at",
            "clinical_date", "recorded_by", "data")
@@ -22,7 +32,7 @@ COLUMNS = ("position", "episode_id", "clinic_id", "version", "type", "recorded_a
 
 class AuditView(ReadModel):
     name = "audit"
-    topics = topics_of(Episode)
+    topics = (*topics_of(Episode), ErasureCompleted.TOPIC)
     tables = (
         "CREATE TABLE IF NOT EXISTS audit_events (position INTEGER PRIMARY KEY, "
         "episode_id TEXT NOT NULL, clinic_id TEXT NOT NULL, version INTEGER NOT NULL, "
@@ -36,7 +46,10 @@ class AuditView(ReadModel):
     )
 
     def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
-        if not isinstance(event, Episode.Event):
+        if (erased := erased_episode_ids(event)) is not None:
+            delete_episodes(cursor, ("audit_events", "audit_episodes"), erased)
+            return
+        if not isinstance(event, Episode.Event):  # an ErasedEvent among others
             return
         episode_id = str(event.originator_id)
         if isinstance(event, Episode.Opened):
@@ -45,10 +58,12 @@ class AuditView(ReadModel):
         cursor.execute("SELECT clinic_id FROM audit_episodes WHERE episode_id = ?",
                        (episode_id,))
         clinic = cursor.fetchone()
+        if clinic is None:  # an erased episode (its rows were dropped)
+            return
         data = payload(event)
         cursor.execute(
             "INSERT INTO audit_events VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-            (position, episode_id, clinic["clinic_id"] if clinic else "", event.originator_version,
+            (position, episode_id, clinic["clinic_id"], event.originator_version,
              type(event).__name__, utc_text(event.timestamp), data.get("clinical_date"),
              data.get("recorded_by"), json.dumps(data, sort_keys=True, ensure_ascii=False)))
 

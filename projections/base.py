@@ -30,7 +30,9 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from domain.criteria.fold import Observation
 from domain.episode import AssessmentState, Episode
+from domain.erasure import ErasureCompleted
 from domain.rules import EpisodeOutcome
+from trust.cipher import ErasedEvent
 
 # Fields every event has that the read models take from the envelope instead of the payload.
 ENVELOPE = ("originator_id", "originator_version", "timestamp")
@@ -333,3 +335,26 @@ def _concrete(view_class: type[ReadModel], recorder: type) -> type[ReadModel]:
         _CONCRETE[key] = type(name, (view_class, recorder), {
             "postgres": postgres, "__module__": view_class.__module__})
     return _CONCRETE[key]
+
+
+def erased_episode_ids(event: Any) -> list[str] | None:
+    """The episode ids an ``ErasureCompleted`` record names (a read model deletes their rows),
+    None for any other event."""
+    if isinstance(event, ErasureCompleted):
+        return list(event.episode_ids)
+    return None
+
+
+def skipped(event: Any) -> bool:
+    """Whether a read model ignores ``event``: an event whose key was destroyed reads as
+    ``trust.cipher.ErasedEvent`` (its episode is dropped by the ErasureCompleted record)."""
+    return isinstance(event, ErasedEvent)
+
+
+def delete_episodes(cursor: ViewCursor, tables: Sequence[str], episode_ids: Sequence[str]) -> None:
+    """Delete the rows of ``episode_ids`` from each of ``tables`` (column ``episode_id``)."""
+    if not episode_ids:
+        return
+    clause, params = one_of("episode_id", episode_ids)
+    for table in tables:
+        cursor.execute(f"DELETE FROM {table} WHERE {clause}", params)

@@ -15,6 +15,7 @@ from typing import Any
 
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
+from domain.erasure import ErasureCompleted
 from domain.rules import (
     CohortFigures,
     Decision,
@@ -27,9 +28,12 @@ from projections.base import (
     ReadModel,
     ViewCursor,
     assessment_facts,
+    delete_episodes,
+    erased_episode_ids,
     observations,
     outcome_from_json,
     outcome_to_json,
+    skipped,
     to_json,
     topics_of,
 )
@@ -37,7 +41,7 @@ from projections.base import (
 
 class CohortView(ReadModel):
     name = "cohort"
-    topics = topics_of(Episode)
+    topics = (*topics_of(Episode), ErasureCompleted.TOPIC)
     version = 2  # v2: the facts the rules need in state, the outcome as an EpisodeOutcome
     tables = (
         "CREATE TABLE IF NOT EXISTS episode_outcomes (episode_id TEXT PRIMARY KEY, "
@@ -46,6 +50,11 @@ class CohortView(ReadModel):
     )
 
     def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
+        if skipped(event):
+            return
+        if (erased := erased_episode_ids(event)) is not None:
+            delete_episodes(cursor, ("episode_outcomes",), erased)
+            return
         episode_id = str(event.originator_id)
         if isinstance(event, Episode.Opened):
             state = {"criteria": event.criteria, "instrument": event.instrument,

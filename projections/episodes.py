@@ -22,6 +22,7 @@ from uuid import UUID
 from domain.criteria.fold import day_scores
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
+from domain.erasure import ErasureCompleted
 from domain.instruments import (
     SAFETY_ITEM9_POSITIVE,
     SAFETY_ITEM9_UNANSWERED,
@@ -29,7 +30,18 @@ from domain.instruments import (
     points,
 )
 from domain.rules import Decision, current_stage, staged_points
-from projections.base import ReadModel, ViewCursor, assessment_facts, observations, one_of, to_json, topics_of
+from projections.base import (
+    ReadModel,
+    ViewCursor,
+    assessment_facts,
+    delete_episodes,
+    erased_episode_ids,
+    observations,
+    one_of,
+    skipped,
+    to_json,
+    topics_of,
+)
 
 DATA_QUALITY = ("TOTAL_MISMATCH", "TOTAL_ABOVE_MAX", UNSCORABLE)
 COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "opened_on",
@@ -39,7 +51,7 @@ COLUMNS = ("episode_id", "clinic_id", "patient_ref", "criteria", "instrument", "
 
 class EpisodesView(ReadModel):
     name = "episodes"
-    topics = topics_of(Episode)
+    topics = (*topics_of(Episode), ErasureCompleted.TOPIC)
     version = 2  # v2: opening position as the list key, criteria and assessment facts in state
     tables = (
         "CREATE TABLE IF NOT EXISTS episodes (position INTEGER PRIMARY KEY, "
@@ -54,6 +66,11 @@ class EpisodesView(ReadModel):
     )
 
     def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
+        if skipped(event):
+            return
+        if (erased := erased_episode_ids(event)) is not None:
+            delete_episodes(cursor, ("episodes",), erased)
+            return
         if isinstance(event, Episode.Opened):
             self._opened(event, cursor, position)
             return

@@ -175,3 +175,36 @@ class RescoringStore:
                 figures[side] = asdict(cohort_figures(
                     outcome_from_json(row["milestones"]) for row in iter(cursor.fetchone, None)))
         return figures
+
+    def drop_episodes(self, episode_ids: list[str]) -> int:
+        """Delete every run's results for ``episode_ids`` (an erasure, application.erasure) and
+        recount the runs they were in (their episodes, changed, and the figures of finished
+        runs). Returns how many results were deleted. Idempotent."""
+        if not episode_ids:
+            return 0
+        marks = ", ".join("?" * len(episode_ids))
+        with self._cursor(commit=True) as cursor:
+            cursor.execute(f"SELECT DISTINCT run_id FROM rescoring_results WHERE episode_id IN "
+                           f"({marks})", list(episode_ids))
+            runs = [row["run_id"] for row in cursor.fetchall()]
+            cursor.execute(f"SELECT COUNT(*) AS n FROM rescoring_results WHERE episode_id IN "
+                           f"({marks})", list(episode_ids))
+            deleted = int(cursor.fetchone()["n"])
+            cursor.execute(f"DELETE FROM rescoring_results WHERE episode_id IN ({marks})",
+                           list(episode_ids))
+            for run_id in runs:
+                cursor.execute(
+                    "UPDATE rescoring_runs SET episodes = (SELECT COUNT(*) FROM "
+                    "rescoring_results WHERE run_id = ?), changed = (SELECT COUNT(*) FROM "
+                    "rescoring_results WHERE run_id = ? AND changed = 1) WHERE run_id = ?",
+                    (run_id, run_id, run_id))
+        for run_id in runs:
+            with self._cursor(commit=True) as cursor:
+                cursor.execute("SELECT figures FROM rescoring_runs WHERE run_id = ?", (run_id,))
+                row = cursor.fetchone()
+            if row is not None and row["figures"]:
+                figures = self.figures(UUID(run_id))
+                with self._cursor(commit=True) as cursor:
+                    cursor.execute("UPDATE rescoring_runs SET figures = ? WHERE run_id = ?",
+                                   (to_json(figures), run_id))
+        return deleted

@@ -13,10 +13,20 @@ from uuid import UUID
 
 from application.views import describe_retraction, describe_stage_event
 from domain.episode import Episode
-from projections.base import ReadModel, ViewCursor, to_json, topics_of, utc_text
+from domain.erasure import ErasureCompleted
+from projections.base import (
+    ReadModel,
+    ViewCursor,
+    delete_episodes,
+    erased_episode_ids,
+    skipped,
+    to_json,
+    topics_of,
+    utc_text,
+)
 
 STAGE_TOPICS = tuple(sorted({
-    Episode.Opened.TOPIC, Episode.CriteriaAdopted.TOPIC, Episode.StageRetracted.TOPIC,
+    Episode.Opened.TOPIC, ErasureCompleted.TOPIC, Episode.CriteriaAdopted.TOPIC, Episode.StageRetracted.TOPIC,
     *(t for t in topics_of(Episode) if any(
         issubclass(c, Episode.StageEvent) and t == c.TOPIC for c in vars(Episode).values()
         if isinstance(c, type)))}))
@@ -35,7 +45,17 @@ class StagesView(ReadModel):
     )
 
     def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
+        if skipped(event):
+            return
+        if (erased := erased_episode_ids(event)) is not None:
+            delete_episodes(cursor, ("stage_events", "stage_criteria"), erased)
+            return
         episode_id = str(event.originator_id)
+        if not isinstance(event, Episode.Opened):  # an erased episode's rows are gone
+            cursor.execute("SELECT 1 FROM stage_criteria WHERE episode_id = ? LIMIT 1",
+                           (episode_id,))
+            if cursor.fetchone() is None:
+                return
         if isinstance(event, Episode.Opened | Episode.CriteriaAdopted):
             criteria = {k: event.criteria[k] for k in ("id", "version", "hash")}
             cursor.execute("INSERT INTO stage_criteria VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
