@@ -1,6 +1,6 @@
 """The ``outcomes`` command line: evaluate, criteria, serve, db, dev-token, projections, import,
-rescore, adopt, audit, patients erase, keys. Commands that write record ``cli:<os user>`` as
-``recorded_by``."""
+rescore, adopt, audit, patients erase, keys, backup, restore. Commands that write record
+``cli:<os user>`` as ``recorded_by``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from domain.errors import DomainError, UnknownCriteriaError
 from domain.trajectory import TrajectoryError, parse_trajectory, render
 from domain.trajectory import evaluate as evaluate_trajectory
 from trust.cli_audit import audit_app
+from trust.cli_backup import backup_command, restore_command
 from trust.cli_keys import keys_app, patients_app
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 app.add_typer(patients_app, name="patients")
 app.add_typer(keys_app, name="keys")
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 Clinic = Annotated[str, typer.Option("--clinic", help="Clinic id the episodes belong to.")]
 CriteriaOption = Annotated[str, typer.Option("--criteria", help="Criteria set of new episodes.")]
