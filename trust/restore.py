@@ -13,12 +13,12 @@ where said:
 3. The copy is put in place: SQLite, copied to a folder beside the targets
    (``.restore-<random>``); PostgreSQL, ``pg_restore`` into the schema in one transaction.
 4. ``trust.verify.verify`` on the restored copy against the backup's checkpoint (none: the
-   chain alone), and its heads compared with the manifest's. Read-model faults do not count
-   (the read models are rebuilt next). A fault refuses: SQLite, the temporary folder is removed
+   chain alone), and its heads compared with the manifest's. The read models are not compared
+   (they are rebuilt from the verified events next). A fault refuses: SQLite, the temporary folder is removed
    and the previous store is left as it was; PostgreSQL, the restored tables are dropped again
    (with ``force`` they stay, refused: restore another backup).
 5. SQLite only: each verified file replaces its target by an atomic rename (its stale ``-wal``
-   and ``-shm`` removed first).
+   and ``-shm`` removed first). PostgreSQL: the read models' tables are created where missing.
 6. Every read model is rebuilt from position 0 (``projections.runner.ReadModels.rebuild``).
 7. ``application.erasure.reapply_erasure_log``: patients erased after the backup was taken are
    erased again (their keys destroyed, their ErasureCompleted records appended), and the read
@@ -35,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from trust import pgdump
 from trust.backup import (
@@ -154,14 +154,36 @@ def restore(settings: Settings, src: Path, *, force: bool = False, public_key: s
     return result
 
 
+class _NoReadModels:
+    classes: ClassVar[dict[str, Any]] = {}
+
+
+class _EventStores:
+    """The restored copy's three event stores as ``trust.verify.verify`` takes ``services``,
+    without read models: those of the copy do not exist yet or are the previous store's, and
+    are rebuilt from the verified events next."""
+
+    def __init__(self, stores: dict[str, Any]) -> None:
+        self.app, self.runs = stores["outcomes"], stores["rescoring-runs"]
+        self.access_log = stores["access-log"]
+        self.read_models = self.access_views = _NoReadModels()
+
+
 def _verify(settings: Settings, checkpoint: Path | None, manifest: dict[str, Any],
             public_key: str | None) -> VerifyReport:
-    """Verify the restored copy that ``settings`` name (its read models empty or stale: their
-    faults are left out); RestoreRefused on a fault or heads unlike the manifest's."""
-    from trust.verify import Fault, verify
+    """Verify the event stores of the restored copy that ``settings`` name (chain, tree,
+    checkpoint; not the read models, see ``_EventStores``); RestoreRefused on a fault or on
+    heads unlike the manifest's."""
+    from trust.verify import Fault, open_stores, verify
 
-    report = verify(settings, checkpoint=checkpoint, public_key=public_key)
-    faults = [f for f in report.faults if f.kind != "read-model"]
+    stores = open_stores(settings)
+    try:
+        report = verify(settings, checkpoint=checkpoint, public_key=public_key,
+                        services=_EventStores(stores))
+    finally:
+        for app in stores.values():
+            app.close()
+    faults = list(report.faults)
     for name, expected in manifest["event_stores"].items():
         head = report.heads.get(name)
         if head is None or head.size != expected["tree_size"] or head.root.hex() != expected["root"]:
@@ -189,8 +211,6 @@ def _verify_settings(settings: Settings, checkpoint: Path | None, src: Path,
 
 def _restore_sqlite(settings: Settings, src: Path, manifest: dict[str, Any],
                     checkpoint: Path | None, force: bool, public_key: str | None) -> VerifyReport:
-    from bootstrap import init_store
-
     stores = list(manifest["event_stores"])
     targets = {name: sqlite_store_path(settings, name) for name in stores}
     views = settings.views_folder()
@@ -218,7 +238,6 @@ def _restore_sqlite(settings: Settings, src: Path, manifest: dict[str, Any],
             path.chmod(0o600)
         copy = _verify_settings(settings, checkpoint, src, sqlite_path=staged["outcomes"],
                                 views_dir=work / "views")
-        init_store(copy)  # missing tables only (views at position 0): no event is touched
         report = _verify(copy, checkpoint, manifest, public_key)
         for name, path in staged.items():
             single_file(path)
@@ -285,9 +304,8 @@ def _restore_postgres(settings: Settings, src: Path, manifest: dict[str, Any],
     except pgdump.ToolError as exc:
         raise BackupError(str(exc)) from None
     try:
-        init_store(settings)  # missing tables only (read models): no event is touched
-        return _verify(_verify_settings(settings, checkpoint, src), checkpoint, manifest,
-                       public_key)
+        report = _verify(_verify_settings(settings, checkpoint, src), checkpoint, manifest,
+                         public_key)
     except RestoreRefused:
         if not force:
             with pgdump.connect(settings, autocommit=True) as conn:
@@ -295,6 +313,8 @@ def _restore_postgres(settings: Settings, src: Path, manifest: dict[str, Any],
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
                         sql.Identifier(schema, table)))
         raise
+    init_store(settings)  # the read models' tables where missing; no event is touched
+    return report
 
 
 def _postgres_events(conn: Any, schema: str) -> int:
