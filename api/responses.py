@@ -280,6 +280,24 @@ class AuditPage(Page):
     items: list[AuditEntry]
 
 
+HEX32 = r"^[0-9a-f]{64}$"
+
+
+class AuditProof(Response):
+    """An event's RFC 6962 inclusion proof against the latest signed checkpoint (ADR 0022)."""
+
+    store: str = Field(description="The event store: outcomes, rescoring-runs or access-log.")
+    position: int = Field(ge=1, description="The event's position (notification id).")
+    leaf_index: int = Field(ge=0, description="Its 0-based leaf index in the Merkle tree.")
+    event_hash: str = Field(pattern=HEX32, description="The chain hash of the event.")
+    leaf_hash: str = Field(pattern=HEX32, description=(
+        "RFC 6962 leaf hash: SHA-256(0x00 || position as 8 bytes big-endian || event_hash)."))
+    tree_size: int = Field(ge=1, description="The checkpoint's tree size for this store.")
+    root: str = Field(pattern=HEX32, description="The checkpoint's root for this store.")
+    proof: list[str] = Field(description="The audit path, nearest sibling first (hex).")
+    checkpoint: str = Field(description="The signed checkpoint (C2SP signed note text).")
+
+
 class RateFigure(Response):
     count: int = Field(ge=0)
     denominator: int = Field(ge=0)

@@ -254,7 +254,8 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             for statement in self.lock_table_statements:
                 curs.execute(statement)
             curs.execute(SQL("SELECT EXISTS (SELECT 1 FROM {}) AS linked").format(chain))
-            if curs.fetchone()["linked"]:
+            row = curs.fetchone()
+            if row is None or row["linked"]:
                 return 0
             last: tuple[int, bytes] | None = None
             after = -(2**62)
@@ -365,7 +366,7 @@ class Chain:
 
     def leaves(self, upto_size: int | None = None) -> list[bytes]:
         """The Merkle leaf hashes in position order, the first ``upto_size`` only if given."""
-        found = []
+        found: list[bytes] = []
         for link in self.links():
             if upto_size is not None and len(found) >= upto_size:
                 break

@@ -315,3 +315,59 @@ def follow(settings: Any, services: Any) -> Callable[[], None]:
         stopped.set()
         thread.join(timeout=10)
     return stop
+
+
+# -- inclusion proofs (GET /audit/proof) -----------------------------------------------------------
+
+class NotCheckpointed(LookupError):
+    """The position is after the latest checkpoint's tree (or there is no checkpoint)."""
+
+
+class CheckpointUnusable(LookupError):
+    """The latest checkpoint does not verify, or the store no longer gives its root."""
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An event's RFC 6962 inclusion proof against the latest checkpoint's tree of its store."""
+
+    store: str
+    position: int
+    leaf_index: int
+    event_hash: bytes
+    leaf_hash: bytes
+    tree_size: int
+    root: bytes
+    proof: list[bytes]
+    checkpoint: str
+
+
+def prove(settings: Any, store: str, recorder: Any, position: int) -> Proof | None:
+    """The inclusion proof of the event at ``position`` of ``store`` (its recorder) against the
+    latest checkpoint; None when no event is chained at ``position``. Raises NotCheckpointed,
+    CheckpointUnusable."""
+    from trust import merkle
+    from trust.chain import leaf_of
+
+    chain = Chain.of(recorder)
+    entry = chain.entry(position)
+    if entry is None:
+        return None
+    latest = latest_checkpoint(settings)
+    if latest is None:
+        raise NotCheckpointed("no checkpoint has been written yet")
+    try:
+        checkpoint = read_checkpoint(latest, signing_key(settings).public_key())
+    except (BadSignature, OSError) as exc:
+        raise CheckpointUnusable(f"the latest checkpoint cannot be used: {exc}") from None
+    head = checkpoint.heads.get(store)
+    if head is None or entry.index >= head.size:
+        raise NotCheckpointed(f"position {position} is after the latest checkpoint "
+                              f"({head.size if head else 0} events of {store})")
+    leaves = chain.leaves(head.size)
+    if merkle.root(leaves) != head.root:
+        raise CheckpointUnusable("the store no longer gives the latest checkpoint's root: run "
+                                 "`outcomes audit verify`")
+    return Proof(store, position, entry.index, entry.event_hash,
+                 leaf_of(position, entry.event_hash), head.size, head.root,
+                 merkle.inclusion_proof(leaves, entry.index), checkpoint.text)

@@ -4,15 +4,18 @@ and trees, compare with a checkpoint and the read models), public-key (the verif
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from bootstrap import Settings
 
 audit_app = typer.Typer(no_args_is_help=True,
                         help="Tamper evidence: signed checkpoints and verification.")
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from bootstrap import Settings
 
     try:

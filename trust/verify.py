@@ -7,9 +7,10 @@ event chained at one position now stands at another), "truncated" (the store hol
 than a checkpoint covered, or its last chained events are gone), "checkpoint-mismatch" (the
 first ``size`` leaves do not give the checkpoint's root), "bad-signature" (the checkpoint is
 not signed by the key), "read-model" (a view's rows disagree with the events). Faults of the
-stored history come first bad position first, then the read models'. The chain covers the stored bytes (ciphertext when encrypted), so the
-chain and checkpoint checks never need the master key; the read models are compared only
-where the events can be decoded (a note says when they could not). Only read transactions.
+stored history come first bad position first, then the read models'. The chain covers the
+stored bytes (ciphertext when encrypted), so the chain and checkpoint checks never need the
+master key; the read models are compared only where the events can be decoded (a note says
+when they could not). Only read transactions.
 """
 
 from __future__ import annotations

@@ -48,6 +48,17 @@ def test_write_routes_declare_their_errors_as_problem_json(document, method, pat
         assert responses[str(status)]["content"] == {PROBLEM_TYPE: {"schema": PROBLEM_REF}}
 
 
+def test_the_audit_proof_is_documented_with_its_problems(document):
+    proof = document["paths"]["/audit/proof"]["get"]
+    assert {p["name"]: p["required"] for p in proof["parameters"]} == {
+        "position": True, "store": False}
+    for status in ("404", "409", "422"):
+        assert proof["responses"][status]["content"] == {PROBLEM_TYPE: {"schema": PROBLEM_REF}}
+    schema = document["components"]["schemas"]["AuditProof"]
+    assert set(schema["required"]) == {"store", "position", "leaf_index", "event_hash",
+                                       "leaf_hash", "tree_size", "root", "proof", "checkpoint"}
+
+
 def test_no_operation_refers_to_fastapi_default_validation_error(document):
     assert "HTTPValidationError" not in json.dumps(document)
     assert "ValidationError" not in document["components"]["schemas"]

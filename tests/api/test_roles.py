@@ -49,6 +49,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/episodes/{episode}/stages", None, {"clinician", "auditor"}),
     ("GET", "/episodes/{episode}/audit", None, {"auditor"}),
     ("GET", "/audit", None, {"auditor"}),
+    ("GET", "/audit/proof?position=1", None, {"auditor"}),
     ("GET", "/clinics/clinic-a/outcomes", None, {"researcher"}),
     ("POST", "/rescorings", {"criteria": "frank1991", "clinic_id": CLINIC}, {"researcher"}),
     ("GET", "/rescorings/{run}", None, {"researcher"}),
