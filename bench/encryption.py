@@ -19,6 +19,8 @@ from base64 import b64encode
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from application.outcomes import OutcomesApplication
 from bootstrap import Settings, build
 from importers.pipeline import Importer, Pseudonymiser
@@ -61,7 +63,7 @@ def record_assessments(folder: Path, episodes: int, master: str | None) -> float
 def import_trial(folder: Path, master: str | None) -> float:
     """Seconds to import the HAM-D17 trial (780 assessments, 172 episodes)."""
     settings = Settings(store="sqlite", sqlite_path=folder / "outcomes.sqlite",
-                        cipher_key=master)
+                        cipher_key=SecretStr(master) if master else None)
     services = build(settings)
     try:
         started = time.perf_counter()
