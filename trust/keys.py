@@ -426,11 +426,27 @@ class KeyTable:
             for key_id in key_ids:
                 self._cache.pop(key_id, None)
             self._patients.clear()
+        if self.sql.kind == "postgres" and destroyed:
+            self._vacuum()
         if self.sql.kind == "sqlite" and destroyed:
             with self.sql.datastore.get_connection(commit=True) as connection:
                 # outside a transaction: the old page images leave the WAL file
                 connection._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return destroyed
+
+    def _vacuum(self) -> None:
+        """PostgreSQL: VACUUM the keys table, so the old row versions holding the wrapped keys
+        are removed (unless an older transaction still sees them; WAL and backups keep them
+        until recycled: ADR 0023). A new connection with the pool's options (VACUUM cannot run
+        in a transaction)."""
+        import psycopg
+        from psycopg import sql
+
+        options = {k: v for k, v in dict(self.sql.datastore.pool.kwargs).items()
+                   if k != "row_factory"}
+        with psycopg.connect(**options, autocommit=True) as connection:
+            connection.execute(sql.SQL("VACUUM {}").format(
+                sql.Identifier(self.sql.datastore.schema, self.sql.names["keys"])))
 
     # -- rotation and status -----------------------------------------------------------------
 

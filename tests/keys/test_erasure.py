@@ -286,3 +286,68 @@ def test_the_log_reapplied_to_an_older_copy_erases_again(store: str, request: py
 
 def _typed(settings: Settings) -> Settings:  # pragma: no cover - keeps imports used
     return settings
+
+
+@pytest.mark.sqlite_only
+def test_the_destroyed_wrapped_key_leaves_the_sqlite_files(store: str,
+                                                           request: pytest.FixtureRequest,
+                                                           tmp_path: Path) -> None:
+    """secure_delete zeroes the freed bytes and the WAL is truncated: the wrapped key is in
+    neither the database file nor its WAL after the erasure."""
+    settings = encrypted(store, request, tmp_path)
+    services = open_services(settings)
+    try:
+        import_trial(services, limit=3)
+        services.read_models.catch_up()
+        row = services.read_models.episodes.find(clinic_id=CLINIC, limit=1)[0][0]
+        keys = services.app.mapper.keys  # type: ignore[attr-defined]
+        key_id = keys.key_for_episode(row["episode_id"])
+        with keys.sql.transaction(commit=False) as cursor:
+            keys.sql.execute(cursor, "SELECT wrapped FROM {keys} WHERE key_id = ?", (key_id,))
+            wrapped = bytes(cursor.fetchone()["wrapped"])
+        assert wrapped in raw_store_bytes(settings, services)
+        erase_patient(services, row["patient_ref"], REASON, "admin-1")
+        assert wrapped not in raw_store_bytes(settings, services)
+    finally:
+        services.close()
+
+
+def test_the_destroyed_wrapped_key_leaves_the_postgres_table_pages(
+        request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """After the erasure's VACUUM the old row version holding the wrapped key is gone from the
+    key table's pages (read raw with pageinspect, as a DBA with the data files would)."""
+    from keys_helpers import postgres_connect
+    from psycopg import sql
+
+    settings = encrypted("postgres", request, tmp_path)
+    services = open_services(settings)
+    try:
+        import_trial(services, limit=3)
+        services.read_models.catch_up()
+        row = services.read_models.episodes.find(clinic_id=CLINIC, limit=1)[0][0]
+        keys = services.app.mapper.keys  # type: ignore[attr-defined]
+        key_id = keys.key_for_episode(row["episode_id"])
+        with keys.sql.transaction(commit=False) as cursor:
+            keys.sql.execute(cursor, "SELECT wrapped FROM {keys} WHERE key_id = ?", (key_id,))
+            wrapped = bytes(cursor.fetchone()["wrapped"])
+
+        def pages() -> bytes:
+            table = sql.Identifier(settings.postgres_schema, "outcomes_keys")
+            with postgres_connect(settings) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+                count = conn.execute(sql.SQL("SELECT pg_relation_size({}::regclass) / 8192")
+                                     .format(sql.Literal(table.as_string(conn)))).fetchone()
+                assert count is not None
+                return b"".join(bytes(conn.execute(
+                    "SELECT get_raw_page(%s, %s)", (table.as_string(conn), n)).fetchone()[0])
+                    for n in range(int(count[0])))
+
+        assert wrapped in pages()
+        erase_patient(services, row["patient_ref"], REASON, "admin-1")
+        assert wrapped not in pages()
+    finally:
+        services.close()
+
+
+test_the_destroyed_wrapped_key_leaves_the_postgres_table_pages = pytest.mark.postgres(
+    test_the_destroyed_wrapped_key_leaves_the_postgres_table_pages)
