@@ -53,7 +53,9 @@ KEYS_NOTE = (
     "signing key (OUTCOMES_CHECKPOINT_KEY_FILE, default <store folder>/checkpoint-signing.key; "
     "without it old checkpoints cannot be verified against new ones) and the pseudonym key "
     "(OUTCOMES_PSEUDONYM_KEY or <store folder>/pseudonym.key; without it a re-import gives "
-    "patients new patient_refs).")
+    "patients new patient_refs). Keep the erasure log (OUTCOMES_ERASURE_LOG, default <store "
+    "folder>/erasures.jsonl) current off this machine too: `outcomes restore` re-applies it, so "
+    "that patients erased after this backup stay erased.")
 
 
 class BackupError(Exception):

@@ -69,13 +69,14 @@ def restore_command(
     against the backup's checkpoint (a fault refuses: on SQLite the previous store is left in
     place). Then every read model is rebuilt and the erasure log re-applied, so patients erased
     after the backup stay erased. Stop `outcomes serve` and the runners first."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from trust.backup import BackupError
     from trust.restore import RestoreRefused, restore
 
     settings = _settings()
-    with Progress(transient=True) as bar:
+    with Progress(transient=True, console=Console(stderr=True)) as bar:  # stdout: the summary
         tasks: dict[str, Any] = {}
 
         def progress(name: str, position: int, last: int) -> None:

@@ -30,10 +30,16 @@ class ToolError(Exception):
     """A client tool is missing, too old, or failed (one line, no password)."""
 
 
+# libpq variables that would send a tool elsewhere than the settings say (PGHOSTADDR is used
+# instead of PGHOST); the others (PGSSLMODE, PGSSLROOTCERT, ...) reach the tools as they are.
+STRAY = ("PGHOSTADDR", "PGSERVICE", "PGSERVICEFILE", "PGTARGETSESSIONATTRS", "PGPASSWORD")
+
+
 def libpq_environ(settings: Settings) -> dict[str, str]:
-    """The process environment for a client tool: the current one without any ``PG*`` variable,
+    """The process environment for a client tool: the current one (so ``PGSSLMODE`` and
+    ``PGSSLROOTCERT`` apply as they do to the service's own connections) without ``STRAY``,
     plus the settings' connection as libpq variables."""
-    environ = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
+    environ = {name: value for name, value in os.environ.items() if name not in STRAY}
     environ.update({
         "PGHOST": settings.postgres_host, "PGPORT": settings.postgres_port,
         "PGDATABASE": settings.postgres_dbname, "PGUSER": settings.postgres_user,
