@@ -7,8 +7,12 @@ Three workloads on separate SQLite files (WAL, the library's defaults) in one ru
 - ``bare command``: the same, but ``repository.get`` + one event + ``save()`` per call, which is
   what any command handler does;
 - ``record_assessment``: Outcome Ledger's command: reload the episode, validate and score, re-fold
-  its valid assessments, append AssessmentRecorded plus any stage events, in one transaction.
-Each figure is the median of ``--repeat`` runs; the ratio is ours / bare (1.0 = as fast as bare).
+  its valid assessments, append AssessmentRecorded plus any stage events, in one transaction;
+- ``record, chained``: the same with the hash chain written in the append's transaction (the
+  recorder ``bootstrap.Settings`` selects, trust.chain; ADR 0022), interleaved with the unchained
+  run in every repeat.
+Each figure is the median of ``--repeat`` runs; the ratio is ours / bare (1.0 = as fast as bare),
+and the last line the chained / unchained ratio of the medians.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from application.outcomes import OutcomesApplication
+from trust.chain import SQLITE_RECORDER_TOPIC
 
 # V1 of the SPEC: response, remission and recovery happen along the way, like a real course.
 SCORES = (18, 16, 13, 8, 6, 4, 3, 4, 2, 3)
@@ -73,9 +78,12 @@ def bare_command(folder: Path, episodes: int) -> float:
     return episodes * len(SCORES) / (time.perf_counter() - started)
 
 
-def record_assessments(folder: Path, episodes: int) -> float:
+def record_assessments(folder: Path, episodes: int, *, chained: bool = False) -> float:
     now = datetime(2027, 1, 1, tzinfo=UTC)
-    app = OutcomesApplication(_env(folder, "outcomes.sqlite"), clock=lambda: now)
+    env = _env(folder, "chained.sqlite" if chained else "outcomes.sqlite")
+    if chained:
+        env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
+    app = OutcomesApplication(env, clock=lambda: now)
     ids = [app.open_episode(patient_ref=f"bench-{n}", clinic_id="bench", recorded_by="bench",
                             criteria="acnp2006", opened_on=START).episode_id
            for n in range(episodes)]
@@ -92,13 +100,16 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {"bare save": [], "bare command": [], "record_assessment": []}
+    results: dict[str, list[float]] = {"bare save": [], "bare command": [], "record_assessment": [],
+                                       "record, chained": []}
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             results["bare save"].append(bare_save(folder, args.episodes))
             results["bare command"].append(bare_command(folder, args.episodes))
             results["record_assessment"].append(record_assessments(folder, args.episodes))
+            results["record, chained"].append(
+                record_assessments(folder, args.episodes, chained=True))
     medians = {name: statistics.median(values) for name, values in results.items()}
     ours = medians["record_assessment"]
     print(f"SQLite file (WAL), {args.episodes} episodes x {len(SCORES)} assessments, "
@@ -106,6 +117,7 @@ def main() -> None:
     print(f"{'workload':<20}{'per second':>12}{'ours / this':>14}")
     for name, value in medians.items():
         print(f"{name:<20}{value:>12,.0f}{ours / value:>14.2f}")
+    print(f"chained / unchained throughput: {medians['record, chained'] / ours:.3f}")
 
 
 if __name__ == "__main__":

@@ -357,9 +357,8 @@ class Chain:
             yield from page
             after = page[-1].position
 
-    def events(self) -> Iterator[RawEvent]:
-        """Every stored event in position order (read in pages)."""
-        after = -(2**62)
+    def events(self, after: int = -(2**62)) -> Iterator[RawEvent]:
+        """Every stored event after position ``after`` in position order (read in pages)."""
         while page := self.event_page(after, BATCH):
             yield from page
             after = page[-1].position

@@ -63,11 +63,12 @@ def test_no_library_variable_reaches_the_event_stores(
     services = build(app_settings(tmp_path))
     try:
         for app in (services.app, services.runs):
-            assert type(app.recorder).__name__ == "SQLiteApplicationRecorder"
+            assert type(app.recorder).__name__ == "ChainedSQLiteApplicationRecorder"  # ADR 0022
             assert app.mapper.compressor is None
             assert app.mapper.cipher is None
             assert app.snapshots is None
-            assert set(app.env) == {"PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT"}
+            assert set(app.env) == {"PERSISTENCE_MODULE", "APPLICATION_RECORDER_TOPIC",
+                                    "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT"}
         assert services.app.env["SQLITE_DBNAME"] == str(tmp_path / "outcomes.sqlite")
         assert services.runs.env["SQLITE_DBNAME"] == str(tmp_path / "rescoring-runs.sqlite")
     finally:

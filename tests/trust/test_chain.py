@@ -5,6 +5,7 @@ written before the chain existed."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import pytest
@@ -18,6 +19,7 @@ from trust.chain import (
     Chain,
     ChainedPOPOApplicationRecorder,
     NotChained,
+    RawEvent,
     content_digest,
     event_hash,
     leaf_of,
@@ -151,3 +153,28 @@ def test_an_old_sqlite_file_is_chained_when_it_opens(tmp_path) -> None:  # type:
     finally:
         services.close()
     assert verify(settings).ok
+
+
+class _Appending(Chain):
+    """A chain whose events are read before one more append commits, and its links after."""
+
+    def __init__(self, events: list, links: list) -> None:  # type: ignore[type-arg]
+        super().__init__(None)
+        self._events, self._links, self.reads = events, links, 0
+
+    def link_page(self, after: int, limit: int) -> list:  # type: ignore[type-arg]
+        return [k for k in self._links if k.position > after][:limit]
+
+    def events(self, after: int = -(2**62)) -> Iterator[RawEvent]:
+        self.reads += 1
+        shown = self._events[:-1] if self.reads == 1 else self._events
+        return iter([e for e in shown if e.position > after])
+
+
+def test_an_append_during_verify_is_no_fault() -> None:
+    from trust.verify import check_chain
+
+    events = [RawEvent(p, str(uuid4()), 1, "t", b"s") for p in (1, 2, 3)]
+    faults, head, _ = check_chain("outcomes", _Appending(events, links_for(None, events)))
+    assert faults == []
+    assert (head.size, head.last_position) == (3, 3)
