@@ -121,15 +121,16 @@ def tighten_tree(folder: Path) -> int:
 
 
 def store_files(settings: Settings) -> list[Path]:
-    """The files the service writes beside the SQLite store (folder of ``sqlite_path``): the
-    event stores with their companions, the pseudonym and dev-issuer keys, the checkpoint
-    signing key and the erasure log."""
+    """The files the service writes beside the store (folder of ``sqlite_path``, also on
+    PostgreSQL, where it holds the key files): the SQLite event stores with their companions,
+    the pseudonym and dev-issuer keys, the checkpoint signing key and the erasure log."""
     from bootstrap import EVENT_STORES
 
     folder = settings.sqlite_path.parent
     paths: list[Path] = []
-    for name in EVENT_STORES:
-        paths += sqlite_files(Path(settings.eventsourcing_env(name)["SQLITE_DBNAME"]))
+    if settings.store == "sqlite":
+        for name in EVENT_STORES:
+            paths += sqlite_files(Path(settings.eventsourcing_env(name)["SQLITE_DBNAME"]))
     paths += [folder / "pseudonym.key", folder / "dev-issuer.key", settings.checkpoint_key_path()]
     erasure_log = getattr(settings, "erasure_log_path", None)  # issue 11's keys part
     if callable(erasure_log):
@@ -145,23 +146,26 @@ def store_folders(settings: Settings) -> list[Path]:
 
 
 def tighten_store(settings: Settings) -> int:
-    """Make a SQLite store private before it is opened: its folder 0700 (created if missing),
-    every file of ``store_files`` 0600, every folder of ``store_folders`` tightened throughout,
+    """Make a store private before it is opened. SQLite: its folder 0700 (created if missing)
     and the event stores' database files created 0600 when missing (so SQLite's ``-wal`` and
-    ``-shm`` follow). Logs one warning naming the count when a store made before issue 11 was
-    tightened. Returns how many modes changed; nothing happens for other stores."""
-    if settings.store != "sqlite":
+    ``-shm`` follow). Both file stores: every existing file of ``store_files`` 0600, every
+    folder of ``store_folders`` tightened throughout (on PostgreSQL the key files' folder only
+    when it exists). Logs one warning naming the count when a store made before issue 11 was
+    tightened. Returns how many modes changed; nothing happens in memory."""
+    if settings.store == "memory":
         return 0
     folder = settings.sqlite_path.parent
     changed = int(folder.is_dir() and _tighten(folder, PRIVATE_DIR))
-    private_dir(folder)
+    if settings.store == "sqlite":
+        private_dir(folder)
     changed += _tighten_all(store_files(settings))
     for tree in store_folders(settings):
         changed += tighten_tree(tree)
-    from bootstrap import EVENT_STORES
+    if settings.store == "sqlite":
+        from bootstrap import EVENT_STORES
 
-    for name in EVENT_STORES:
-        create_private(Path(settings.eventsourcing_env(name)["SQLITE_DBNAME"]))
+        for name in EVENT_STORES:
+            create_private(Path(settings.eventsourcing_env(name)["SQLITE_DBNAME"]))
     if changed:
         log.warning("file modes tightened", path=str(folder), count=changed)
     return changed

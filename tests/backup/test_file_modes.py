@@ -12,6 +12,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -147,3 +148,20 @@ def test_a_shared_sticky_folder_is_never_changed(tmp_path: Path) -> None:
     assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
     made = private_dir(shared / "a" / "b")
     assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (shared / "a", made)] == ["0o700"] * 2
+
+
+@pytest.mark.postgres
+def test_the_key_files_beside_a_postgresql_store_are_tightened_too(postgres_ledger: Any,
+                                                                  tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    settings = Settings(**postgres_ledger.settings_fields(), sqlite_path=var / "outcomes.sqlite",
+                        checkpoint_interval=0)
+    settings.pseudonym_key_bytes()
+    (var / "checkpoints").mkdir()
+    (var / "checkpoints" / "checkpoint-1.txt").write_text("a checkpoint")
+    for path in [var, *var.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    build(settings).close()
+    assert not_private(var) == {}
+    assert sorted(modes(var)) == [".", "checkpoints", "checkpoints/checkpoint-1.txt",
+                                  "pseudonym.key"]  # no SQLite file on PostgreSQL
