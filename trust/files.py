@@ -167,7 +167,8 @@ def tighten_store(settings: Settings) -> int:
         for name in EVENT_STORES:
             create_private(Path(settings.eventsourcing_env(name)["SQLITE_DBNAME"]))
     if changed:
-        log.warning("file modes tightened", path=str(folder), count=changed)
+        with contextlib.suppress(ValueError, OSError):  # a closed stderr never stops a start
+            log.warning("file modes tightened", path=str(folder), count=changed)
     return changed
 
 

@@ -161,7 +161,9 @@ def test_the_key_files_beside_a_postgresql_store_are_tightened_too(postgres_ledg
     (var / "checkpoints" / "checkpoint-1.txt").write_text("a checkpoint")
     for path in [var, *var.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    build(settings).close()
+    with structlog.testing.capture_logs() as logs:
+        build(settings).close()
+    assert [(e["event"], e["count"]) for e in logs if "count" in e] == [("file modes tightened", 4)]
     assert not_private(var) == {}
     assert sorted(modes(var)) == [".", "checkpoints", "checkpoints/checkpoint-1.txt",
                                   "pseudonym.key"]  # no SQLite file on PostgreSQL
