@@ -23,6 +23,7 @@ from application.outcomes import OutcomesApplication
 from bench.record_assessments import bare_save
 from importers.pipeline import Importer, Pseudonymiser
 from importers.tabular import CsvMapping, read_csv
+from trust.chain import SQLITE_RECORDER_TOPIC
 
 TRIAL = Path(__file__).resolve().parents[1] / "tests" / "data" / \
     "hamd17-rbmi-antidepressant" / "antidepressant_data.csv"
@@ -39,9 +40,13 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             writer.writerow([patient, date(2025, 1, 6) + timedelta(weeks=week), score])
 
 
-def timed_import(folder: Path, name: str, path: Path, mapping: CsvMapping) -> tuple[int, float]:
-    app = OutcomesApplication({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                               "SQLITE_DBNAME": str(folder / f"{name}.sqlite")})
+def timed_import(folder: Path, name: str, path: Path, mapping: CsvMapping, *,
+                 chained: bool = False) -> tuple[int, float]:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+           "SQLITE_DBNAME": str(folder / f"{name}{'-chained' if chained else ''}.sqlite")}
+    if chained:  # the hash chain in the append's transaction (trust.chain, ADR 0022)
+        env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
+    app = OutcomesApplication(env)
     importer = Importer(app, clinic_id="bench", criteria="frank1991", source=name,
                         pseudonymise=Pseudonymiser(b"bench-key-0123456789abcdef"))
     started = time.perf_counter()
@@ -58,9 +63,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         bare = bare_save(folder, 1000)
-        results = {"HAM-D17 trial file": timed_import(folder, "trial", TRIAL, CsvMapping(
-            patient="PATIENT", day="RELDAYS", anchor=date(2004, 1, 5),
-            fixed_instrument="HAM-D17", total="HAMDTL17", baseline="BASVAL"))}
+        trial = CsvMapping(patient="PATIENT", day="RELDAYS", anchor=date(2004, 1, 5),
+                           fixed_instrument="HAM-D17", total="HAMDTL17", baseline="BASVAL")
+        results = {"HAM-D17 trial file": timed_import(folder, "trial", TRIAL, trial),
+                   "HAM-D17 trial, chained": timed_import(folder, "trial", TRIAL, trial,
+                                                          chained=True)}
         generated = folder / "generated.csv"
         generate(generated, args.rows)
         results[f"generated, {args.rows:,} rows"] = timed_import(
@@ -71,6 +78,9 @@ def main() -> None:
         print(f"{name:<28}{count:>12,}{seconds:>9.1f}{count / seconds:>12,.0f}"
               f"{count / seconds / bare:>14.2f}")
     print(f"bare eventsourcing save: {bare:,.0f} events per second (SQLite, same run)")
+    plain, chained = results["HAM-D17 trial file"], results["HAM-D17 trial, chained"]
+    print(f"chained / unchained import throughput (trial file): "
+          f"{(chained[0] / chained[1]) / (plain[0] / plain[1]):.3f}")
 
 
 if __name__ == "__main__":

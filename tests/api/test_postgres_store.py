@@ -80,6 +80,8 @@ VIEW_TABLES = {
 INITIALISED = {
     *(f"ledger.{table}" for table in ("outcomes_events", "rescorings_events", "accesslog_events",
                                       "view_generations", "rescoring_runs", "rescoring_results")),
+    # the hash chain of each event store (trust.chain, ADR 0022)
+    *(f"ledger.{store}_events_chain" for store in ("outcomes", "rescorings", "accesslog")),
     *(f"ledger_{view}_g1.{table}" for view, tables in VIEW_TABLES.items()
       for table in (*tables, "tracking", "view_fingerprint")),
 }
