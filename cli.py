@@ -241,6 +241,15 @@ def _store_refusals(settings: Any) -> Iterator[None]:
         raise typer.Exit(code=1) from None
 
 
+def _open(settings: Any) -> Any:
+    """``bootstrap.build(settings)``, a StartupError (e.g. a wrong OUTCOMES_CIPHER_KEY) or an
+    unreachable database as one line on stderr, exit 1."""
+    from bootstrap import build
+
+    with _store_refusals(settings):
+        return build(settings)
+
+
 def _check_store(settings: Any) -> None:
     """Open and close the configured stores once (SQLite: creating files and tables); a
     StartupError or an unreachable database is one line on stderr, exit 1."""
@@ -348,14 +357,14 @@ def projections_rebuild(
     (also how a refused read model is brought back)."""
     from rich.progress import Progress
 
-    from bootstrap import Settings, build
+    from bootstrap import Settings
     from projections.runner import ACCESS_MODELS, READ_MODELS
 
     known = [*READ_MODELS, *ACCESS_MODELS]
     names = known if name == "all" else [name]
     if any(n not in known for n in names):
         _fail(f"unknown read model {name!r}; known: {', '.join(known)}, all")
-    services = build(Settings())
+    services = _open(Settings())
     try:
         models = _read_models(services)
         for view_name in names:
@@ -376,9 +385,9 @@ def projections_rebuild(
 def projections_status() -> None:
     """Each read model's position and lag behind its event store (``access-log``: the access
     log's own store, whose positions are not the episodes' store's)."""
-    from bootstrap import Settings, build
+    from bootstrap import Settings
 
-    services = build(Settings())
+    services = _open(Settings())
     try:
         typer.echo(json.dumps({**services.read_models.status(), **services.access_views.status()},
                               indent=1))
@@ -423,7 +432,7 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
     bar, print the summary; exit 1 when a file was unreadable."""
     from rich.progress import Progress
 
-    from bootstrap import Settings, build
+    from bootstrap import Settings
     from importers.pipeline import Importer, ImportSummary, Pseudonymiser
 
     settings = Settings()
@@ -431,7 +440,7 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
         pseudonymise = Pseudonymiser(settings.pseudonym_key_bytes())
     except ValueError as exc:
         _fail(f"OUTCOMES_PSEUDONYM_KEY: {exc}")
-    services = build(settings)
+    services = _open(settings)
     try:
         importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
                             pseudonymise=pseudonymise, dry_run=dry_run,
@@ -574,10 +583,10 @@ def rescore(
 
     from rich.progress import Progress
 
-    from bootstrap import Settings, build
+    from bootstrap import Settings
     from domain.trajectory import parse_aware_datetime
 
-    services = build(Settings())
+    services = _open(Settings())
     try:
         if resume:
             run_id = UUID(resume)
@@ -618,11 +627,11 @@ def adopt(
     from dataclasses import asdict
     from uuid import UUID
 
-    from bootstrap import Settings, build
+    from bootstrap import Settings
 
     if (clinic is None) == (episode is None):
         _fail("give exactly one of --clinic or --episode")
-    services = build(Settings())
+    services = _open(Settings())
     user = cli_user()
     try:
         params = parse_overrides(param or [])

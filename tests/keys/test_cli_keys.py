@@ -136,3 +136,15 @@ def test_postgres_without_db_init_names_the_command(cli_store: str) -> None:
     one_line_error(run("patients", "erase", "pt-any", "--reason", "x",
                        OUTCOMES_CIPHER_KEY=new_key()),
                    "the key table outcomes_keys does not exist: run `outcomes db init`")
+
+
+def test_a_wrong_master_key_is_one_line_for_every_command(cli_store: str) -> None:
+    key = new_key()
+    if cli_store == "postgres":
+        assert run("db", "init", OUTCOMES_CIPHER_KEY=key).exit_code == 0
+    assert run(*IMPORT, OUTCOMES_CIPHER_KEY=key).exit_code == 0
+    wrong = new_key()
+    for command in (IMPORT, ["projections", "status"], ["keys", "status"],
+                    ["patients", "erase", "pt-any", "--reason", "x"]):
+        one_line_error(run(*command, OUTCOMES_CIPHER_KEY=wrong),
+                       "OUTCOMES_CIPHER_KEY is not the master key of the outcomes_keys table")
