@@ -35,7 +35,7 @@ from projections.rescorings import RescoringStore
 from projections.runner import ReadModels
 from projections.storage import ViewStore, view_store_for
 from trust.chain import POPO_FACTORY_TOPIC, SQLITE_RECORDER_TOPIC
-from trust.files import create_private, tighten_store
+from trust.files import tighten_store, write_new_private
 
 # Schema names come from the settings and are validated here, then quoted by psycopg's sql module.
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
@@ -258,9 +258,8 @@ class Settings(BaseSettings):
         if self.store == "memory":
             return secrets.token_bytes(32)
         path = self.sqlite_path.parent / "pseudonym.key"
-        if not path.exists():
-            create_private(path)  # mode 0600 in a 0700 folder (trust.files)
-            path.write_text(secrets.token_hex(32))
+        if not path.exists():  # mode 0600 in a 0700 folder; the first process's key wins
+            write_new_private(path, secrets.token_hex(32).encode())
         return path.read_text().strip().encode()
 
     def allowed_host_names(self) -> list[str]:

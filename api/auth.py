@@ -19,7 +19,6 @@ import hashlib
 import ipaddress
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -36,7 +35,7 @@ from api.deps import AuthenticationRequired
 from api.identity import ROLES, Principal
 from api.limits import rate_limited
 from bootstrap import Settings
-from trust.files import private_dir
+from trust.files import write_new_private
 
 ALGORITHMS = ("RS256", "ES256")  # fixed server-side (RFC 8725 §3.1)
 DEV_ISSUER = "urn:outcome-ledger:dev"
@@ -197,17 +196,11 @@ class DevIssuer:
     def __init__(self, path: Path) -> None:
         self.path = path
         if not path.exists():
-            private_dir(path.parent)
             pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption())
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # made meanwhile by another process (serve, dev-token)
-                time.sleep(0.1)
-            else:
-                with os.fdopen(descriptor, "wb") as file:
-                    file.write(pem)
+            if not write_new_private(path, pem):  # made meanwhile by another process
+                time.sleep(0.1)  # (serve, dev-token): let it finish writing
         loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{path}: not an EC private key")

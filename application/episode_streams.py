@@ -33,20 +33,10 @@ def episode_streams(app: OutcomesApplication, after: str | None = None
     if isinstance(app.recorder, PostgresApplicationRecorder):
         yield from _grouped(app, _postgres_rows(app.recorder, after))
         return
-    ids = sorted({str(n.originator_id) for n in _notifications(app, Episode.Opened.TOPIC)})
+    ids = sorted({str(n.originator_id) for n in app.notifications(Episode.Opened.TOPIC)})
     for episode_id in ids:
         if after is None or episode_id > after:
             yield from _readable(app, list(app.repository.event_store.get(UUID(episode_id))))
-
-
-def _notifications(app: OutcomesApplication, topic: str) -> Iterator[Any]:
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-        yield from page
-        if len(page) < 1000:
-            return
-        start = page[-1].id + 1
 
 
 EPISODE_TOPICS = "outcome-ledger:Episode.%"
@@ -114,6 +104,6 @@ def _readable(app: OutcomesApplication, events: list[Any]) -> Iterator[list[Epis
 
 def count_episodes(app: OutcomesApplication) -> int:
     """How many episodes the store holds (Opened events)."""
-    return sum(1 for _ in _notifications(app, Episode.Opened.TOPIC))
+    return sum(1 for _ in app.notifications(Episode.Opened.TOPIC))
 
 

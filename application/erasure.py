@@ -13,8 +13,6 @@ idempotent, so re-applying the log completes an erasure that stopped half-way.
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from uuid import UUID
 from domain.episode import Episode
 from domain.erasure import Erasure, ErasureCompleted
 from trust.cipher import KeyedMapper, is_encrypted
+from trust.files import append_private
 
 if TYPE_CHECKING:
     from application.outcomes import OutcomesApplication
@@ -63,20 +62,10 @@ def _mapper(app: OutcomesApplication) -> KeyedMapper:
     return app.mapper
 
 
-def _notifications(app: OutcomesApplication, topic: str) -> Iterator[Any]:
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-        yield from page
-        if len(page) < 1000:
-            return
-        start = page[-1].id + 1
-
-
 def erased_episodes(app: OutcomesApplication) -> set[str]:
     """Every episode id named by an ErasureCompleted record of the store."""
     found: set[str] = set()
-    for notification in _notifications(app, ErasureCompleted.TOPIC):
+    for notification in app.notifications(ErasureCompleted.TOPIC):
         event = app.mapper.to_domain_event(notification)
         found.update(getattr(event, "episode_ids", []))
     return found
@@ -85,7 +74,7 @@ def erased_episodes(app: OutcomesApplication) -> set[str]:
 def _patient_episodes(app: OutcomesApplication, patient_ref: str) -> set[str]:
     """Episodes whose readable Opened names the patient (plaintext or a live key)."""
     found = set()
-    for notification in _notifications(app, Episode.Opened.TOPIC):
+    for notification in app.notifications(Episode.Opened.TOPIC):
         event = app.mapper.to_domain_event(notification)
         if getattr(event, "patient_ref", None) == patient_ref:
             found.add(str(notification.originator_id))
@@ -160,13 +149,7 @@ def _apply(services: Services, erasure: Erasure | None, entry: dict[str, Any]) -
 def append_log_line(path: Path, entry: dict[str, Any]) -> None:
     """Append ``entry`` as one JSON line to the erasure log (created mode 0600 in a folder
     created mode 0700), flushed to disk before returning."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(descriptor, (json.dumps(entry, sort_keys=True) + "\n").encode())
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    append_private(path, (json.dumps(entry, sort_keys=True) + "\n").encode())
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

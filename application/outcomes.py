@@ -10,14 +10,14 @@ VersionConflictError instead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Transcoding
 
 from application.environment import ExplicitEnvironment
 from application.views import (
@@ -215,15 +215,21 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
 
     def custom_criteria(self) -> list[CriteriaSet]:
         """The latest version of every custom set, in registration order."""
-        topic = CustomCriteria.Registered.TOPIC
-        found, start = [], 1
+        found = [UUID(str(n.originator_id))
+                 for n in self.notifications(CustomCriteria.Registered.TOPIC)]
+        return [self.repository.get(ident).latest() for ident in found]
+
+    def notifications(self, topic: str) -> Iterator[Notification]:
+        """Every stored event of ``topic``, in position order, as the recorder gives them
+        (``Notification``: id, originator_id, originator_version, topic, state as stored),
+        read in pages of 1,000."""
+        start = 1
         while True:
             page = self.recorder.select_notifications(start=start, limit=1000, topics=[topic])
-            found += [UUID(str(n.originator_id)) for n in page]
+            yield from page
             if len(page) < 1000:
-                break
+                return
             start = page[-1].id + 1
-        return [self.repository.get(ident).latest() for ident in found]
 
     def _custom_latest(self, criteria_id: str) -> CriteriaSet | None:
         ident = CustomCriteria.id_for(criteria_id)

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from trust.chain import Chain, TreeHead
+from trust.files import create_private, private_dir, write_new_private
 
 ORIGIN = "outcome-ledger/checkpoint"
 KEY_NAME = "outcome-ledger"
@@ -65,25 +66,16 @@ class Checkpoint:
 
 # -- keys ------------------------------------------------------------------------------------------
 
-def _private_folder(path: Path) -> Path:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-    return path
-
-
 def signing_key(settings: Any) -> Ed25519PrivateKey:
     """The Ed25519 signing key from ``settings.checkpoint_key_path()``, created (PEM, PKCS#8,
     mode 0600) on first use."""
     path: Path = settings.checkpoint_key_path()
     if not path.exists():
-        _private_folder(path.parent)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        with contextlib.suppress(FileExistsError):  # another process made it first
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(pem)
+        # exclusive: when another process made the key first, its key is the one read below
+        write_new_private(path, key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise ValueError(f"{path} is not an Ed25519 private key")
@@ -221,11 +213,9 @@ def write_checkpoint(settings: Any, services: Any, *,
     heads = heads_of(stores_of(services))
     time = now()
     text = sign(note_text(heads, time), signing_key(settings))
-    folder = _private_folder(settings.checkpoint_folder())
-    path = folder / _file_name(time, heads[MAIN_STORE].size)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
+    path: Path = settings.checkpoint_folder() / _file_name(time, heads[MAIN_STORE].size)
+    if not write_new_private(path, text.encode("utf-8")):
+        raise FileExistsError(f"{path} exists already")
     return path
 
 
@@ -255,7 +245,7 @@ def read_checkpoint(path: Path, public_key: Ed25519PublicKey | str) -> Checkpoin
 def _writer_lock(folder: Path) -> Iterator[bool]:
     """The folder's writer lock (an flock on ``.writer.lock``), not waited for: yields False
     when another process holds it."""
-    fd = os.open(folder / ".writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(create_private(folder / ".writer.lock"), os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -273,7 +263,7 @@ def _writer_lock(folder: Path) -> Iterator[bool]:
 def checkpoint_if_grown(settings: Any, services: Any) -> Path | None:
     """Write a checkpoint when some store's tree grew since the latest one (or there is none)
     and no other process is writing one; returns the new file or None."""
-    folder = _private_folder(settings.checkpoint_folder())
+    folder = private_dir(settings.checkpoint_folder())
     with _writer_lock(folder) as held:
         if not held:
             return None

@@ -99,6 +99,36 @@ def create_private(path: Path) -> Path:
     return path
 
 
+def write_new_private(path: Path, data: bytes) -> bool:
+    """Create the file ``path`` (mode 0600, its folder made with ``private_dir``) holding
+    ``data``, flushed to disk. Exclusive: when the file exists already (another process made it
+    first) nothing is written and False is returned; True when this call wrote it. Used for
+    the key files and the checkpoints. Raises OSError when the file cannot be written."""
+    private_dir(path.parent)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return False
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def append_private(path: Path, data: bytes) -> None:
+    """Append ``data`` to the file ``path`` (created mode 0600 in a ``private_dir`` folder when
+    missing), flushed to disk before returning (the erasure log). Raises OSError."""
+    private_dir(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def sqlite_files(database: Path) -> list[Path]:
     """A SQLite database file and its companions (``-wal``, ``-shm``, ``-journal``)."""
     return [Path(f"{database}{suffix}") for suffix in SQLITE_COMPANIONS]

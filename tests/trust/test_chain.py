@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from uuid import UUID, uuid4
 
 import pytest
-from conftest import Ledger, fill
 from eventsourcing.persistence import IntegrityError, StoredEvent
+from trust_helpers import Ledger, fill
 
 from application.outcomes import OutcomesApplication
 from bootstrap import Settings, build, init_store

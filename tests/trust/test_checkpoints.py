@@ -9,8 +9,8 @@ import stat
 from datetime import UTC, datetime
 
 import pytest
-from conftest import Ledger, fill
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trust_helpers import Ledger, fill
 
 from bootstrap import build
 from trust import checkpoints

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Ledger, fill
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trust_helpers import Ledger, fill
 
 from bootstrap import build
 from trust import checkpoints

@@ -5,7 +5,7 @@ chain tables."""
 from __future__ import annotations
 
 import pytest
-from conftest import Ledger, fill
+from trust_helpers import Ledger, fill
 from typer.testing import CliRunner
 
 from cli import app
