@@ -373,11 +373,13 @@ class StartupError(Exception):
 
 
 def build(settings: Settings, *, clock: Clock = utc_now,
-          create_tables: bool | None = None) -> Services:
+          create_tables: bool | None = None, rebuilding: bool = False) -> Services:
     """Open the event stores and the read models. SQLite and memory create their files and
     tables when missing; PostgreSQL creates none here unless ``create_tables`` (``init_store``
-    does) and each store is checked first (``check_store``). Raises StartupError when a check fails; the
-    library's OperationalError when the database cannot be reached."""
+    does) and each store is checked first (``check_store``). ``rebuilding``: the read models
+    are about to be rebuilt, so a refused one is logged as information, not an error. Raises
+    StartupError when a check fails; the library's OperationalError when the database cannot
+    be reached."""
     tighten_store(settings)  # SQLite: folder 0700, files 0600, an older store's modes tightened
     with key_refusals():
         app = OutcomesApplication(settings.eventsourcing_env(), clock=clock)
@@ -399,8 +401,8 @@ def build(settings: Settings, *, clock: Clock = utc_now,
     # PostgreSQL: the tables exist (``init_store``); SQLite and memory create them when missing.
     create = settings.store != "postgres" if create_tables is None else create_tables
     views = settings.view_store()
-    read_models = ReadModels.open(app, views, create=create)
-    access_views = ReadModels.open(access_log, views, create=create)
+    read_models = ReadModels.open(app, views, create=create, rebuilding=rebuilding)
+    access_views = ReadModels.open(access_log, views, create=create, rebuilding=rebuilding)
     rescorings = (RescoringStore.on_postgres(settings.eventsourcing_env(),
                                              settings.postgres_schema, create=create)
                   if settings.store == "postgres" else RescoringStore(settings.views_folder()))
@@ -432,12 +434,12 @@ def check_store(settings: Settings, app: ExplicitEnvironment[UUID]) -> None:
                            "`outcomes db init` (with the same OUTCOMES_POSTGRES_* settings)")
 
 
-def init_store(settings: Settings) -> list[str]:
+def init_store(settings: Settings, *, rebuilding: bool = False) -> list[str]:
     """Create every table once (``outcomes db init``): on PostgreSQL the schema, the three event
     stores' tables (CREATE_TABLE=y), serialised across processes by an advisory lock; then the
     read models' tables; on SQLite the files and tables (what ``build`` creates). Idempotent.
-    Returns what was initialised, for the command's output. Raises the library's
-    OperationalError when the database cannot be reached."""
+    Returns what was initialised, for the command's output. ``rebuilding``: as for ``build``
+    (``restore``). Raises the library's OperationalError when the database cannot be reached."""
     done: list[str] = []
     tighten_store(settings)
     lock = _init_lock(settings) if settings.store == "postgres" else None
@@ -452,7 +454,8 @@ def init_store(settings: Settings) -> list[str]:
                     f" ({settings.postgres_schema}.{table})" if lock is not None else ""))
             finally:
                 app.close()
-        services = build(settings, create_tables=True)  # the read models' and results' tables
+        # the read models' and results' tables
+        services = build(settings, create_tables=True, rebuilding=rebuilding)
         services.close()
         done.append("read models")
     finally:

@@ -241,13 +241,13 @@ def _store_refusals(settings: Any) -> Iterator[None]:
         raise typer.Exit(code=1) from None
 
 
-def _open(settings: Any) -> Any:
-    """``bootstrap.build(settings)``, a StartupError (e.g. a wrong OUTCOMES_CIPHER_KEY) or an
-    unreachable database as one line on stderr, exit 1."""
+def _open(settings: Any, *, rebuilding: bool = False) -> Any:
+    """``bootstrap.build(settings, rebuilding=...)``, a StartupError (e.g. a wrong
+    OUTCOMES_CIPHER_KEY) or an unreachable database as one line on stderr, exit 1."""
     from bootstrap import build
 
     with _store_refusals(settings):
-        return build(settings)
+        return build(settings, rebuilding=rebuilding)
 
 
 def _check_store(settings: Any) -> None:
@@ -364,7 +364,7 @@ def projections_rebuild(
     names = known if name == "all" else [name]
     if any(n not in known for n in names):
         _fail(f"unknown read model {name!r}; known: {', '.join(known)}, all")
-    services = _open(Settings())
+    services = _open(Settings(), rebuilding=True)
     try:
         models = _read_models(services)
         for view_name in names:

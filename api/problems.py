@@ -53,6 +53,7 @@ def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)),
                          (422, "Invalid input"))
+    title = getattr(exc, "title", None) or title  # an error class may name its own title
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if status == 401:

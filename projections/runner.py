@@ -147,21 +147,25 @@ class ReadModels:
         self._locks = {name: threading.Lock() for name in self.classes}
         self._swap = threading.Lock()
         self.views: Mapping[str, ReadModel] = _LiveViews(self)
+        self.rebuilding = False  # refusals are expected (see ``open``)
 
     @classmethod
     def open(cls, app: Application[Any], store: ViewStore | Path | None,
-             names: Sequence[str] | None = None, *, create: bool = True) -> ReadModels:
+             names: Sequence[str] | None = None, *, create: bool = True,
+             rebuilding: bool = False) -> ReadModels:
         """The read models ``names`` (default the episodes' four, or ``access-log`` when ``app``
         is the access log) of ``app`` in ``store`` (a ViewStore, or a SQLite folder / None for
         in-memory databases). ``create``: create missing tables (safe under concurrency);
         False opens only. Each view is checked against the store (refused if it does not
-        match; see ``status``)."""
+        match; see ``status``); a refusal is logged as an error, or as information when
+        ``rebuilding`` (``projections rebuild``, ``restore``: the views are about to be rebuilt)."""
         if not isinstance(store, ViewStore):
             store = SQLiteViewStore(store)
         known = {**READ_MODELS, **ACCESS_MODELS}
         if names is None:
             names = list(ACCESS_MODELS if app.name == "AccessLog" else READ_MODELS)
         models = cls(app, store=store, classes={n: known[n] for n in names})
+        models.rebuilding = rebuilding
         if create:
             models.create_tables()
         for name in names:
@@ -256,8 +260,9 @@ class ReadModels:
     def _log_refusal(self, name: str, live: _Live) -> None:
         if live.refused is not None and not live.logged:
             live.logged = True
-            log.error("read model refused", view=name, reason=live.refused,
-                      position=live.view.position(self.app.name))
+            report = log.info if self.rebuilding else log.error
+            report("read model refused", view=name, reason=live.refused,
+                   position=live.view.position(self.app.name))
 
     def verify(self, name: str) -> str | None:
         """Check read model ``name`` against its store now (at start-up and every catch-up);

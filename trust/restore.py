@@ -313,7 +313,8 @@ def _restore_postgres(settings: Settings, src: Path, manifest: dict[str, Any],
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(
                         sql.Identifier(schema, table)))
         raise
-    init_store(settings)  # the read models' tables where missing; no event is touched
+    # the read models' tables where missing (the old ones are rebuilt next); no event is touched
+    init_store(settings, rebuilding=True)
     return report
 
 
@@ -340,7 +341,7 @@ def rebuild_read_models(settings: Settings, progress: Any = None) -> dict[str, i
     switched to once caught up); returns events processed per read model."""
     from bootstrap import build
 
-    services = build(settings)
+    services = build(settings, rebuilding=True)  # the old store's views are refused: expected
     try:
         done: dict[str, int] = {}
         for models in (services.read_models, services.access_views):

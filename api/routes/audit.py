@@ -21,10 +21,12 @@ EPISODE_TOPIC = "outcome-ledger:Episode."
 
 class NotCheckpointedError(ConflictError):
     code = "not-checkpointed"
+    title = "Not yet in a signed checkpoint"
 
 
 class CheckpointUnusableError(ConflictError):
     code = "checkpoint-unusable"
+    title = "The latest checkpoint cannot be used"
 
 
 @router.get("/audit/proof", response_model=AuditProof,

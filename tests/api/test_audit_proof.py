@@ -63,6 +63,7 @@ def test_an_event_after_the_checkpoint_is_409_not_checkpointed(world: Any) -> No
     response = client.get("/audit/proof", params={"position": 1})
     assert response.status_code == 409
     assert response.json()["code"] == "not-checkpointed"
+    assert response.json()["title"] == "Not yet in a signed checkpoint"  # not the episode's state
     checkpoint(client, settings)
     api.record(mine, "2026-02-02", 6)
     late = positions(api, mine)[-1]
