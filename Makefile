@@ -61,6 +61,7 @@ test:
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.record_assessments
+	$(BIN)/python -m bench.trust_cost --episodes 100
 	$(BIN)/python -m bench.api_load
 	# PostgreSQL at small sizes (its own throwaway cluster, fsync on); README "Benchmarks" for full size
 	$(BIN)/python -m bench.postgres_scale --episodes 500 --large 1000 --repeat 1 --requests 10 \

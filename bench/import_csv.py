@@ -46,12 +46,22 @@ def timed_import(folder: Path, name: str, path: Path, mapping: CsvMapping, *,
            "SQLITE_DBNAME": str(folder / f"{name}{'-chained' if chained else ''}.sqlite")}
     if chained:  # the hash chain in the append's transaction (trust.chain, ADR 0022)
         env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
+    return import_in(env, name, path, mapping)
+
+
+def import_in(env: dict[str, str], name: str, path: Path,
+              mapping: CsvMapping) -> tuple[int, float]:
+    """Import the CSV ``path`` as ``outcomes import csv`` does into the store of the library
+    environment ``env``: (assessments recorded, seconds)."""
     app = OutcomesApplication(env)
-    importer = Importer(app, clinic_id="bench", criteria="frank1991", source=name,
-                        pseudonymise=Pseudonymiser(b"bench-key-0123456789abcdef"))
-    started = time.perf_counter()
-    summary = importer.run(read_csv(path, mapping))
-    elapsed = time.perf_counter() - started
+    try:
+        importer = Importer(app, clinic_id="bench", criteria="frank1991", source=name,
+                            pseudonymise=Pseudonymiser(b"bench-key-0123456789abcdef"))
+        started = time.perf_counter()
+        summary = importer.run(read_csv(path, mapping))
+        elapsed = time.perf_counter() - started
+    finally:
+        app.close()
     assert not summary.skipped, summary.skipped
     return summary.recorded, elapsed
 

@@ -79,20 +79,30 @@ def bare_command(folder: Path, episodes: int) -> float:
 
 
 def record_assessments(folder: Path, episodes: int, *, chained: bool = False) -> float:
-    now = datetime(2027, 1, 1, tzinfo=UTC)
     env = _env(folder, "chained.sqlite" if chained else "outcomes.sqlite")
     if chained:
         env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
+    return record_in(env, episodes)
+
+
+def record_in(env: dict[str, str], episodes: int) -> float:
+    """Assessments per second: ``episodes`` episodes opened, then 10 weekly PHQ-9 totals each
+    recorded with ``record_assessment``, in the store of the library environment ``env``."""
+    now = datetime(2027, 1, 1, tzinfo=UTC)
     app = OutcomesApplication(env, clock=lambda: now)
-    ids = [app.open_episode(patient_ref=f"bench-{n}", clinic_id="bench", recorded_by="bench",
-                            criteria="acnp2006", opened_on=START).episode_id
-           for n in range(episodes)]
-    started = time.perf_counter()
-    for week, score in enumerate(SCORES):
-        for episode_id in ids:
-            app.record_assessment(episode_id, instrument="PHQ-9", total=score,
-                                  administered=START + timedelta(weeks=week), recorded_by="bench")
-    return episodes * len(SCORES) / (time.perf_counter() - started)
+    try:
+        ids = [app.open_episode(patient_ref=f"bench-{n}", clinic_id="bench", recorded_by="bench",
+                                criteria="acnp2006", opened_on=START).episode_id
+               for n in range(episodes)]
+        started = time.perf_counter()
+        for week, score in enumerate(SCORES):
+            for episode_id in ids:
+                app.record_assessment(episode_id, instrument="PHQ-9", total=score,
+                                      administered=START + timedelta(weeks=week),
+                                      recorded_by="bench")
+        return episodes * len(SCORES) / (time.perf_counter() - started)
+    finally:
+        app.close()
 
 
 def main() -> None:
