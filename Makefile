@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-postgres test lint typecheck pytest faults vectors bench lock clean
+.PHONY: run run-postgres test lint typecheck pytest faults vectors bench bench-readme lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,13 +59,20 @@ test:
 	@start=$$(date +%s); $(MAKE) --no-print-directory lint typecheck pytest; status=$$?; \
 	echo "make test: $$(( $$(date +%s) - start )) s (exit $$status)"; exit $$status
 
+# Small sizes (bench/readme.py COMMANDS runs the same); each prints a JSON line last.
 bench: $(VENV)/.dev
-	$(BIN)/python -m bench.record_assessments
+	$(BIN)/python -m bench.record_assessments --episodes 100
+	$(BIN)/python -m bench.import_csv --rows 1000 --bare-episodes 100
+	$(BIN)/python -m bench.rescore --episodes 500
 	$(BIN)/python -m bench.trust_cost --episodes 100
-	$(BIN)/python -m bench.api_load
+	$(BIN)/python -m bench.api_load --requests 30
 	# PostgreSQL at small sizes (its own throwaway cluster, fsync on); README "Benchmarks" for full size
 	$(BIN)/python -m bench.postgres_scale --episodes 500 --large 1000 --repeat 1 --requests 10 \
 		--burst 2000 --catchup-budget 120
+
+# Rerun the make bench sizes and rewrite README.md's marked figures table from their JSON lines.
+bench-readme: $(VENV)/.dev
+	$(BIN)/python -m bench.readme --run
 
 # Re-pin the lock files from pyproject.toml (needs the package registry).
 lock: $(BIN)/python

@@ -1,6 +1,7 @@
 """HTTP load on loopback: POST assessments and GET stages next to GET /health, same server, same run.
 
-Run: ``make bench-api`` or ``.venv/bin/python -m bench.api_load [--clients 16] [--requests 100]``.
+Run: ``make bench`` or ``.venv/bin/python -m bench.api_load [--clients 16] [--requests 100]
+[--repeat 3]``.
 
 Starts ``outcomes serve`` (uvicorn, one process, SQLite in a temporary folder) on a free
 127.0.0.1 port, opens ``--requests``/10 episodes per client (a course of 10 weekly PHQ-9s
@@ -8,7 +9,9 @@ each, as in practice), then runs three phases, each with ``--clients``
 concurrent clients (threads with their own ``httpx.Client``) sending ``--requests`` requests
 each: ``GET /health`` (the bare endpoint: no store write, no read model), ``POST
 /episodes/{id}/assessments`` (one weekly PHQ-9 per request), ``GET /episodes/{id}/stages``.
-Prints requests per second, p50 and p99 latency (ms) and the ratio of each to ``/health``.
+The three phases are interleaved ``--repeat`` times (A B C A B C ...). Prints requests per second
+(medians), p50 and p99 latency (ms, over all repeats) and the ratio of each to ``/health``; the last
+line is one JSON object (``bench.figures``): POST ÷ GET /health, with the server's peak RSS.
 Every loop is bounded by its request count; the server is stopped at the end.
 """
 
@@ -26,8 +29,11 @@ import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from bench.figures import emit, line
 
 START = date(2000, 1, 3)  # weekly dates from here stay in the past for any request count
 
@@ -109,42 +115,91 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def main() -> None:
+def server_peak_rss_mib(pid: int) -> float | None:
+    """The server's peak resident memory (``VmHWM`` of /proc), MiB; None where unreadable."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next((int(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:")), None)
+    return None if kib is None else round(kib / 1024, 1)
+
+
+def figures(results: dict[str, list[tuple[float, list[float]]]], clients: int, requests: int,
+            server_rss: float | None) -> dict[str, Any]:
+    """The JSON last line: POST assessments / GET /health, with every endpoint's medians."""
+    rates = {name: [rps for rps, _ in runs] for name, runs in results.items()}
+    latencies = {name: [x for _, flat in runs for x in flat] for name, runs in results.items()}
+    return line("bench.api_load", rates["GET /health"], rates["POST assessments"],
+                baseline_name="GET /health", workload_name="POST /episodes/{id}/assessments",
+                clients=clients, requests=requests,
+                per_second={k: round(statistics.median(v), 1) for k, v in rates.items()},
+                p50_ms={k: round(percentile(v, 50), 1) for k, v in latencies.items()},
+                p99_ms={k: round(percentile(v, 99), 1) for k, v in latencies.items()},
+                server_peak_rss_mib=server_rss)
+
+
+def post_week(base: str, episodes: list[list[str]],
+              first_week: int) -> Callable[[httpx.Client, int, int], httpx.Response]:
+    """The POST of request ``n`` of client ``i``: its episode's next weekly PHQ-9 from
+    ``first_week`` on."""
+    per_client = len(episodes[0])
+
+    def post(client: httpx.Client, i: int, n: int) -> httpx.Response:
+        return client.post(
+            f"{base}/episodes/{episodes[i][n % per_client]}/assessments",
+            json={"instrument": "PHQ-9", "total": max(0, 20 - 2 * (n // per_client)),
+                  "administered_on": str(START + timedelta(weeks=first_week + n // per_client))})
+    return post
+
+
+def run_phases(base: str, auth: dict[str, str], clients: int, requests: int,
+               repeat: int) -> dict[str, list[tuple[float, list[float]]]]:
+    """Open the episodes, then GET /health, POST assessments and GET stages, interleaved
+    (A B C A B C ...) ``repeat`` times; each repeat posts the next weeks of every course."""
+    per_client = max(1, requests // 10)
+    weeks = -(-requests // per_client)
+    episodes = [[httpx.post(f"{base}/episodes", headers=auth, json={
+        "patient_ref": f"bench-{i}-{k}", "clinic_id": "bench", "opened_on": str(START)
+    }).json()["episode_id"] for k in range(per_client)] for i in range(clients)]
+    results: dict[str, list[tuple[float, list[float]]]] = {
+        "GET /health": [], "POST assessments": [], "GET stages": []}
+    for r in range(repeat):
+        results["GET /health"].append(phase(clients, requests,
+                                            lambda c, i, n: c.get(f"{base}/health"), auth))
+        results["POST assessments"].append(
+            phase(clients, requests, post_week(base, episodes, r * weeks), auth))
+        results["GET stages"].append(phase(clients, requests, lambda c, i, n: c.get(
+            f"{base}/episodes/{episodes[i][n % per_client]}/stages"), auth))
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=100, help="per client and phase")
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         server = start_server(Path(tmp), port)
-        base = f"http://127.0.0.1:{port}"
-        auth = bearer(Path(tmp))
         try:
-            per_client = max(1, args.requests // 10)
-            episodes = [[httpx.post(f"{base}/episodes", headers=auth, json={
-                "patient_ref": f"bench-{i}-{k}", "clinic_id": "bench", "opened_on": str(START)
-            }).json()["episode_id"] for k in range(per_client)] for i in range(args.clients)]
-            results = {
-                "GET /health": phase(args.clients, args.requests,
-                                     lambda c, i, n: c.get(f"{base}/health"), auth),
-                "POST assessments": phase(args.clients, args.requests, lambda c, i, n: c.post(
-                    f"{base}/episodes/{episodes[i][n % per_client]}/assessments",
-                    json={"instrument": "PHQ-9", "total": max(0, 20 - 2 * (n // per_client)),
-                          "administered_on": str(START + timedelta(weeks=n // per_client))}),
-                    auth),
-                "GET stages": phase(args.clients, args.requests, lambda c, i, n: c.get(
-                    f"{base}/episodes/{episodes[i][n % per_client]}/stages"), auth),
-            }
+            results = run_phases(f"http://127.0.0.1:{port}", bearer(Path(tmp)), args.clients,
+                                 args.requests, args.repeat)
+            server_rss = server_peak_rss_mib(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    health_rps = results["GET /health"][0]
+    result = figures(results, args.clients, args.requests, server_rss)
     print(f"uvicorn, 1 process, SQLite; {args.clients} clients x {args.requests} requests "
-          "per phase, loopback")
+          f"per phase, loopback; interleaved, median of {args.repeat}")
     print(f"{'endpoint':<18}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'req/s vs /health':>18}")
-    for name, (rps, latencies) in results.items():
-        print(f"{name:<18}{rps:>9,.0f}{percentile(latencies, 50):>9.1f}"
-              f"{percentile(latencies, 99):>9.1f}{rps / health_rps:>18.2f}")
+    health = result["per_second"]["GET /health"]
+    for name, rps in result["per_second"].items():
+        print(f"{name:<18}{rps:>9,.0f}{result['p50_ms'][name]:>9.1f}"
+              f"{result['p99_ms'][name]:>9.1f}{rps / health:>18.2f}")
+    emit(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ Three workloads on separate SQLite files (WAL, the library's defaults) in one ru
 - ``record, chained``: the same with the hash chain written in the append's transaction (the
   recorder ``bootstrap.Settings`` selects, trust.chain; ADR 0022), interleaved with the unchained
   run in every repeat.
-Each figure is the median of ``--repeat`` runs; the ratio is ours / bare (1.0 = as fast as bare),
-and the last line the chained / unchained ratio of the medians.
+Each figure is the median of ``--repeat`` interleaved runs; the ratio is ours / bare (1.0 = as
+fast as bare). The last line is one JSON object (``bench.figures``): record_assessment / the bare
+command, with every median and the chained / unchained ratio.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from application.outcomes import OutcomesApplication
+from bench.figures import emit, line
 from trust.chain import SQLITE_RECORDER_TOPIC
 
 # V1 of the SPEC: response, remission and recovery happen along the way, like a real course.
@@ -105,29 +108,48 @@ def record_in(env: dict[str, str], episodes: int) -> float:
         app.close()
 
 
-def main() -> None:
+def measure(episodes: int, repeat: int) -> dict[str, list[float]]:
+    """Every workload once per repeat, interleaved (A B C D A B C D ...), each on a fresh file."""
+    results: dict[str, list[float]] = {"bare save": [], "bare command": [], "record_assessment": [],
+                                       "record, chained": []}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            results["bare save"].append(bare_save(folder, episodes))
+            results["bare command"].append(bare_command(folder, episodes))
+            results["record_assessment"].append(record_assessments(folder, episodes))
+            results["record, chained"].append(record_assessments(folder, episodes, chained=True))
+    return results
+
+
+def figures(results: dict[str, list[float]], episodes: int) -> dict[str, Any]:
+    """The JSON last line: record_assessment / the bare command, and the other workloads."""
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    return line("bench.record_assessments", results["bare command"],
+                results["record_assessment"], baseline_name="bare command (get + one event + save)",
+                workload_name="record_assessment", episodes=episodes,
+                assessments=episodes * len(SCORES),
+                per_second={k: round(v, 1) for k, v in medians.items()},
+                chain_ratio=round(medians["record, chained"] / medians["record_assessment"], 3))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    results: dict[str, list[float]] = {"bare save": [], "bare command": [], "record_assessment": [],
-                                       "record, chained": []}
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            results["bare save"].append(bare_save(folder, args.episodes))
-            results["bare command"].append(bare_command(folder, args.episodes))
-            results["record_assessment"].append(record_assessments(folder, args.episodes))
-            results["record, chained"].append(
-                record_assessments(folder, args.episodes, chained=True))
+    args = parser.parse_args(argv)
+    results = measure(args.episodes, args.repeat)
     medians = {name: statistics.median(values) for name, values in results.items()}
     ours = medians["record_assessment"]
     print(f"SQLite file (WAL), {args.episodes} episodes x {len(SCORES)} assessments, "
-          f"median of {args.repeat}")
+          f"interleaved, median of {args.repeat}")
     print(f"{'workload':<20}{'per second':>12}{'ours / this':>14}")
     for name, value in medians.items():
         print(f"{name:<20}{value:>12,.0f}{ours / value:>14.2f}")
     print(f"chained / unchained throughput: {medians['record, chained'] / ours:.3f}")
+    result = figures(results, args.episodes)
+    emit(result)
+    return result
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ JSON object with every median.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import tempfile
 from base64 import b64encode
@@ -32,6 +30,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from bench import figures
 from bench.import_csv import TRIAL, import_in
 from bench.record_assessments import bare_command, record_in
 from bootstrap import Settings
@@ -56,11 +55,11 @@ def _median(values: list[float]) -> str:
     return f"{statistics.median(values):>9,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     master = b64encode(os.urandom(32)).decode()
     record: dict[str, list[float]] = {"bare command": [], **{c: [] for c in CONFIGURATIONS}}
     imports: dict[str, list[float]] = {c: [] for c in CONFIGURATIONS}
@@ -90,15 +89,14 @@ def main() -> None:
                      f"{import_medians[name] / import_medians['plain']:>9.2f}")
         print(line)
     top = medians["chained+encrypted"]
-    print(json.dumps({
-        "bench": "bench.trust_cost", "ratio": round(top / medians["plain"], 3),
-        "baseline": round(medians["plain"], 1), "workload": round(top, 1),
-        "record_per_second": {k: round(v, 1) for k, v in medians.items()},
-        "import_per_second": {k: round(v, 1) for k, v in import_medians.items()},
-        "chain_ratio": round(medians["chained"] / medians["plain"], 3),
-        "encryption_ratio": round(top / medians["chained"], 3),
-        "import_ratio": round(import_medians["chained+encrypted"] / import_medians["plain"], 3),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+    figures.emit(figures.line("bench.trust_cost", record["plain"], record["chained+encrypted"],
+        baseline_name="record_assessment, plain",
+        workload_name="record_assessment, chained+encrypted", episodes=args.episodes,
+        record_per_second={k: round(v, 1) for k, v in medians.items()},
+        import_per_second={k: round(v, 1) for k, v in import_medians.items()},
+        chain_ratio=round(medians["chained"] / medians["plain"], 3),
+        encryption_ratio=round(top / medians["chained"], 3),
+        import_ratio=round(import_medians["chained+encrypted"] / import_medians["plain"], 3)))
 
 
 if __name__ == "__main__":
