@@ -78,9 +78,11 @@ BASELINE_NAME = "bare_save (one event per save(), no batched baseline yet)"
 
 
 def measure(rows: int, repeat: int, bare_episodes: int,
-            trial: Path = TRIAL) -> dict[str, list[tuple[int, float]]]:
+            trial: Path | None = None) -> dict[str, list[tuple[int, float]]]:
     """Per repeat, interleaved: the bare save, the trial file, the trial file chained and the
-    generated CSV (if ``rows``), each into a fresh store: (events or assessments, seconds)."""
+    generated CSV (if ``rows``), each into a fresh store: (events or assessments, seconds).
+    ``trial`` is another file of the trial's columns (the tests' short one)."""
+    trial = trial or TRIAL
     results: dict[str, list[tuple[int, float]]] = {
         "bare save": [], "HAM-D17 trial file": [], "HAM-D17 trial, chained": []}
     with tempfile.TemporaryDirectory() as tmp:
