@@ -30,6 +30,8 @@ COMMANDS = (
     ("bench.api_load", "--requests", "30"),
 )
 
+SIZES = ("episodes", "rows", "assessments", "clients", "requests")
+
 
 def figure_lines(text: str) -> dict[str, dict[str, Any]]:
     """Every benchmark's JSON line in ``text``, by module name (the last one of each wins)."""
@@ -73,18 +75,18 @@ def _spread(figures: dict[str, Any], key: str) -> str:
 
 def table(figures: dict[str, dict[str, Any]], where: str, day: str) -> str:
     """The markdown of the marked block: one row per benchmark, in module order."""
-    rows = [f"Figures of {day} on {where} (shared with other jobs unless said otherwise); "
-            "medians of the interleaved repeats, min-max in brackets. Regenerate with "
-            "`python -m bench.readme`.", "",
-            "| benchmark | workload | baseline | workload/s | baseline/s | ratio | repeats "
-            "| peak RSS MiB |", "|---|---|---|---|---|---|---|---|"]
+    rows = [f"Figures of {day} on {where}; medians of the interleaved repeats, min-max in "
+            "brackets. Regenerate with `python -m bench.readme`.", "",
+            "| benchmark | size | workload | baseline | workload/s | baseline/s | ratio | repeats "
+            "| peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for name in sorted(figures):
         f = figures[name]
         ratio = (f" ({f['ratio_min']:.2f}-{f['ratio_max']:.2f})" if "ratio_min" in f else "")
         rss = f"{f['peak_rss_mib']:.0f}"
         if f.get("server_peak_rss_mib") is not None:
             rss += f" (server {f['server_peak_rss_mib']:.0f})"
-        rows.append(f"| `{name}` | {f.get('workload_name', '')} | {f.get('baseline_name', '')} "
+        size = ", ".join(f"{key} {f[key]:,}" for key in SIZES if isinstance(f.get(key), int))
+        rows.append(f"| `{name}` | {size} | {f.get('workload_name', '')} | {f.get('baseline_name', '')} "
                     f"| {_rate(f['workload'])}{_spread(f, 'workload')} "
                     f"| {_rate(f['baseline'])}{_spread(f, 'baseline')} "
                     f"| {f['ratio']:.2f}{ratio} | {f.get('repeat', '')} | {rss} |")

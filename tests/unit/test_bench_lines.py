@@ -127,7 +127,7 @@ def test_readme_replaces_only_the_marked_block(tmp_path: Path) -> None:
     assert before == README_TEXT.split(readme.BEGIN)[0]
     assert after == README_TEXT.split(readme.END)[1]
     assert "| old | table |" not in block and "test box, 2 cores" in block
-    assert "| `bench.rescore` | shadow run | raw read | 6 (5-6) | 11 (10-12) | 0.50" in block
+    assert "| `bench.rescore` |  | shadow run | raw read | 6 (5-6) | 11 (10-12) | 0.50" in block
     readme.main([str(out), "--readme", str(path), "--machine", "test box, 2 cores"])
     assert path.read_text() == text  # the same lines give the same README (same day)
 
