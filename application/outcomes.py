@@ -10,7 +10,7 @@ VersionConflictError instead.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
@@ -41,6 +41,19 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def project_events(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's projector (``eventsourcing.application.project_aggregate``) without its
+    per-event ``assert isinstance(event, CanMutateProtocol)``, a runtime Protocol check that
+    costs most of the replay of one event: each event's ``mutate`` in turn, from ``aggregate``
+    (None for a full replay). Given to every ``repository.get`` of the write model
+    (``projector_func``); tests/unit/application/test_projector.py holds it equal to the
+    library's. Every stored event of this application is an ``Aggregate.Event`` (or a
+    snapshot), so the check can only pass."""
+    for event in events:
+        aggregate = event.mutate(aggregate)
+    return aggregate
 
 
 class DateAsISO(Transcoding):
@@ -177,7 +190,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         for _attempt in range(self.max_attempts):
             ident = CustomCriteria.id_for(criteria_id)
             if ident in self.repository:
-                custom: CustomCriteria = self.repository.get(ident)
+                custom: CustomCriteria = self.repository.get(ident, projector_func=project_events)
                 changed = custom.revise(base=base, params=params, source=source,
                                         recorded_by=recorded_by)
             else:
@@ -210,14 +223,15 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         ident = CustomCriteria.id_for(criteria_id)
         if ident not in self.repository:
             raise UnknownCriteriaError(f"unknown criteria set {criteria_id!r}", field="criteria")
-        custom: CustomCriteria = self.repository.get(ident)
+        custom: CustomCriteria = self.repository.get(ident, projector_func=project_events)
         return custom.history()
 
     def custom_criteria(self) -> list[CriteriaSet]:
         """The latest version of every custom set, in registration order."""
         found = [UUID(str(n.originator_id))
                  for n in self.notifications(CustomCriteria.Registered.TOPIC)]
-        return [self.repository.get(ident).latest() for ident in found]
+        return [self.repository.get(ident, projector_func=project_events).latest()
+                for ident in found]
 
     def notifications(self, topic: str) -> Iterator[Notification]:
         """Every stored event of ``topic``, in position order, as the recorder gives them
@@ -235,7 +249,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         ident = CustomCriteria.id_for(criteria_id)
         if ident not in self.repository:
             return None
-        custom: CustomCriteria = self.repository.get(ident)
+        custom: CustomCriteria = self.repository.get(ident, projector_func=project_events)
         return custom.latest()
 
 
@@ -250,7 +264,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         erased episode)."""
         try:
             episode: object = None if self.is_erased(episode_id) else self.repository.get(
-                episode_id, version=version)
+                episode_id, version=version, projector_func=project_events)
         except (AggregateNotFoundError, EventErased):
             episode = None
         if not isinstance(episode, Episode):
