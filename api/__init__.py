@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
-import re
-import time
-import traceback
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import auth, openapi, problems
 from api.access import AccessLogMiddleware
 from api.availability import Breaker, FailFast
-from api.deps import USER_ID
 from api.freshness import runs_inline
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
+from api.request_log import RequestLog
 from api.routes import access, audit, episodes, misc, rescoring
 from api.schemas import clean_parameters
 from bootstrap import Services, Settings, build, configure_logging
 from trust import checkpoints
 
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 log = structlog.get_logger("api")
 
 
@@ -87,7 +80,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # Each middleware added wraps the ones before: outermost first, Host check, request log, body
     # limit, then the routes with their guards.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
-    app.middleware("http")(_request_log)
+    app.add_middleware(RequestLog)
     app.add_middleware(HostCheck, allowed_hosts=settings.allowed_host_names())
     app.state.rate_limiter = None if settings.rate_limit == "off" else RateLimiter(settings.rate_limit)
     # Every route needs a bearer token but GET /health (and the docs and openapi.json, which
@@ -105,37 +98,3 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.add_middleware(FailFast)
     return app
 
-
-async def _request_log(request: Request,
-                       call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Bind a request id (``X-Request-ID`` if well formed, else new), log one summary line with
-    the route template (never the query string or body) and, where known, the episode and user
-    ids; echo the id in the response. An unexpected error becomes a problem+json 500 here, logged
-    by type and place only (its message may quote input)."""
-    structlog.contextvars.clear_contextvars()
-    given = request.headers.get("x-request-id", "")
-    request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    try:
-        response = await call_next(request)
-    except Exception as exc:
-        frame = traceback.extract_tb(exc.__traceback__)[-1]
-        log.error("unhandled error", error_type=type(exc).__name__,
-                  location=f"{Path(frame.filename).name}:{frame.lineno}")
-        response = problems.problem(500, "Internal error",
-                                    "an unexpected error occurred; it has been logged",
-                                    "internal-error")
-    # Routes run in a worker thread: what they bind does not reach this context, so the ids are
-    # taken from the matched route's path and the authenticated principal here.
-    episode_id = request.scope.get("path_params", {}).get("episode_id", "")
-    principal = getattr(request.state, "principal", None)
-    user = principal.sub if principal is not None else "anonymous"
-    log.info("request", method=request.method,
-             route=getattr(request.scope.get("route"), "path", "unmatched"),
-             status=response.status_code,
-             duration_ms=round(1000 * (time.perf_counter() - started), 2),
-             **({"episode_id": episode_id} if UUID_TEXT.match(episode_id) else {}),
-             **({"user_id": user} if USER_ID.match(user) else {}))
-    response.headers["X-Request-ID"] = request_id
-    return response

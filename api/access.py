@@ -40,7 +40,7 @@ from domain.access import ANONYMOUS, Access
 # Ids kept only when they look like ids (a query string or path may hold anything).
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
 UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # as api._request_log accepts it
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # as api.request_log accepts it
 CREATED = re.compile(r"/(episodes|rescorings)/([0-9a-fA-F-]{36})(?:$|[/?])")
 log = structlog.get_logger("api")
 

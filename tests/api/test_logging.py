@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import structlog
 from api_helpers import PATIENT_REF, V1, fixed_clock, memory_settings
+from fastapi.responses import StreamingResponse
 from fastapi.testclient import TestClient
 from local_issuer import bearer
 
@@ -214,4 +215,36 @@ def test_an_unexpected_error_is_a_problem_with_a_summary_line_and_no_message(log
     assert line["status"] == 500
     errors = [e for e in logged.lines() if e["event"] == "unhandled error"]
     assert [e["error_type"] for e in errors] == ["RuntimeError"]
+    assert PATIENT_REF not in logged.text()
+
+
+def _streamed(*, broken: bool) -> StreamingResponse:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"first,"
+        if broken:
+            raise RuntimeError(f"leaked {PATIENT_REF}")
+        yield b"second"
+    return StreamingResponse(chunks(), media_type="text/plain")
+
+
+def test_a_streamed_answer_passes_whole_with_its_request_id_and_one_summary_line(logged):
+    logged.client.app.add_api_route("/test-streamed", lambda: _streamed(broken=False))
+
+    response = logged.client.get("/test-streamed", headers={"X-Request-ID": "req-stream-1"})
+
+    assert response.status_code == 200
+    assert response.content == b"first,second"
+    assert response.headers["X-Request-ID"] == "req-stream-1"
+    line = logged.summary("req-stream-1")
+    assert (line["route"], line["status"], line["method"]) == ("/test-streamed", 200, "GET")
+
+
+def test_an_error_after_the_answer_started_propagates_without_a_second_answer(logged):
+    logged.client.app.add_api_route("/test-broken-stream", lambda: _streamed(broken=True))
+
+    with pytest.raises(RuntimeError):
+        logged.client.get("/test-broken-stream", headers={"X-Request-ID": "req-stream-2"})
+
+    assert logged.summary("req-stream-2")["status"] == 200  # the start that was sent, once
+    assert not [e for e in logged.lines() if e["event"] == "unhandled error"]
     assert PATIENT_REF not in logged.text()
