@@ -30,6 +30,18 @@ class ExplicitEnvironment(Application[TAggregateID]):
     ``env`` therefore means the library's defaults (the in-memory ``eventsourcing.popo`` store),
     whatever the process environment holds."""
 
+    def __init__(self, env: EnvType | None = None) -> None:
+        """The library's constructor; when it fails part way (e.g. a wrong master key refused
+        by the key table, after the factory opened its connection pool), the factory is closed
+        before the error propagates instead of being left to the garbage collector."""
+        try:
+            super().__init__(env)
+        except BaseException:
+            factory = getattr(self, "factory", None)
+            if factory is not None:
+                factory.close()
+            raise
+
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
         """The application's environment: ``type(self).env``, ``IS_SNAPSHOTTING_ENABLED=y``
         when the class enables snapshotting, then ``env``; ``os.environ`` is not consulted."""

@@ -4,6 +4,7 @@ rotation re-wraps keys and leaves every stored event byte as it was."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from datetime import date
 from pathlib import Path
@@ -12,7 +13,14 @@ from uuid import UUID
 
 import pytest
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
-from keys_helpers import encrypted, new_key, open_services, raw_store_bytes, settings_for
+from keys_helpers import (
+    encrypted,
+    new_key,
+    open_services,
+    postgres_connect,
+    raw_store_bytes,
+    settings_for,
+)
 
 from bootstrap import Services, Settings, StartupError, build
 from domain.episode import Episode
@@ -106,8 +114,19 @@ def test_a_wrong_master_key_is_refused_at_start(store: str, request: pytest.Fixt
     build(settings).close()
     wrong = settings.model_copy(update={"cipher_key": settings_for(
         store, request, tmp_path, cipher_key=new_key()).cipher_key})
-    with pytest.raises(StartupError) as refused:
-        build(wrong)
+    gc.disable()  # a leaked pool would otherwise be closed by the garbage collector, later
+    try:
+        with pytest.raises(StartupError) as refused:
+            build(wrong)
+        if store == "postgres":  # the refused store's pool is closed, not left to __del__
+            with postgres_connect(settings) as conn:
+                left = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                    "application_name = 'outcomes-outcomes' AND pid != pg_backend_pid()",
+                    (settings.postgres_dbname,)).fetchone()
+            assert left == (0,)
+    finally:
+        gc.enable()
     message = str(refused.value)
     assert "\n" not in message
     assert message.startswith("OUTCOMES_CIPHER_KEY is not the master key of the outcomes_keys")
