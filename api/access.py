@@ -34,13 +34,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import availability, problems
 from api.freshness import RETRY_AFTER, UNAVAILABLE
 from api.identity import Principal
+from api.request_log import REQUEST_ID, UUID_TEXT
 from application.access_log import AccessLog
 from domain.access import ANONYMOUS, Access
 
 # Ids kept only when they look like ids (a query string or path may hold anything).
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
-UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # as api.request_log accepts it
 CREATED = re.compile(r"/(episodes|rescorings)/([0-9a-fA-F-]{36})(?:$|[/?])")
 log = structlog.get_logger("api")
 

@@ -25,7 +25,7 @@ without a link can only have been added behind the application's back ("inserted
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -120,6 +120,22 @@ def links_for(last: tuple[int, bytes] | None, events: Sequence[RawEvent]) -> lis
     return links
 
 
+def chain_in_batches(fetch: Callable[[int], list[RawEvent]],
+                     write: Callable[[list[Link]], None]) -> int:
+    """Chain a whole backlog from the first link on: ``fetch(after)`` gives the next at most
+    ``BATCH`` events after position ``after`` in position order ([] at the end), ``write``
+    stores their links. Returns how many events were chained."""
+    done = 0
+    last: tuple[int, bytes] | None = None
+    after = -(2**62)
+    while batch := fetch(after):
+        links = links_for(last, batch)
+        write(links)
+        done += len(links)
+        last, after = (links[-1].position, links[-1].event_hash), batch[-1].position
+    return done
+
+
 def _raw(ids: Sequence[int], stored: Sequence[StoredEvent]) -> list[RawEvent]:
     return [RawEvent(i, canonical_id(s.originator_id), s.originator_version, s.topic,
                      bytes(s.state)) for i, s in zip(ids, stored, strict=True)]
@@ -174,27 +190,21 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
             row = c.fetchone()
             if row["linked"] or not row["stored"]:
                 return 0
-        done = 0
         with self.datastore.transaction(commit=True) as c:
             # a write first: the transaction takes the write lock before it reads
             c.execute(f"DELETE FROM {self.chain_table_name} WHERE position < -1")
             c.execute(f"SELECT 1 FROM {self.chain_table_name} LIMIT 1")
             if c.fetchone():
                 return 0
-            last: tuple[int, bytes] | None = None
-            after = -(2**62)
-            while True:
+
+            def fetch(after: int) -> list[RawEvent]:
                 c.execute(f"SELECT rowid, originator_id, originator_version, topic, state FROM "
                           f"{self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
                           (after, BATCH))
-                events = [RawEvent(r[0], canonical_id(r[1]), r[2], r[3], bytes(r[4]))
-                          for r in c.fetchall()]
-                if not events:
-                    return done
-                links = links_for(last, events)
-                self._write_links(c, links)
-                done += len(links)
-                last, after = (links[-1].position, links[-1].event_hash), events[-1].position
+                return [RawEvent(r[0], canonical_id(r[1]), r[2], r[3], bytes(r[4]))
+                        for r in c.fetchall()]
+
+            return chain_in_batches(fetch, lambda links: self._write_links(c, links))
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
@@ -249,7 +259,6 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
 
         events = Identifier(self.datastore.schema, self.events_table_name)
         chain = Identifier(self.datastore.schema, self.chain_table_name)
-        done = 0
         with self.datastore.transaction(commit=True) as curs:
             for statement in self.lock_table_statements:
                 curs.execute(statement)
@@ -257,22 +266,17 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             row = curs.fetchone()
             if row is None or row["linked"]:
                 return 0
-            last: tuple[int, bytes] | None = None
-            after = -(2**62)
-            while True:
+
+            def fetch(after: int) -> list[RawEvent]:
                 curs.execute(SQL(
                     "SELECT notification_id, originator_id, originator_version, topic, state "
                     "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s").format(
                         events), (after, BATCH))
-                batch = [RawEvent(r["notification_id"], canonical_id(r["originator_id"]),
-                                  r["originator_version"], r["topic"], bytes(r["state"]))
-                         for r in curs.fetchall()]
-                if not batch:
-                    return done
-                links = links_for(last, batch)
-                self._write_links(curs, links)
-                done += len(links)
-                last, after = (links[-1].position, links[-1].event_hash), batch[-1].position
+                return [RawEvent(r["notification_id"], canonical_id(r["originator_id"]),
+                                 r["originator_version"], r["topic"], bytes(r["state"]))
+                        for r in curs.fetchall()]
+
+            return chain_in_batches(fetch, lambda links: self._write_links(curs, links))
 
 
 # -- memory ---------------------------------------------------------------------------------------
