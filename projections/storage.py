@@ -115,7 +115,10 @@ class SQLiteViewStore(ViewStore):
             self._catalog = SQLiteDatastore(str(create_private(folder / "catalog.sqlite")),
                                             lock_timeout=10,
                                             pool_size=2)
-            with self._catalog.transaction(commit=True) as cursor:
+            # The first connection switches a new file to WAL, which SQLite refuses at once
+            # ("database is locked", no busy wait) while another process does the same: so
+            # processes starting together create the catalog one at a time.
+            with self._creating(), self._catalog.transaction(commit=True) as cursor:
                 cursor.execute(CATALOG_TABLE)
 
     def file_name(self, view_class: type[ReadModel], generation: int) -> str:
