@@ -17,9 +17,10 @@ from typing import cast
 
 from eventsourcing.application import Application
 from eventsourcing.domain import TAggregateID
-from eventsourcing.persistence import EventStore, Mapper
+from eventsourcing.persistence import EventStore, InfrastructureFactory, Mapper
 from eventsourcing.utils import Environment, EnvType, strtobool
 
+from application.transcoder import TRANSCODER_TOPIC
 from trust.cipher import MASTER_KEY_ENV, KeyedMapper
 from trust.keys import KeyTable
 
@@ -43,9 +44,11 @@ class ExplicitEnvironment(Application[TAggregateID]):
             raise
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
-        """The application's environment: ``type(self).env``, ``IS_SNAPSHOTTING_ENABLED=y``
-        when the class enables snapshotting, then ``env``; ``os.environ`` is not consulted."""
-        given = dict(type(self).env)
+        """The application's environment: ``TRANSCODER_TOPIC`` naming the msgspec transcoder
+        that writes the library's JSON byte for byte (``application.transcoder``, ADR 0027),
+        ``type(self).env``, ``IS_SNAPSHOTTING_ENABLED=y`` when the class enables snapshotting,
+        then ``env``; ``os.environ`` is not consulted."""
+        given = {InfrastructureFactory.TRANSCODER_TOPIC: TRANSCODER_TOPIC, **type(self).env}
         if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:
             given["IS_SNAPSHOTTING_ENABLED"] = "y"
         given.update(env or {})
