@@ -20,8 +20,9 @@ when the count of
   when the bytes hold a ``\\u`` escape (a key could be an escaped ``_type_``), or when msgspec
   refuses the document (NaN, Infinity, a lone surrogate), the library decodes it.
 
-``TRANSCODER_TOPIC`` is the library's setting that names it; ``ExplicitEnvironment`` sets it for
-every application of the ledger.
+``ExplicitEnvironment.construct_transcoder`` installs it in every application of the ledger
+(``TRANSCODER_TOPIC``, the library's setting, can still name another: ``LIBRARY_TOPIC`` is the
+library's own, which the tests and benchmarks compare with).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 import msgspec
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
-TRANSCODER_TOPIC = "application.transcoder:FastJSONTranscoder"
+LIBRARY_TOPIC = "eventsourcing.persistence:JSONTranscoder"
 _NATIVE = (str, int, float, list, tuple, dict)  # json writes these itself, never via default
 _ENVELOPE_KEY = b'"_type_"'
 

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from application.outcomes import OutcomesApplication
+from application.transcoder import LIBRARY_TOPIC
 from bench.figures import emit, line
 from bench.rescore import _course
 
-LIBRARY_ENV = {"TRANSCODER_TOPIC": "eventsourcing.persistence:JSONTranscoder"}
+LIBRARY_ENV = {"TRANSCODER_TOPIC": LIBRARY_TOPIC}
 
 
 def stored_states(courses: int, seed: int = 1991) -> list[bytes]:

@@ -20,13 +20,13 @@ import pytest
 from transcoder_helpers import same
 
 from application.outcomes import OutcomesApplication
-from application.transcoder import FastJSONTranscoder
+from application.transcoder import LIBRARY_TOPIC, FastJSONTranscoder
 from bench.import_csv import TRIAL, TRIAL_MAPPING
 from bench.rescore import _course
 from importers.pipeline import Importer, Pseudonymiser
 from importers.tabular import read_csv
 
-LIBRARY = {"TRANSCODER_TOPIC": "eventsourcing.persistence:JSONTranscoder"}
+LIBRARY = {"TRANSCODER_TOPIC": LIBRARY_TOPIC}
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
 

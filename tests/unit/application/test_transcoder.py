@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from transcoder_helpers import same
 
 from application.outcomes import OutcomesApplication
-from application.transcoder import FastJSONTranscoder
+from application.transcoder import LIBRARY_TOPIC, FastJSONTranscoder
 
-LIBRARY = OutcomesApplication({"TRANSCODER_TOPIC": "eventsourcing.persistence:JSONTranscoder"}
+LIBRARY = OutcomesApplication({"TRANSCODER_TOPIC": LIBRARY_TOPIC}
                               ).mapper.transcoder
 NEW = OutcomesApplication({}).mapper.transcoder
 
