@@ -15,10 +15,10 @@ whose bytes are known to be the library's, and otherwise hand the value to the l
   separators, insertion key order and UTF-8 without ASCII escapes.
 - decode: msgspec parses (integers of any size exactly, as ``json``); the top-level values that
   are envelopes of plain data are decoded by their registered transcodings. When that fails,
-when the count of
-  ``"_type_"`` keys in the bytes says envelopes remain elsewhere (nested, or the document itself),
-  when the bytes hold a ``\\u`` escape (a key could be an escaped ``_type_``), or when msgspec
-  refuses the document (NaN, Infinity, a lone surrogate), the library decodes it.
+  when the count of ``"_type_"`` keys in the bytes says envelopes remain elsewhere (nested, or
+  the document itself), when the bytes hold a ``\\u`` escape (a key could be an escaped
+  ``_type_``), or when msgspec refuses the document (NaN, Infinity, a lone surrogate), the
+  library decodes it, so its errors are the library's, in the library's order.
 
 ``ExplicitEnvironment.construct_transcoder`` installs it in every application of the ledger
 (``TRANSCODER_TOPIC``, the library's setting, can still name another: ``LIBRARY_TOPIC`` is the
