@@ -209,6 +209,15 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
+class _RollBack(BaseException):
+    """Carries ``error`` out of the library's PostgreSQL transaction block, which catches every
+    ``Exception`` (and so would commit); a ``BaseException`` makes the block roll back."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
     """The library's PostgreSQL application recorder that also writes each event's link into
     ``<events table>_chain`` (same schema) in the append's transaction, after the library has
@@ -231,14 +240,28 @@ class ChainedPostgresApplicationRecorder(PostgresApplicationRecorder):
             "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bytea[], %s::bytea[]) "
             "RETURNING position").format(chain)
 
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        """The library's append; an error raised while linking leaves nothing stored (the
+        library's transaction block catches ``Exception`` and commits before re-raising it, so
+        the error is carried out of the block as ``_RollBack`` and raised again here)."""
+        try:
+            ids: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except _RollBack as rollback:
+            raise rollback.error from None
+        return ids
+
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
                                        **kwargs: Any) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        if ids:
-            curs.execute(self.select_last_link_statement)
-            row = curs.fetchone()
-            last = (row["position"], bytes(row["event_hash"])) if row else None
-            self._write_links(curs, links_for(last, _raw(ids, stored_events)))
+        try:
+            ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+            if ids:
+                curs.execute(self.select_last_link_statement)
+                row = curs.fetchone()
+                last = (row["position"], bytes(row["event_hash"])) if row else None
+                self._write_links(curs, links_for(last, _raw(ids, stored_events)))
+        except Exception as error:
+            raise _RollBack(error) from error
         return ids
 
     def _write_links(self, curs: Any, links: Sequence[Link]) -> None:

@@ -114,6 +114,33 @@ def test_a_failed_append_writes_no_link_and_a_gap_breaks_nothing(ledger: Ledger)
     assert verify(ledger.settings).ok
 
 
+def test_an_error_while_linking_stores_neither_the_events_nor_links(
+        ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python error after the insert (here: computing the links) rolls the append back. The
+    library's PostgreSQL recorder catches it inside its transaction and re-raises it after the
+    commit: reproduced, the events were stored without links (verify: "inserted")."""
+    fill(ledger.settings, episodes=1)
+    services = build(ledger.settings)
+    try:
+        recorder = services.app.recorder
+        chain = Chain.of(recorder)
+        first = next(chain.events())
+        before_links, before_max = list(chain.links()), recorder.max_notification_id()
+
+        def broken(*_: object) -> None:
+            raise RuntimeError("link computation failed")
+
+        monkeypatch.setattr("trust.chain.links_for", broken)
+        with pytest.raises(RuntimeError, match="link computation failed"):
+            recorder.insert_events([StoredEvent(uuid4(), 1, first.topic, first.state)])
+        monkeypatch.undo()
+        assert recorder.max_notification_id() == before_max
+        assert list(chain.links()) == before_links
+    finally:
+        services.close()
+    assert verify(ledger.settings).ok
+
+
 def test_a_store_written_before_the_chain_is_chained_once(ledger: Ledger) -> None:
     """Events and no chain (a store of before issue 11): ``db init`` (PostgreSQL) or opening
     (SQLite) chains the backlog, so the old store verifies; later appends extend it."""
