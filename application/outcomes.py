@@ -440,14 +440,17 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         return outcomes, episodes, None
 
     def _batch_episode(self, plan: EpisodePlan, outcome: PlanOutcome) -> Episode:
-        """The stored episode, else a new one opened from ``plan.opening``."""
+        """The stored episode, else a new one opened from ``plan.opening`` (one read either
+        way). Raises EpisodeNotFoundError for an erased episode or another aggregate, and
+        EventErased while its key is being destroyed (as ``plan.episode_id in repository``)."""
         try:
-            return self.get_episode(plan.episode_id)
-        except EpisodeNotFoundError:
-            if plan.episode_id in self.repository:  # erased or not an episode: as it says
-                raise
-        outcome.opened = True
-        return self._new_episode(episode_id=plan.episode_id, **plan.opening)
+            found = self.repository.get(plan.episode_id, projector_func=project_events)
+        except AggregateNotFoundError:
+            outcome.opened = True
+            return self._new_episode(episode_id=plan.episode_id, **plan.opening)
+        if not isinstance(found, Episode) or self.is_erased(plan.episode_id):
+            raise EpisodeNotFoundError(f"no episode {plan.episode_id}")
+        return found
 
     def _run_step(self, episode: Episode, step: Any) -> Any:
         """One step on ``episode``: a CommandResult (position filled in after the save), or
