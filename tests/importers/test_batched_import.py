@@ -9,6 +9,7 @@ Each test runs on the in-memory store (SQLite where two writers share a store) a
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -20,13 +21,14 @@ import pytest
 
 from application.batch import EpisodePlan, RecordStep
 from application.outcomes import OutcomesApplication
-from bootstrap import Settings
+from bootstrap import Settings, init_store
 from domain.episode import Episode
 from domain.errors import InvalidInputError
 from importers.fhir import read_fhir
 from importers.pipeline import Importer, ImportSummary, Pseudonymiser, episode_id
 from importers.records import SourceAssessment
 from importers.tabular import CsvMapping, read_csv
+from trust.cipher import KeyedMapper, key_id_of
 
 NOW = datetime(2027, 12, 31, tzinfo=UTC)
 RECORDED = datetime(2027, 12, 30, 9, 0, tzinfo=UTC)  # every event's library timestamp
@@ -62,7 +64,7 @@ def _fixed_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def stores(store: str, request: pytest.FixtureRequest,
-           tmp_path: Path) -> Iterator[Callable[[], OutcomesApplication]]:
+           tmp_path: Path) -> Iterator[Callable[..., OutcomesApplication]]:
     """Two empty stores of the kind ``store``: each call gives an application on the next."""
     if store == "postgres":
         places = [request.getfixturevalue(name).settings_fields()
@@ -72,10 +74,12 @@ def stores(store: str, request: pytest.FixtureRequest,
                   for n in range(2)]
     apps: list[OutcomesApplication] = []
 
-    def new() -> OutcomesApplication:
-        settings = Settings(**places[len(apps)])
+    def new(**overrides: Any) -> OutcomesApplication:
+        settings = Settings(**places[len(apps)], **overrides)
         if settings.store == "sqlite":
             settings.sqlite_path.parent.mkdir()
+        if settings.store == "postgres" and settings.cipher_key:
+            init_store(settings)  # the key tables (outcomes db init)
         apps.append(OutcomesApplication(settings.eventsourcing_env(create_table=True),
                                         clock=lambda: NOW))
         return apps[-1]
@@ -125,7 +129,7 @@ def test_the_errors_file_skips_what_it_says(tmp_path: Path) -> None:
 @pytest.mark.parametrize("batch_size", [1, 7, 500])
 @pytest.mark.parametrize("name", ["trial", "ahrq", "errors"])
 def test_batched_import_stores_the_rows_and_summary_of_one_transaction_per_assessment(
-        stores: Callable[[], OutcomesApplication], name: str, batch_size: int,
+        stores: Callable[..., OutcomesApplication], name: str, batch_size: int,
         tmp_path: Path) -> None:
     records = {"trial": trial, "ahrq": ahrq, "errors": lambda: errors(tmp_path)}[name]()
     old_app, new_app = stores(), stores()
@@ -144,7 +148,7 @@ def test_batched_import_stores_the_rows_and_summary_of_one_transaction_per_asses
 
 
 def test_entered_in_error_voids_the_same_way_batched(
-        stores: Callable[[], OutcomesApplication]) -> None:
+        stores: Callable[..., OutcomesApplication]) -> None:
     old_app, new_app = stores(), stores()
     for path in (DATA / "void-before.json", DATA / "statuses.json", DATA / "statuses.json"):
         records = list(read_fhir([path], source="fhir"))
@@ -153,6 +157,27 @@ def test_entered_in_error_voids_the_same_way_batched(
         assert new.as_dict(skipped_records=True) == old.as_dict(skipped_records=True)
     assert (old.voided, old.duplicates) == (0, 2)  # the last run: voided before, all repeats
     assert rows(new_app) == rows(old_app)
+
+
+def test_encrypted_batched_import_stores_the_same_events_each_under_its_patients_key(
+        stores: Callable[..., OutcomesApplication]) -> None:
+    """With per-patient keys (ADR 0023) the ciphertexts differ (random nonces), everything
+    else is the same: every row's envelope, its decrypted event, and its patient's key."""
+    master = b64encode(bytes(range(32))).decode()
+    old_app, new_app = stores(cipher_key=master), stores(cipher_key=master)
+    records = trial()[:120]
+    old, new = run(old_app, records, batch_size=0), run(new_app, records, batch_size=50)
+    assert new.as_dict(skipped_records=True) == old.as_dict(skipped_records=True)
+    assert isinstance(new_app.mapper, KeyedMapper) and isinstance(old_app.mapper, KeyedMapper)
+    keys = new_app.mapper.keys
+    notifications = list(new_app.recorder.select_notifications(start=1, limit=10_000))
+    assert [row[:4] for row in rows(new_app)] == [row[:4] for row in rows(old_app)]
+    assert [new_app.mapper.to_domain_event(n) for n in notifications] == [
+        old_app.mapper.to_domain_event(n)
+        for n in old_app.recorder.select_notifications(start=1, limit=10_000)]
+    assert all(key_id_of(n.state) == keys.key_for_episode(str(n.originator_id))
+               for n in notifications)
+    assert len({key_id_of(n.state) for n in notifications}) == new.episodes_opened > 1
 
 
 @contextmanager
@@ -184,7 +209,7 @@ def failing_after(app: OutcomesApplication, batches: int, *,
 
 @pytest.mark.parametrize("inside", [False, True], ids=["between", "inside"])
 def test_interrupted_import_resumes_without_duplicates_and_ends_with_the_same_events(
-        stores: Callable[[], OutcomesApplication], inside: bool) -> None:
+        stores: Callable[..., OutcomesApplication], inside: bool) -> None:
     records = trial()
     whole_app, cut_app = stores(), stores()
     whole = run(whole_app, records, batch_size=40)
@@ -204,7 +229,7 @@ def test_interrupted_import_resumes_without_duplicates_and_ends_with_the_same_ev
 
 
 def test_a_batch_with_a_failed_step_stores_the_others_and_reports_the_error(
-        stores: Callable[[], OutcomesApplication]) -> None:
+        stores: Callable[..., OutcomesApplication]) -> None:
     app = stores()
     ident = episode_id("clinic", "pt-batch")
     opening = {"patient_ref": "pt-batch", "clinic_id": "clinic", "criteria": "frank1991",
