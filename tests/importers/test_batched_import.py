@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import eventsourcing.domain
 import pytest
@@ -23,7 +24,7 @@ from application.batch import EpisodePlan, RecordStep
 from application.outcomes import OutcomesApplication
 from bootstrap import Settings, init_store
 from domain.episode import Episode
-from domain.errors import InvalidInputError
+from domain.errors import EpisodeClosedError, InvalidInputError
 from importers.fhir import read_fhir
 from importers.pipeline import Importer, ImportSummary, Pseudonymiser, episode_id
 from importers.records import SourceAssessment
@@ -156,6 +157,21 @@ def test_entered_in_error_voids_the_same_way_batched(
         new = run(new_app, records, source="fhir", batch_size=3)
         assert new.as_dict(skipped_records=True) == old.as_dict(skipped_records=True)
     assert (old.voided, old.duplicates) == (0, 2)  # the last run: voided before, all repeats
+    assert rows(new_app) == rows(old_app)
+
+
+def test_a_void_that_fails_still_stops_the_import_after_storing_what_came_before(
+        stores: Callable[..., OutcomesApplication]) -> None:
+    """A void on a closed episode raises, as it did with one transaction per assessment."""
+    old_app, new_app = stores(), stores()
+    for app, size in ((old_app, 0), (new_app, 3)):
+        run(app, list(read_fhir([DATA / "void-before.json"], source="fhir")), source="fhir",
+            batch_size=size)
+        [ident] = {UUID(row[1]) for row in rows(app)}
+        app.close_episode(ident, discharged_on=date(2027, 1, 1), recorded_by="clinician")
+        with pytest.raises(EpisodeClosedError):
+            run(app, list(read_fhir([DATA / "statuses.json"], source="fhir")), source="fhir",
+                batch_size=size)
     assert rows(new_app) == rows(old_app)
 
 
