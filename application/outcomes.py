@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
@@ -453,8 +454,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         return found
 
     def _run_step(self, episode: Episode, step: Any) -> Any:
-        """One step on ``episode``: a CommandResult (position filled in after the save), or
-        the caller's note as it is."""
+        """One step on ``episode``: a CommandResult (a replayed record), an _Unsaved one (its
+        position is known after the save), or the caller's note as it is."""
         first = len(episode.pending_events)
         if isinstance(step, RecordStep):
             changed = self._assessment_command(step)(episode)
@@ -468,9 +469,10 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             view = None
         else:
             return step
-        return CommandResult(episode.id, episode.version, -len(episode.pending_events),
-                             episode.stage, *_decisions(episode.pending_events[first:]),
-                             assessment=view)
+        stage_events, retracted = _decisions(episode.pending_events[first:])
+        return _Unsaved(len(episode.pending_events), partial(
+            CommandResult, episode.id, episode.version, stage=episode.stage,
+            stage_events=stage_events, retracted=retracted, assessment=view))
 
     def _without_events_after(self, episode: Episode, version: int) -> Episode:
         """``episode`` as it was at ``version``, its pending events up to there still pending
@@ -484,16 +486,23 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         return episode
 
 
+class _Unsaved(NamedTuple):
+    """A step's CommandResult before its batch is saved: ``events``, its episode's pending
+    events once it ran; ``make(position=...)`` the result."""
+
+    events: int
+    make: Callable[..., CommandResult]
+
+
 def _fill_positions(outcomes: list[PlanOutcome], counts: Mapping[UUID, int],
                     positions: list[int]) -> None:
-    """Give each CommandResult of a saved batch its last event's position. Until then its
-    ``position`` holds minus the number of its episode's pending events once it ran; ``counts``:
-    each saved episode's pending events; ``positions``: one per event saved, in plan order."""
+    """Turn each _Unsaved result of a saved batch into its CommandResult, with its last
+    event's position. ``counts``: each saved episode's pending events; ``positions``: one per
+    event saved, in plan order."""
     start = 0
     for outcome in outcomes:
         outcome.results = [
-            replace(r, position=positions[start - r.position - 1])
-            if isinstance(r, CommandResult) and r.position is not None else r
+            r.make(position=positions[start + r.events - 1]) if isinstance(r, _Unsaved) else r
             for r in outcome.results]
         start += counts.get(outcome.episode_id, 0)
 

@@ -214,7 +214,8 @@ class Importer:
     def _step(self, episode: Episode, record: SourceAssessment) -> RecordStep | VoidStep | str:
         """The command for ``record`` on ``episode`` as it was before the patient's records
         (as ``_one`` decides), or the note DUPLICATE / NOT_IMPORTED."""
-        ident = self._assessment_id(record)
+        digest = self.pseudonymise.digest(f"{self.source}|{record.key}")
+        ident = "imp-" + digest[:32]
         if record.voided:
             known = episode.assessments.get(ident)
             if known is not None and known.voided:
@@ -223,7 +224,7 @@ class Importer:
                 return NOT_IMPORTED
             return VoidStep(ident, reason=VOID_REASON, recorded_by=self.recorded_by, fatal=True)
         return RecordStep(ident, record.instrument, record.administered, self.recorded_by,
-                          record.items, record.total, self._source(record))
+                          record.items, record.total, self._source(record, digest))
 
     def _tally(self, records: list[SourceAssessment], outcome: PlanOutcome,
                summary: ImportSummary, done: int, total: int, progress: Progress | None) -> int:
@@ -331,10 +332,11 @@ class Importer:
     def _assessment_id(self, record: SourceAssessment) -> str:
         return "imp-" + self.pseudonymise.digest(f"{self.source}|{record.key}")[:32]
 
-    def _source(self, record: SourceAssessment) -> dict[str, Any]:
-        """Provenance kept on the event: system, a keyed hash of the business key (it may name
-        the patient), the source's recorded time and the reader's flags."""
+    def _source(self, record: SourceAssessment, digest: str | None = None) -> dict[str, Any]:
+        """Provenance kept on the event: system, a keyed hash of the business key (``digest``,
+        if computed already; it may name the patient), the source's recorded time and the
+        reader's flags."""
         return {"system": self.source,
-                "key_hash": self.pseudonymise.digest(f"{self.source}|{record.key}"),
+                "key_hash": digest or self.pseudonymise.digest(f"{self.source}|{record.key}"),
                 "recorded_at": record.recorded_at.isoformat() if record.recorded_at else None,
                 "flags": list(record.flags)}
