@@ -213,8 +213,10 @@ def first_batches(records: list[Any], batches: int, size: int) -> int:
 def failing_after(app: OutcomesApplication, batches: int, *,
                   inside: bool) -> Iterator[list[int]]:
     """Batches after the first ``batches`` raise: before they run (between batches) or, with
-    ``inside``, in the recorder's write transaction, once the batch's events are inserted and
-    while its hash-chain links are written (SQLite and PostgreSQL: ``_write_links``)."""
+    ``inside``, in the recorder's write transaction, once the batch's events and links are
+    inserted (SQLite and PostgreSQL: ``_write_links``), by a statement the database refuses.
+    (A Python exception there would not do: the library's PostgreSQL recorder commits before
+    it re-raises one.)"""
     calls: list[int] = []
     record_batch, write_links = app.record_batch, app.recorder._write_links
 
@@ -224,10 +226,11 @@ def failing_after(app: OutcomesApplication, batches: int, *,
             raise RuntimeError("interrupted between batches")
         return record_batch(plans)
 
-    def failing_links(*args: Any, **kwargs: Any) -> Any:
-        write_links(*args, **kwargs)
+    def failing_links(cursor: Any, links: Any) -> None:
+        write_links(cursor, links)
         if len(calls) > batches:
-            raise RuntimeError("interrupted inside a batch's transaction")
+            cursor.execute("SELECT * FROM interrupted_no_such_table")
+            cursor.fetchall()
     app.record_batch = failing_batch  # type: ignore[method-assign]
     app.recorder._write_links = failing_links
     try:
@@ -244,7 +247,7 @@ def test_interrupted_import_resumes_without_duplicates_and_ends_with_the_same_ev
     records = trial()
     whole_app, cut_app = stores(), stores()
     whole = run(whole_app, records, batch_size=40)
-    with failing_after(cut_app, 3, inside=inside), pytest.raises(RuntimeError, match="interr"):
+    with failing_after(cut_app, 3, inside=inside), pytest.raises(Exception, match="interr"):
         run(cut_app, records, batch_size=40)
     stored = {row[1] for row in rows(cut_app)}  # the episodes of the three stored batches, whole
     patients = list(dict.fromkeys(r.patient for r in records if isinstance(r, SourceAssessment)))
@@ -253,7 +256,10 @@ def test_interrupted_import_resumes_without_duplicates_and_ends_with_the_same_ev
     assert done == patients[:first_batches(records, 3, 40)]  # 3 batches whole, not the 4th
     assert rows(cut_app) == rows(whole_app)[:len(rows(cut_app))]
     resumed = run(cut_app, records, batch_size=40)
-    assert rows(cut_app) == rows(whole_app)
+    if inside:  # a rolled-back append may leave a gap in PostgreSQL's positions (ADR 0022)
+        assert [row[1:] for row in rows(cut_app)] == [row[1:] for row in rows(whole_app)]
+    else:
+        assert rows(cut_app) == rows(whole_app)
     assert resumed.recorded + resumed.duplicates == whole.recorded
     assert resumed.episodes_opened == whole.episodes_opened - len(done)
     assert resumed.duplicates == sum(1 for r in records if getattr(r, "patient", None) in done)
