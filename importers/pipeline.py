@@ -184,22 +184,18 @@ class Importer:
         """Patients in order, whole, in batches of at least ``batch_size`` records (a patient
         with more is a batch alone): each batch one ``record_batch``, one transaction; its
         counts go to ``summary`` once it is stored."""
-        total, done = sum(len(v) for v in by_patient.values()), 0
+        total, done, held = sum(len(v) for v in by_patient.values()), 0, 0
         batch: list[list[SourceAssessment]] = []
         plans: list[EpisodePlan] = []
-        patients = iter(by_patient.items())
-        while True:
-            item = next(patients, None)
-            if item is not None:
-                batch.append(item[1])
-                plans.append(self._plan(*item))
-            if sum(len(r) for r in batch) >= self.batch_size or (item is None and batch):
+        for n, (patient, records) in enumerate(by_patient.items(), 1):
+            batch.append(records)
+            plans.append(self._plan(patient, records))
+            held += len(records)
+            if held >= self.batch_size or n == len(by_patient):
                 outcomes = self.app.record_batch(plans)
-                for records, outcome in zip(batch, outcomes, strict=True):
-                    done = self._tally(records, outcome, summary, done, total, progress)
-                batch, plans = [], []
-            if item is None:
-                return
+                for stored, outcome in zip(batch, outcomes, strict=True):
+                    done = self._tally(stored, outcome, summary, done, total, progress)
+                batch, plans, held = [], [], 0
 
     def _plan(self, patient: str, records: list[SourceAssessment]) -> EpisodePlan:
         ref = self.pseudonymise(self.source, patient)
