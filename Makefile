@@ -62,7 +62,7 @@ test:
 # Small sizes (bench/readme.py COMMANDS runs the same); each prints a JSON line last.
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.record_assessments --episodes 100
-	$(BIN)/python -m bench.import_csv --rows 1000 --bare-episodes 100
+	$(BIN)/python -m bench.import_csv --rows 1000
 	$(BIN)/python -m bench.rescore --episodes 500
 	$(BIN)/python -m bench.trust_cost --episodes 100
 	$(BIN)/python -m bench.api_load --requests 30

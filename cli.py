@@ -47,6 +47,9 @@ CriteriaOption = Annotated[str, typer.Option("--criteria", help="Criteria set of
 Source = Annotated[str | None, typer.Option(
     help="Name of the source system (part of every business key and patient hash).")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Report what would happen; write nothing.")]
+BatchSize = Annotated[int | None, typer.Option(
+    "--batch-size", min=0, help="Records per transaction, whole patients (default 500; 0: one "
+    "transaction per assessment). An interrupted import run again resumes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
@@ -427,7 +430,7 @@ def projections_run(
 
 
 def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, criteria: str,
-                source: str, dry_run: bool, as_json: bool) -> None:
+                source: str, dry_run: bool, as_json: bool, batch_size: int | None) -> None:
     """Read records (``read`` adds unreadable files to the summary), import them with a progress
     bar, print the summary; exit 1 when a file was unreadable."""
     from rich.progress import Progress
@@ -444,7 +447,8 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
     try:
         importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
                             pseudonymise=pseudonymise, dry_run=dry_run,
-                            recorded_by=cli_user())
+                            recorded_by=cli_user(),
+                            **({} if batch_size is None else {"batch_size": batch_size}))
         summary = ImportSummary()
         with Progress(transient=True) as progress:
             task = progress.add_task("importing", total=None)
@@ -502,6 +506,7 @@ def import_csv(
     source: Source = None,
     dry_run: DryRun = False,
     as_json: AsJson = False,
+    batch_size: BatchSize = None,
 ) -> None:
     """Import a CSV file with a column mapping; a trial file with a day column and a baseline
     column imports as it is (see the README)."""
@@ -538,7 +543,7 @@ def import_csv(
             summary.unreadable.append(f"{exc.path}: {exc.reason}")
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or f"csv:{file.name}",
-                dry_run=dry_run, as_json=as_json)
+                dry_run=dry_run, as_json=as_json, batch_size=batch_size)
 
 
 @import_app.command("fhir")
@@ -549,6 +554,7 @@ def import_fhir(
     source: Source = None,
     dry_run: DryRun = False,
     as_json: AsJson = False,
+    batch_size: BatchSize = None,
 ) -> None:
     """Import QuestionnaireResponses and Observations (panels, items, totals) from FHIR R4 or
     STU3 files: Bundles (transaction, collection, searchset) or single resources."""
@@ -560,7 +566,7 @@ def import_fhir(
                              summary.unreadable.append(f"{exc.path}: {exc.reason}"))
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or "fhir",
-                dry_run=dry_run, as_json=as_json)
+                dry_run=dry_run, as_json=as_json, batch_size=batch_size)
 
 
 Param = Annotated[list[str] | None, typer.Option(

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Transcoding
 
+from application.batch import EpisodePlan, PlanOutcome, RecordStep, VoidStep
 from application.environment import ExplicitEnvironment
 from application.views import (
     AssessmentView,
@@ -33,7 +36,12 @@ from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.custom import CustomCriteria
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
-from domain.errors import EpisodeNotFoundError, UnknownCriteriaError, VersionConflictError
+from domain.errors import (
+    DomainError,
+    EpisodeNotFoundError,
+    UnknownCriteriaError,
+    VersionConflictError,
+)
 from trust.cipher import EventErased, KeyedMapper
 
 Clock = Callable[[], datetime]
@@ -125,11 +133,10 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         """Open an episode; ``opened_on`` defaults to today (UTC). Raises UnknownCriteriaError,
         InvalidCriteriaParameterError, UnstageableInstrumentError, InvalidInputError,
         FutureDateError."""
-        now = self.clock()
-        episode = Episode.open(
+        episode = self._new_episode(
             episode_id=episode_id or uuid4(), patient_ref=patient_ref, clinic_id=clinic_id,
-            criteria=self.criteria_set(criteria, params), instrument=instrument,
-            opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
+            criteria=criteria, params=params, instrument=instrument, opened_on=opened_on,
+            recorded_by=recorded_by)
         recordings = self.save(episode)
         return CommandResult(episode.id, episode.version, recordings[-1].notification.id,
                              episode.stage, criteria=CriteriaRef.of(episode.criteria_set.ref()))
@@ -146,13 +153,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         errors.
         """
         assessment_id = assessment_id or str(uuid4())
-
-        def command(episode: Episode) -> bool:
-            return episode.record_assessment(
-                assessment_id=assessment_id, instrument=instrument, administered=administered,
-                items=items, total=total, recorded_by=recorded_by, now=self.clock(),
-                source=source)
-
+        command = self._assessment_command(RecordStep(
+            assessment_id, instrument, administered, recorded_by, items, total, source))
         result, episode = self._execute(episode_id, expected_version, command)
         if result.replayed:
             result = self._earlier_result(episode, f"assessment:{assessment_id}")
@@ -352,6 +354,157 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
                   if getattr(e, "caused_by", None) == caused_by]
         return CommandResult(episode.id, episode.version, None, episode.stage,
                              *_decisions(events), replayed=True)
+
+    # -- batches (import; ADR 0026) ---------------------------------------------------------
+
+    def _new_episode(self, *, episode_id: UUID, patient_ref: str, clinic_id: str,
+                     recorded_by: str, criteria: str = "acnp2006",
+                     params: Mapping[str, Any] | None = None, instrument: str = "PHQ-9",
+                     opened_on: date | None = None) -> Episode:
+        """open_episode's new Episode, not saved (one home for opening; same errors)."""
+        now = self.clock()
+        return Episode.open(
+            episode_id=episode_id, patient_ref=patient_ref, clinic_id=clinic_id,
+            criteria=self.criteria_set(criteria, params), instrument=instrument,
+            opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
+
+    def _assessment_command(self, step: RecordStep) -> Callable[[Episode], bool]:
+        """record_assessment's command on an episode (one home for its validation, scoring and
+        idempotency, shared by record_assessment and record_batch): False for a repeat."""
+
+        def command(episode: Episode) -> bool:
+            return episode.record_assessment(
+                assessment_id=step.assessment_id, instrument=step.instrument,
+                administered=step.administered, items=step.items, total=step.total,
+                recorded_by=step.recorded_by, now=self.clock(), source=step.source)
+        return command
+
+    def record_batch(self, plans: Sequence[EpisodePlan]) -> list[PlanOutcome]:
+        """Run the steps of several episodes (``application.batch``) and save every new event
+        of the batch in ONE transaction (one ``save``, so one append and its hash-chain links;
+        each event still encrypted with its patient's key): all of the batch is stored, or
+        nothing. Each step runs as ``record_assessment`` / ``void_assessment`` would on the
+        episode as left by the steps before it; a step that raises a DomainError stores nothing
+        and its error is its result. A batch that loses a race with another writer
+        (IntegrityError) is run again on fresh state, at most ``max_attempts`` times, then
+        VersionConflictError. Returns one PlanOutcome per plan, in order. Raises ValueError for
+        an episode named twice and a fatal step's error (after saving the steps before it).
+        Callers bound the batch (transaction length and memory grow with it)."""
+        ids = [plan.episode_id for plan in plans]
+        if len(set(ids)) != len(ids):
+            raise ValueError("an episode is named twice in one batch")
+        stripes = sorted({hash(i) % len(self._episode_locks) for i in ids})
+        with ExitStack() as held:  # in stripe order: two batches never wait on each other
+            for stripe in stripes:
+                held.enter_context(self._episode_locks[stripe])
+            for _attempt in range(self.max_attempts):
+                outcomes, episodes, fatal = self._run_plans(plans)
+                counts = {episode.id: len(episode.pending_events) for episode in episodes}
+                try:
+                    recordings = self.save(*episodes) if episodes else []
+                except IntegrityError:
+                    continue
+                _fill_positions(outcomes, counts, [r.notification.id for r in recordings])
+                if fatal is not None:
+                    raise fatal
+                return outcomes
+        raise VersionConflictError(
+            f"a batch of {len(plans)} episodes kept changing; gave up after "
+            f"{self.max_attempts} attempts")
+
+    def _run_plans(self, plans: Sequence[EpisodePlan]) -> tuple[
+            list[PlanOutcome], list[Episode], DomainError | None]:
+        """One attempt of record_batch in memory: the outcomes, the episodes with pending
+        events (in plan order) and the fatal error that ended the attempt, if any."""
+        outcomes: list[PlanOutcome] = []
+        episodes: list[Episode] = []
+        for plan in plans:
+            outcome = PlanOutcome(plan.episode_id)
+            outcomes.append(outcome)
+            try:
+                episode = self._batch_episode(plan, outcome)
+            except DomainError as exc:
+                outcome.error = exc
+                continue
+            episodes.append(episode)
+            for step in plan.steps(episode):
+                before = episode.version
+                try:
+                    outcome.results.append(self._run_step(episode, step))
+                except DomainError as exc:
+                    if episode.version != before:  # events of the failed step: start over
+                        episode = self._without_events_after(episode, before)
+                        episodes[-1] = episode
+                    if getattr(step, "fatal", False):
+                        return outcomes, episodes, exc
+                    outcome.results.append(exc)
+        return outcomes, episodes, None
+
+    def _batch_episode(self, plan: EpisodePlan, outcome: PlanOutcome) -> Episode:
+        """The stored episode, else a new one opened from ``plan.opening`` (one read either
+        way). Raises EpisodeNotFoundError for an erased episode or another aggregate, and
+        EventErased while its key is being destroyed (as ``plan.episode_id in repository``)."""
+        try:
+            found = self.repository.get(plan.episode_id, projector_func=project_events)
+        except AggregateNotFoundError:
+            outcome.opened = True
+            return self._new_episode(episode_id=plan.episode_id, **plan.opening)
+        if not isinstance(found, Episode) or self.is_erased(plan.episode_id):
+            raise EpisodeNotFoundError(f"no episode {plan.episode_id}")
+        return found
+
+    def _run_step(self, episode: Episode, step: Any) -> Any:
+        """One step on ``episode``: a CommandResult (a replayed record), an _Unsaved one (its
+        position is known after the save), or the caller's note as it is."""
+        first = len(episode.pending_events)
+        if isinstance(step, RecordStep):
+            changed = self._assessment_command(step)(episode)
+            view = AssessmentView.of(episode.assessments[step.assessment_id])
+            if not changed:
+                return CommandResult(episode.id, episode.version, None, episode.stage,
+                                     assessment=view, replayed=True)
+        elif isinstance(step, VoidStep):
+            episode.void_assessment(assessment_id=step.assessment_id, reason=step.reason,
+                                    recorded_by=step.recorded_by)
+            view = None
+        else:
+            return step
+        stage_events, retracted = _decisions(episode.pending_events[first:])
+        return _Unsaved(len(episode.pending_events), partial(
+            CommandResult, episode.id, episode.version, stage=episode.stage,
+            stage_events=stage_events, retracted=retracted, assessment=view))
+
+    def _without_events_after(self, episode: Episode, version: int) -> Episode:
+        """``episode`` as it was at ``version``, its pending events up to there still pending
+        (a failed step's events dropped): rebuilt from the store and those events."""
+        pending = episode.collect_events()
+        kept = [e for e in pending if e.originator_version <= version]
+        stored = episode.version - len(pending)
+        rebuilt = self.get_episode(episode.id, version=stored) if stored else None
+        episode = project_events(rebuilt, kept)
+        episode.pending_events.extend(kept)
+        return episode
+
+
+class _Unsaved(NamedTuple):
+    """A step's CommandResult before its batch is saved: ``events``, its episode's pending
+    events once it ran; ``make(position=...)`` the result."""
+
+    events: int
+    make: Callable[..., CommandResult]
+
+
+def _fill_positions(outcomes: list[PlanOutcome], counts: Mapping[UUID, int],
+                    positions: list[int]) -> None:
+    """Turn each _Unsaved result of a saved batch into its CommandResult, with its last
+    event's position. ``counts``: each saved episode's pending events; ``positions``: one per
+    event saved, in plan order."""
+    start = 0
+    for outcome in outcomes:
+        outcome.results = [
+            r.make(position=positions[start + r.events - 1]) if isinstance(r, _Unsaved) else r
+            for r in outcome.results]
+        start += counts.get(outcome.episode_id, 0)
 
 
 def _decisions(events: Sequence[object]) -> tuple[tuple[StageDecisionView, ...],

@@ -24,7 +24,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # The sizes of `make bench` (keep in step with the Makefile).
 COMMANDS = (
     ("bench.record_assessments", "--episodes", "100"),
-    ("bench.import_csv", "--rows", "1000", "--bare-episodes", "100"),
+    ("bench.import_csv", "--rows", "1000"),
     ("bench.rescore", "--episodes", "500"),
     ("bench.trust_cost", "--episodes", "100"),
     ("bench.api_load", "--requests", "30"),

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                 record[configuration].append(record_in(env, args.episodes))
             with tempfile.TemporaryDirectory() as tmp:
                 env = environment(Path(tmp), configuration, master)
-                count, seconds = import_in(env, "trial", TRIAL, MAPPING)
+                count, _events, seconds = import_in(env, "trial", TRIAL, MAPPING)
                 imports[configuration].append(count / seconds)
     medians = {name: statistics.median(values) for name, values in record.items()}
     import_medians = {name: statistics.median(values) for name, values in imports.items()}

@@ -158,3 +158,14 @@ def test_without_a_key_setting_a_key_file_is_made_once(
     assert first.exit_code == 0 and key_file.stat().st_mode & 0o777 == 0o600
     second = run("import", "fhir", str(MADE_UP / "keys.json"), "--clinic", "c", "--json")
     assert summary(second)["duplicates"] == 3  # the same key: the same refs and ids
+
+
+def test_batch_size_gives_the_same_summary_and_a_negative_one_is_a_usage_error() -> None:
+    """``--batch-size`` changes the transactions only (ADR 0026): 0 is one per assessment."""
+    batched = run(*TRIAL_COMMAND, "--batch-size", "50", "--json")
+    assert batched.exit_code == 0, batched.output
+    assert (summary(batched)["assessments_recorded"], summary(batched)["episodes_opened"]) == (
+        780, 172)
+    single = run(*TRIAL_COMMAND, "--batch-size", "0", "--json")
+    assert (summary(single)["duplicates"], summary(single)["assessments_recorded"]) == (780, 0)
+    assert run(*TRIAL_COMMAND, "--batch-size", "-1").exit_code == 2

@@ -64,11 +64,14 @@ def test_record_assessments_ends_with_its_figures(capsys: pytest.CaptureFixture[
 def test_import_csv_ends_with_its_figures(capsys: pytest.CaptureFixture[str], short_trial: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(import_csv, "TRIAL", short_trial)
-    value = import_csv.main(["--rows", "20", "--repeat", "2", "--bare-episodes", "2"])
+    value = import_csv.main(["--rows", "20", "--repeat", "2", "--batch-size", "10"])
     assert last_line(capsys) == value
     assert_figures(value, "bench.import_csv", 2)
-    assert value["baseline_name"] == import_csv.BASELINE_NAME
-    assert value["assessments"] > 0 and "generated, 20 rows" in value["per_second"]
+    assert value["baseline_name"].startswith("bare batched save")
+    assert value["assessments"] > 0 and value["events"] > value["assessments"]
+    assert set(value["events_per_second"]) == {"bare batched save", "batched import",
+                                               "per-assessment import", "generated, 20 rows"}
+    assert value["speedup"] > 0 and value["batch_size"] == 10
 
 
 def test_rescore_ends_with_its_figures(capsys: pytest.CaptureFixture[str],
