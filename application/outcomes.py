@@ -9,15 +9,22 @@ VersionConflictError instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Transcoding
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Transcoding,
+)
 
 from application.environment import ExplicitEnvironment
 from application.views import (
@@ -37,6 +44,8 @@ from domain.errors import EpisodeNotFoundError, UnknownCriteriaError, VersionCon
 from trust.cipher import EventErased, KeyedMapper
 
 Clock = Callable[[], datetime]
+SNAPSHOT_INTERVAL = 50  # an Episode snapshot every 50 events (ADR 0025)
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -54,6 +63,49 @@ def project_events(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+@dataclass(frozen=True)
+class RestoredSnapshot:
+    """A snapshot already turned into its episode (``EpisodeSnapshots.get``): replay starts
+    from ``episode``, at ``originator_version``."""
+
+    originator_version: int
+    episode: Episode
+
+    def mutate(self, _: object) -> Episode:
+        return self.episode
+
+
+class EpisodeSnapshots(EventStore[UUID]):
+    """The snapshot store (the library's ``EventStore`` over its snapshots table, through the
+    application's mapper, so under per-patient encryption a snapshot is sealed with the
+    patient's key). Snapshots are derived data (ADR 0025): ``get`` answers only the ones that
+    decode and rebuild an Episode of the current ``Episode.class_version``, each as a
+    ``RestoredSnapshot``; one that does not (edited or truncated state, a destroyed key,
+    another class version) is skipped, so the repository replays the events instead and a
+    read never fails because of a snapshot. Errors of the database itself propagate."""
+
+    def get(self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None,
+            desc: bool = False, limit: int | None = None) -> Iterator[Any]:
+        stored = self.recorder.select_events(originator_id=originator_id, gt=gt, lte=lte,
+                                             desc=desc, limit=limit)
+        return iter([r for r in map(self._restored, stored) if r is not None])
+
+    def _restored(self, stored: Any) -> RestoredSnapshot | None:
+        """The episode a stored snapshot holds, or None when it cannot be used."""
+        try:
+            snapshot = self.mapper.to_domain_event(stored)
+            if (not isinstance(snapshot, Episode.Snapshot)
+                    or snapshot.state.get("class_version") != Episode.class_version):
+                return None
+            episode = snapshot.mutate(None)
+        except Exception as exc:  # derived data: the events are replayed instead
+            logger.warning("snapshot %s v%s of episode %s ignored: %s", stored.topic,
+                           stored.originator_version, stored.originator_id,
+                           type(exc).__name__)
+            return None
+        return RestoredSnapshot(snapshot.originator_version, episode)
 
 
 class DateAsISO(Transcoding):
@@ -103,6 +155,11 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
 
     name = "Outcomes"
     max_attempts = 5
+    # The library's snapshots (ADR 0025): one after each save that reaches a multiple of the
+    # interval, rebuilt with this module's projector (issue #269: a projector_func needs its
+    # entry in snapshotting_projectors).
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Episode: SNAPSHOT_INTERVAL}
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Episode: project_events}
 
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = utc_now) -> None:
         super().__init__(env)
@@ -111,6 +168,20 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         # bounded retries alone let a writer lose every race when many threads share an episode.
         # Races with other processes are still settled by the IntegrityError retry.
         self._episode_locks = tuple(threading.Lock() for _ in range(64))
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """The library's snapshot store as ``EpisodeSnapshots`` (unusable snapshots skipped)."""
+        store = super().construct_snapshot_store()
+        return EpisodeSnapshots(mapper=store.mapper, recorder=store.recorder)
+
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """The library's step of ``save()`` after the events are committed: a snapshot that
+        cannot be written (a lost race, the episode erased meanwhile, a full disk) is logged,
+        never reported as a failure of the command, whose events are already stored."""
+        try:
+            super()._take_snapshots(processing_event)
+        except Exception as exc:
+            logger.warning("snapshot not taken: %s: %s", type(exc).__name__, exc)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
