@@ -71,8 +71,7 @@ def test_a_command_after_a_snapshot_stores_what_a_replay_would_have(
                                    administered=START + timedelta(days=400), recorded_by="t")
     events = app.episode_events(episode_id)
     assert events[-1].originator_version == result.version
-    assert [type(e).__name__ for e in events[-len(result.stage_events) - 1:]][0] == (
-        "AssessmentRecorded")
+    assert type(events[-len(result.stage_events) - 1]).__name__ == "AssessmentRecorded"
     assert state(app.get_episode(episode_id)) == state(replayed(app, episode_id))
 
 
