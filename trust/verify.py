@@ -220,7 +220,7 @@ def check_snapshots(store: str, app: Any, *, deep: bool,
     snapshots = getattr(app, "snapshots", None)
     if snapshots is None:
         return [], []
-    opened = _notifications(app, [Episode.Opened.TOPIC], app.recorder.max_notification_id())
+    opened = _notifications(app, [Episode.Opened.TOPIC], app.recorder.max_notification_id() or 0)
     first_at = {str(n.originator_id): n.id for n in opened}
     chosen = sorted(first_at) if deep else sorted(
         rng.sample(sorted(first_at), min(len(first_at), SAMPLE)))
