@@ -84,10 +84,36 @@ class EpisodeSnapshots(EventStore[UUID]):
     decode and rebuild an Episode of the current ``Episode.class_version``, each as a
     ``RestoredSnapshot``; one that does not (edited or truncated state, a destroyed key,
     another class version) is skipped, so the repository replays the events instead and a
-    read never fails because of a snapshot. Errors of the database itself propagate."""
+    read never fails because of a snapshot. Errors of the database itself propagate.
+
+    Most episodes stay short of their first snapshot, and the query that finds none costs a
+    round trip on every command (the guide: ~35 % of a bare ``get`` on PostgreSQL). So the store
+    is told the version this process last read or wrote of each episode (``seen``) and does not
+    ask for an episode it saw below ``interval`` events, nor for a version below it: a hint only,
+    since another process may have moved the episode on, in which case its events are replayed
+    from the start once, as without snapshots, and the version read is noted."""
+
+    MAX_HINTS = 100_000  # episodes remembered (about 10 MiB); the hints are dropped beyond
+
+    def __init__(self, mapper: Any, recorder: Any, interval: int) -> None:
+        super().__init__(mapper=mapper, recorder=recorder)
+        self.interval = interval
+        self._below: dict[UUID, int] = {}
+
+    def seen(self, episode_id: UUID, version: int) -> None:
+        """Note that this process read or wrote ``episode_id`` at ``version`` (its latest)."""
+        if version >= self.interval:
+            self._below.pop(episode_id, None)
+            return
+        if len(self._below) >= self.MAX_HINTS:
+            self._below.clear()
+        self._below[episode_id] = version
 
     def get(self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None,
             desc: bool = False, limit: int | None = None) -> Iterator[Any]:
+        if (lte is not None and lte < self.interval) or (
+                lte is None and originator_id in self._below):
+            return iter(())
         stored = self.recorder.select_events(originator_id=originator_id, gt=gt, lte=lte,
                                              desc=desc, limit=limit)
         return iter([r for r in map(self._restored, stored) if r is not None])
@@ -172,7 +198,17 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
     def construct_snapshot_store(self) -> EventStore[UUID]:
         """The library's snapshot store as ``EpisodeSnapshots`` (unusable snapshots skipped)."""
         store = super().construct_snapshot_store()
-        return EpisodeSnapshots(mapper=store.mapper, recorder=store.recorder)
+        return EpisodeSnapshots(store.mapper, store.recorder,
+                                self.snapshotting_intervals.get(Episode, SNAPSHOT_INTERVAL))
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's ``save``; the snapshot store is told each saved episode's version."""
+        recordings = super().save(*objs, **kwargs)
+        if isinstance(self.snapshots, EpisodeSnapshots):
+            for obj in objs:
+                if isinstance(obj, Episode):
+                    self.snapshots.seen(obj.id, obj.version)
+        return recordings
 
     def _take_snapshots(self, processing_event: Any) -> None:
         """The library's step of ``save()`` after the events are committed: a snapshot that
@@ -340,6 +376,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             episode = None
         if not isinstance(episode, Episode):
             raise EpisodeNotFoundError(f"no episode {episode_id}")
+        if version is None and isinstance(self.snapshots, EpisodeSnapshots):
+            self.snapshots.seen(episode.id, episode.version)
         return episode
 
     def clinic_of(self, episode_id: UUID) -> str | None:

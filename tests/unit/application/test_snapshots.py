@@ -108,3 +108,27 @@ def test_the_criteria_ref_a_command_cites_is_the_recorded_one(app: OutcomesAppli
         episode = app.get_episode(episode_id)
         assert episode.criteria_ref == episode.criteria_set.ref()
         assert episode.criteria_ref == app.criteria_set(criteria).ref()
+
+
+@pytest.mark.file_store
+def test_an_episode_another_process_moved_past_a_snapshot_still_reads_as_its_events(
+        app: OutcomesApplication) -> None:
+    """This process saw the episode short (no snapshot asked for); another one took it past
+    its first snapshot: the next read replays the events and is right, then uses the snapshot."""
+    episode_id = long_episode(app, 5)
+    assert app.snapshots is not None
+    assert list(app.snapshots.get(episode_id)) == []  # a hint: not even asked
+    other = OutcomesApplication(dict(app.env), clock=app.clock)
+    try:
+        for n in range(5, 60):
+            other.record_assessment(episode_id, instrument="PHQ-9", total=SCORES[n % 10],
+                                    administered=START + timedelta(days=3 * n), recorded_by="t")
+        assert snapshot_versions(other, episode_id) == [50]
+    finally:
+        other.close()
+    assert state(app.get_episode(episode_id)) == state(replayed(app, episode_id))
+    assert [s.originator_version for s in app.snapshots.get(episode_id)] == [50]
+    result = app.record_assessment(episode_id, instrument="PHQ-9", total=9,
+                                   administered=START + timedelta(days=200), recorded_by="t")
+    assert result.version == app.get_episode(episode_id).version
+    assert state(app.get_episode(episode_id)) == state(replayed(app, episode_id))
