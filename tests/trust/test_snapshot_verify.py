@@ -14,7 +14,7 @@ from psycopg import sql
 from trust_helpers import Ledger
 
 from application.outcomes import project_events
-from bootstrap import build
+from bootstrap import StartupError, build, init_store
 from trust.verify import verify
 
 SCORES = (18, 16, 13, 8, 6, 4, 3, 4, 2, 3)
@@ -82,4 +82,22 @@ def test_an_edited_snapshot_is_a_read_model_fault_and_dropping_it_restores_the_r
 
     # snapshots are derived: dropped, the store verifies again
     ledger.execute(f"DELETE FROM {table}")
+    assert verify(ledger.settings, deep=True).ok
+
+
+def test_a_store_without_its_snapshots_table_is_refused_until_db_init(ledger: Ledger) -> None:
+    """PostgreSQL: the table is made by ``outcomes db init``, and a store without it (made by
+    an older version) is refused at start, not left to fail on every read. SQLite: the store
+    makes it when it opens."""
+    long_episode(ledger, 3)
+    table = snapshots_table(ledger)
+    ledger.execute(f"DROP TABLE {table}")
+    if ledger.postgres:
+        with pytest.raises(StartupError, match=r"outcomes_snapshots does not exist: run "
+                                               r"`outcomes db init`"):
+            build(ledger.settings)
+        init_store(ledger.settings)
+    services = build(ledger.settings)
+    services.close()
+    assert ledger.execute(f"SELECT COUNT(*) FROM {table}")[0][0] == 0
     assert verify(ledger.settings, deep=True).ok
