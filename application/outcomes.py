@@ -93,7 +93,7 @@ class EpisodeSnapshots(EventStore[UUID]):
     since another process may have moved the episode on, in which case its events are replayed
     from the start once, as without snapshots, and the version read is noted."""
 
-    MAX_HINTS = 100_000  # episodes remembered (about 10 MiB); the hints are dropped beyond
+    MAX_HINTS = 100_000  # episodes remembered (some 20 MiB); beyond, the hints are dropped
 
     def __init__(self, mapper: Any, recorder: Any, interval: int) -> None:
         super().__init__(mapper=mapper, recorder=recorder)
