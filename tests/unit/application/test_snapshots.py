@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
@@ -132,3 +132,23 @@ def test_an_episode_another_process_moved_past_a_snapshot_still_reads_as_its_eve
                                    administered=START + timedelta(days=200), recorded_by="t")
     assert result.version == app.get_episode(episode_id).version
     assert state(app.get_episode(episode_id)) == state(replayed(app, episode_id))
+
+
+def test_one_save_of_many_events_snapshots_every_multiple_it_reaches(
+        app: OutcomesApplication) -> None:
+    """A batch (an import saving an episode's events at once) gets the same snapshots as the
+    commands one by one, each equal to a replay up to its version."""
+    episode = Episode.open(episode_id=uuid4(), patient_ref="pt-batch", clinic_id="clinic-a",
+                           criteria=app.criteria_set("acnp2006"), instrument="PHQ-9",
+                           opened_on=START, recorded_by="t", now=app.clock())
+    n = 0
+    while episode.version < 120:
+        episode.record_assessment(assessment_id=f"a{n}", instrument="PHQ-9",
+                                  total=SCORES[n % 10], administered=START + timedelta(days=3 * n),
+                                  items=None, recorded_by="t", now=app.clock())
+        n += 1
+    app.save(episode)
+    assert snapshot_versions(app, episode.id) == [50, 100]
+    for version in (50, 100):
+        assert state(app.get_episode(episode.id, version=version)) == state(
+            replayed(app, episode.id, version))
