@@ -413,7 +413,8 @@ def build(settings: Settings, *, clock: Clock = utc_now,
 def check_store(settings: Settings, app: ExplicitEnvironment[UUID]) -> None:
     """Refuse an event store that is not the configured one: its recorder of another kind
     than ``settings.store``, database functions switched on (projections must not rely on them,
-    ADR 0019), or (PostgreSQL) its table missing. Raises StartupError with one line."""
+    ADR 0019), or (PostgreSQL) its events or snapshots table missing. Raises StartupError with
+    one line."""
     kind = StoreInUse.of(app.recorder).kind
     if kind != settings.store:
         raise StartupError(f"the {app.name} event store is {kind}, but OUTCOMES_STORE is "
@@ -424,14 +425,17 @@ def check_store(settings: Settings, app: ExplicitEnvironment[UUID]) -> None:
     if datastore.enable_db_functions:
         raise StartupError(f"the {app.name} event store has database functions on; they must be "
                            "off (POSTGRES_ENABLE_DB_FUNCTIONS=n)")
-    table = app.recorder.events_table_name
-    with datastore.transaction(commit=False) as curs:
-        curs.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
-                     "AND table_name = %s", (datastore.schema, table))
-        found = curs.fetchone() is not None
-    if not found:
-        raise StartupError(f"table {datastore.schema}.{table} does not exist: run "
-                           "`outcomes db init` (with the same OUTCOMES_POSTGRES_* settings)")
+    tables = [app.recorder.events_table_name]
+    if app.snapshots is not None:  # the write model's snapshots (ADR 0025)
+        tables.append(app.snapshots.recorder.events_table_name)  # type: ignore[attr-defined]
+    for table in tables:
+        with datastore.transaction(commit=False) as curs:
+            curs.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = %s "
+                         "AND table_name = %s", (datastore.schema, table))
+            found = curs.fetchone() is not None
+        if not found:
+            raise StartupError(f"table {datastore.schema}.{table} does not exist: run "
+                               "`outcomes db init` (with the same OUTCOMES_POSTGRES_* settings)")
 
 
 def init_store(settings: Settings, *, rebuilding: bool = False) -> list[str]:

@@ -9,17 +9,24 @@ VersionConflictError instead.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Notification, Transcoding
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Transcoding,
+)
 
 from application.batch import EpisodePlan, PlanOutcome, RecordStep, VoidStep
 from application.environment import ExplicitEnvironment
@@ -45,6 +52,8 @@ from domain.errors import (
 from trust.cipher import EventErased, KeyedMapper
 
 Clock = Callable[[], datetime]
+SNAPSHOT_INTERVAL = 50  # an Episode snapshot every 50 events (ADR 0025)
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -62,6 +71,75 @@ def project_events(aggregate: Any, events: Iterable[Any]) -> Any:
     for event in events:
         aggregate = event.mutate(aggregate)
     return aggregate
+
+
+@dataclass(frozen=True)
+class RestoredSnapshot:
+    """A snapshot already turned into its episode (``EpisodeSnapshots.get``): replay starts
+    from ``episode``, at ``originator_version``."""
+
+    originator_version: int
+    episode: Episode
+
+    def mutate(self, _: object) -> Episode:
+        return self.episode
+
+
+class EpisodeSnapshots(EventStore[UUID]):
+    """The snapshot store (the library's ``EventStore`` over its snapshots table, through the
+    application's mapper, so under per-patient encryption a snapshot is sealed with the
+    patient's key). Snapshots are derived data (ADR 0025): ``get`` answers only the ones that
+    decode and rebuild an Episode of the current ``Episode.class_version``, each as a
+    ``RestoredSnapshot``; one that does not (edited or truncated state, a destroyed key,
+    another class version) is skipped, so the repository replays the events instead and a
+    read never fails because of a snapshot. Errors of the database itself propagate.
+
+    Most episodes stay short of their first snapshot, and the query that finds none costs a
+    round trip on every command (the guide: ~35 % of a bare ``get`` on PostgreSQL). So the store
+    is told the version this process last read or wrote of each episode (``seen``) and does not
+    ask for an episode it saw below ``interval`` events, nor for a version below it: a hint only,
+    since another process may have moved the episode on, in which case its events are replayed
+    from the start once, as without snapshots, and the version read is noted."""
+
+    MAX_HINTS = 100_000  # episodes remembered (some 20 MiB); beyond, the hints are dropped
+
+    def __init__(self, mapper: Any, recorder: Any, interval: int) -> None:
+        super().__init__(mapper=mapper, recorder=recorder)
+        self.interval = interval
+        self._below: dict[UUID, int] = {}
+
+    def seen(self, episode_id: UUID, version: int) -> None:
+        """Note that this process read or wrote ``episode_id`` at ``version`` (its latest)."""
+        if version >= self.interval:
+            self._below.pop(episode_id, None)
+            return
+        if len(self._below) >= self.MAX_HINTS:
+            self._below.clear()
+        self._below[episode_id] = version
+
+    def get(self, originator_id: UUID, *, gt: int | None = None, lte: int | None = None,
+            desc: bool = False, limit: int | None = None) -> Iterator[Any]:
+        if (lte is not None and lte < self.interval) or (
+                lte is None and originator_id in self._below):
+            return iter(())
+        stored = self.recorder.select_events(originator_id=originator_id, gt=gt, lte=lte,
+                                             desc=desc, limit=limit)
+        return iter([r for r in map(self._restored, stored) if r is not None])
+
+    def _restored(self, stored: Any) -> RestoredSnapshot | None:
+        """The episode a stored snapshot holds, or None when it cannot be used."""
+        try:
+            snapshot = self.mapper.to_domain_event(stored)
+            if (not isinstance(snapshot, Episode.Snapshot)
+                    or snapshot.state.get("class_version") != Episode.class_version):
+                return None
+            episode = snapshot.mutate(None)
+        except Exception as exc:  # derived data: the events are replayed instead
+            logger.warning("snapshot %s v%s of episode %s ignored: %s", stored.topic,
+                           stored.originator_version, stored.originator_id,
+                           type(exc).__name__)
+            return None
+        return RestoredSnapshot(snapshot.originator_version, episode)
 
 
 class DateAsISO(Transcoding):
@@ -111,6 +189,11 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
 
     name = "Outcomes"
     max_attempts = 5
+    # The library's snapshots (ADR 0025): one after each save that reaches a multiple of the
+    # interval, rebuilt with this module's projector (issue #269: a projector_func needs its
+    # entry in snapshotting_projectors).
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Episode: SNAPSHOT_INTERVAL}
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {Episode: project_events}
 
     def __init__(self, env: Mapping[str, str] | None = None, *, clock: Clock = utc_now) -> None:
         super().__init__(env)
@@ -119,6 +202,30 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         # bounded retries alone let a writer lose every race when many threads share an episode.
         # Races with other processes are still settled by the IntegrityError retry.
         self._episode_locks = tuple(threading.Lock() for _ in range(64))
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """The library's snapshot store as ``EpisodeSnapshots`` (unusable snapshots skipped)."""
+        store = super().construct_snapshot_store()
+        return EpisodeSnapshots(store.mapper, store.recorder,
+                                self.snapshotting_intervals.get(Episode, SNAPSHOT_INTERVAL))
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """The library's ``save``; the snapshot store is told each saved episode's version."""
+        recordings = super().save(*objs, **kwargs)
+        if isinstance(self.snapshots, EpisodeSnapshots):
+            for obj in objs:
+                if isinstance(obj, Episode):
+                    self.snapshots.seen(obj.id, obj.version)
+        return recordings
+
+    def _take_snapshots(self, processing_event: Any) -> None:
+        """The library's step of ``save()`` after the events are committed: a snapshot that
+        cannot be written (a lost race, the episode erased meanwhile, a full disk) is logged,
+        never reported as a failure of the command, whose events are already stored."""
+        try:
+            super()._take_snapshots(processing_event)
+        except Exception as exc:
+            logger.warning("snapshot not taken: %s: %s", type(exc).__name__, exc)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -271,6 +378,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             episode = None
         if not isinstance(episode, Episode):
             raise EpisodeNotFoundError(f"no episode {episode_id}")
+        if version is None and isinstance(self.snapshots, EpisodeSnapshots):
+            self.snapshots.seen(episode.id, episode.version)
         return episode
 
     def clinic_of(self, episode_id: UUID) -> str | None:

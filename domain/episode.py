@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
+from eventsourcing.utils import register_topic
 
 from domain.criteria.fold import (
     FoldResult,
@@ -100,6 +102,35 @@ class Episode(Aggregate):
     recovery, relapse and recurrence are defined). Id: a UUID, never a patient identifier."""
 
     TOPIC = "outcome-ledger:Episode"
+    # The shape of the state a Snapshot copies (assessments, stages, criteria, ...): bump it when
+    # that shape changes; a snapshot of another version is ignored and the events replayed
+    # (application.outcomes.EpisodeSnapshots; ADR 0025).
+    class_version = 1
+
+    class Snapshot(LibrarySnapshot):
+        """The episode's state at one version (derived data, ADR 0025): the library's snapshot
+        with the ``AssessmentState`` / ``StageState`` values as plain dicts (JSON) and
+        ``class_version`` always recorded, so that a snapshot of another shape can be told
+        apart and ignored. Its topic starts ``outcome-ledger:Episode.``: under per-patient
+        encryption it is sealed with the patient's key (trust.cipher), like the events."""
+
+        TOPIC = "outcome-ledger:Episode.Snapshot"
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Any:
+            snapshot = super().take(aggregate)
+            state = snapshot.state
+            state["class_version"] = type(aggregate).class_version
+            state["assessments"] = {k: asdict(v) for k, v in aggregate.assessments.items()}
+            state["stages"] = {k: asdict(v) for k, v in aggregate.stages.items()}
+            return snapshot
+
+        def mutate(self, _: None) -> Any:
+            episode: Any = super().mutate(None)
+            episode.assessments = {k: AssessmentState(**v)
+                                   for k, v in episode.assessments.items()}
+            episode.stages = {k: StageState(**v) for k, v in episode.stages.items()}
+            return episode
 
     class Created(Aggregate.Created):  # unused; explicit topics are all-or-nothing
         TOPIC = "outcome-ledger:Episode.Created"
@@ -358,13 +389,13 @@ class Episode(Aggregate):
         self._check_open()
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidInputError("give the reason for adopting the criteria", field="reason")
-        if criteria.ref() == self.criteria_set.ref():
+        if criteria.ref() == self.criteria_ref:
             return False
         staged_instrument(criteria, self.instrument)
         adoption_id = str(uuid5(self.id, f"adoption-{self.version + 1}"))
         self.trigger_event(
             self.CriteriaAdopted, adoption_id=adoption_id, criteria=criteria.describe(),
-            previous=self.criteria_set.ref(), reason=reason.strip(), clinical_date=now.date(),
+            previous=self.criteria_ref, reason=reason.strip(), clinical_date=now.date(),
             recorded_by=recorded_by)
         self._restage(f"adoption:{adoption_id}", recorded_by)
         return True
@@ -375,6 +406,16 @@ class Episode(Aggregate):
     def criteria_set(self) -> CriteriaSet:
         """The criteria set in force, rebuilt from the recorded definition."""
         return CriteriaSet.from_description(self.criteria)
+
+    @property
+    def criteria_ref(self) -> dict[str, str]:
+        """``{"id", "version", "hash"}`` of the set in force, as recorded with its definition
+        (``CriteriaSet.describe`` includes its ``ref``): the content hash is computed once, when
+        the set is described, not again by every command."""
+        recorded = self.criteria
+        if "hash" not in recorded:
+            return self.criteria_set.ref()
+        return {"id": recorded["id"], "version": recorded["version"], "hash": recorded["hash"]}
 
     @property
     def is_closed(self) -> bool:
@@ -401,7 +442,7 @@ class Episode(Aggregate):
     def _restage(self, caused_by: str, recorded_by: str) -> None:
         """Append the difference between the asserted decisions and a fresh fold (G1)."""
         decisions = {d.key: d for d in self._fold().events}
-        criteria = self.criteria_set.ref()
+        criteria = self.criteria_ref
         for state in sorted(self.stages.values(), key=lambda s: s.key):
             if state.key not in decisions:
                 self.trigger_event(
@@ -424,6 +465,8 @@ class Episode(Aggregate):
             explanation=d.explanation, evidence=dict(d.evidence), caused_by=caused_by,
             recorded_by=recorded_by)
 
+
+register_topic(Episode.Snapshot.TOPIC, Episode.Snapshot)
 
 STAGE_EVENT_TYPES = {cls.__name__: cls for cls in (
     Episode.ResponseReached, Episode.RemissionReached, Episode.RelapseDetected,

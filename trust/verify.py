@@ -6,7 +6,8 @@ Fault kinds (``Fault.kind``): "edited" (the event at a position is not the one c
 event chained at one position now stands at another), "truncated" (the store holds fewer events
 than a checkpoint covered, or its last chained events are gone), "checkpoint-mismatch" (the
 first ``size`` leaves do not give the checkpoint's root), "bad-signature" (the checkpoint is
-not signed by the key), "read-model" (a view's rows disagree with the events). Faults of the
+not signed by the key), "read-model" (a view's rows disagree with the events, or an episode
+snapshot, derived data like a view, differs from a replay of its events: ADR 0025). Faults of the
 stored history come first bad position first, then the read models'. The chain covers the
 stored bytes (ciphertext when encrypted), so the chain and checkpoint checks never need the
 master key; the read models are compared only where the events can be decoded (a note says
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from trust import merkle
 from trust.chain import GENESIS, Chain, TreeHead, content_digest, event_hash, leaf_of
@@ -203,6 +205,63 @@ def check_read_models(store: str, app: Any, models: Any, *, deep: bool,
     return faults, notes
 
 
+def check_snapshots(store: str, app: Any, *, deep: bool,
+                    rng: random.Random) -> tuple[list[Fault], list[str]]:
+    """Each stored snapshot of a sample of episodes (all with ``deep``) against a replay of the
+    episode's events up to the snapshot's version (ADR 0025): a "read-model" fault per episode
+    whose snapshot differs or cannot be decoded (the reads skip such a snapshot, but it was
+    changed outside the application). Erased episodes, snapshots of another
+    ``Episode.class_version`` (ignored by the reads) and events that cannot be decoded here
+    are left out. Returns (faults, notes)."""
+    from application.outcomes import project_events
+    from domain.episode import Episode
+    from trust.cipher import ErasedEvent, EventErased
+
+    snapshots = getattr(app, "snapshots", None)
+    if snapshots is None:
+        return [], []
+    opened = _notifications(app, [Episode.Opened.TOPIC], app.recorder.max_notification_id() or 0)
+    first_at = {str(n.originator_id): n.id for n in opened}
+    chosen = sorted(first_at) if deep else sorted(
+        rng.sample(sorted(first_at), min(len(first_at), SAMPLE)))
+    faults: list[Fault] = []
+    notes: list[str] = []
+    for ident in chosen:
+        episode_id = UUID(ident)
+        try:
+            rows = snapshots.recorder.select_events(episode_id)
+        except Exception as exc:  # an older store opened without creating tables
+            return faults, [f"{store}: snapshots not compared ({type(exc).__name__})"]
+        for row in rows:
+            try:
+                replay = project_events(None, app.events.get(episode_id,
+                                                             lte=row.originator_version))
+            except EventErased:
+                break
+            except Exception as exc:
+                notes.append(f"{store}: snapshots not compared: the events cannot be decoded "
+                             f"here ({type(exc).__name__})")
+                return faults, notes
+            try:
+                snapshot = app.mapper.to_domain_event(row)
+                if isinstance(snapshot, ErasedEvent) or (
+                        snapshot.state.get("class_version") != Episode.class_version):
+                    continue
+                same = _state(snapshot.mutate(None)) == _state(replay)
+            except Exception:
+                same = False
+            if not same:
+                faults.append(Fault(store, first_at[ident], "read-model",
+                                    f"snapshots: the snapshot of episode {ident} at version "
+                                    f"{row.originator_version} differs from its events"))
+                break
+    return faults, notes
+
+
+def _state(aggregate: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
+
+
 def _notifications(app: Any, topics: Iterable[str], upto: int) -> list[Any]:
     found: list[Any] = []
     after = 0
@@ -331,6 +390,10 @@ def verify(settings: Any, *, checkpoint: Path | None = None, deep: bool = False,
             notes.append("no checkpoint: a truncated tail cannot be detected "
                          "(write one with `outcomes audit checkpoint`)")
         faults += _read_model_faults(settings, stores, services, deep, notes, seed)
+        found, said = check_snapshots("outcomes", stores["outcomes"], deep=deep,
+                                      rng=random.Random(seed))
+        faults += found
+        notes += said
     finally:
         if own:
             for app in stores.values():

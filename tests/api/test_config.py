@@ -66,9 +66,11 @@ def test_no_library_variable_reaches_the_event_stores(
             assert type(app.recorder).__name__ == "ChainedSQLiteApplicationRecorder"  # ADR 0022
             assert app.mapper.compressor is None
             assert app.mapper.cipher is None
-            assert app.snapshots is None
+            # only the write model snapshots its episodes, because its class says so (ADR 0025)
+            own = {"IS_SNAPSHOTTING_ENABLED"} if app is services.app else set()
+            assert (app.snapshots is not None) == bool(own)
             assert set(app.env) == {"PERSISTENCE_MODULE", "APPLICATION_RECORDER_TOPIC",
-                                    "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT"}
+                                    "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", *own}
         assert services.app.env["SQLITE_DBNAME"] == str(tmp_path / "outcomes.sqlite")
         assert services.runs.env["SQLITE_DBNAME"] == str(tmp_path / "rescoring-runs.sqlite")
     finally:

@@ -79,7 +79,9 @@ VIEW_TABLES = {
 }
 INITIALISED = {
     *(f"ledger.{table}" for table in ("outcomes_events", "rescorings_events", "accesslog_events",
-                                      "view_generations", "rescoring_runs", "rescoring_results")),
+                                      "view_generations", "rescoring_runs", "rescoring_results",
+                                      # episode snapshots (ADR 0025)
+                                      "outcomes_snapshots")),
     # the hash chain of each event store (trust.chain, ADR 0022)
     *(f"ledger.{store}_events_chain" for store in ("outcomes", "rescorings", "accesslog")),
     *(f"ledger_{view}_g1.{table}" for view, tables in VIEW_TABLES.items()

@@ -51,7 +51,8 @@ def short_trial(tmp_path: Path) -> Path:
 
 
 def test_record_assessments_ends_with_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
-    returned = record_assessments.main(["--episodes", "2", "--repeat", "2"])
+    returned = record_assessments.main(["--episodes", "2", "--repeat", "2", "--long-episodes",
+                                        "1", "--long-events", "60", "--long-rounds", "1"])
     value = last_line(capsys)
     assert value == returned
     assert_figures(value, "bench.record_assessments", 2)
@@ -59,6 +60,10 @@ def test_record_assessments_ends_with_its_figures(capsys: pytest.CaptureFixture[
     assert set(value["per_second"]) == {"bare save", "bare command", "record_assessment",
                                         "record, chained"}
     assert value["assessments"] == 20
+    assert value["long_events"] == 60
+    assert set(value["long_per_second"]) == {f"{length}, snapshots {on}" for on in ("off", "on")
+                                             for length in ("short", "long")}
+    assert value["long_over_short"] > 0 and value["long_over_short_unsnapshotted"] > 0
 
 
 def test_import_csv_ends_with_its_figures(capsys: pytest.CaptureFixture[str], short_trial: Path,

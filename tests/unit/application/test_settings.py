@@ -35,7 +35,7 @@ def test_the_application_ignores_the_process_environment(
 
     app = OutcomesApplication({})
 
-    assert dict(app.env) == {}
+    assert dict(app.env) == {"IS_SNAPSHOTTING_ENABLED": "y"}  # the class's own (ADR 0025)
     assert StoreInUse.of(app.recorder) == StoreInUse("memory", None)
     assert app.mapper.cipher is None
     assert not (tmp_path / "stray.sqlite").exists()
