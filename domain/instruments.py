@@ -1,7 +1,9 @@
 """Standard instruments: items, ranges, severity bands, LOINC codes and the scoring rules.
 
-Scores are exact rationals (``fractions.Fraction``, unit: points) so that a prorated PHQ-9 of 4.5 is
-compared with "< 5" exactly as the source writes it (SPEC §1.4). Sources: Kroenke, Spitzer & Williams
+Scores are exact (unit: points): an ``int`` when whole (every total, every complete item sum),
+a ``fractions.Fraction`` only when proration leaves a remainder, so that a prorated PHQ-9 of 4.5 is
+compared with "< 5" exactly as the source writes it (SPEC §1.4) and whole scores stay in integer
+arithmetic (ADR 0027). Sources: Kroenke, Spitzer & Williams
 2001 (PHQ-9); Spitzer, Kroenke, Williams & Löwe 2006 (GAD-7); LOINC codes from SPEC §4.
 """
 
@@ -25,6 +27,8 @@ MissingPolicy = Literal["prorate_le2", "prorate_le1", "complete_only"]
 Rounding = Literal["none", "half_up", "floor"]
 MISSING_POLICIES: tuple[MissingPolicy, ...] = ("prorate_le2", "prorate_le1", "complete_only")
 ROUNDINGS: tuple[Rounding, ...] = ("none", "half_up", "floor")
+# An exact score in points: an int when whole, a Fraction with denominator > 1 otherwise.
+Points = int | Fraction
 
 # Assessment flags (data quality and safety); kept on the assessment, never stage decisions.
 UNSCORABLE = "ASSESSMENT_UNSCORABLE"
@@ -72,7 +76,7 @@ class Instrument:
         """True when only a total is recorded (HAM-D17, MADRS, QIDS-SR16 here)."""
         return self.item_count == 0
 
-    def severity(self, total: Fraction | None) -> str | None:
+    def severity(self, total: Points | None) -> str | None:
         """The band label for ``total`` (points; lower bounds inclusive), or None without bands."""
         if total is None or not self.bands:
             return None
@@ -216,13 +220,14 @@ def get_instrument(code: str) -> Instrument:
 class Score:
     """The scored value of one assessment.
 
-    ``value`` is the total used for staging (points, exact, after rounding) or None when the
-    assessment cannot be scored; ``exact`` is the same before rounding; ``reported_total`` is the
+    ``value`` is the total used for staging (points, exact, after rounding: an int when whole, else
+    a Fraction) or None when the assessment cannot be scored; ``exact`` is the same before
+    rounding; ``reported_total`` is the
     total the source gave, kept as recorded; ``flags`` are data-quality and safety flags.
     """
 
-    value: Fraction | None
-    exact: Fraction | None
+    value: Points | None
+    exact: Points | None
     answered: int | None
     reported_total: int | None
     flags: tuple[str, ...]
@@ -277,12 +282,22 @@ def validate(instrument: Instrument, items: Sequence[int | None] | None, total: 
             )
 
 
-def round_total(value: Fraction, rounding: Rounding) -> Fraction:
-    """Apply the proration rounding (SPEC §1.4, C3): ``none`` keeps the exact rational."""
+def exact_points(numerator: int, denominator: int) -> Points:
+    """``numerator / denominator`` points exactly: an int when it divides, else a Fraction.
+    Raises ZeroDivisionError for a zero ``denominator``."""
+    whole, remainder = divmod(numerator, denominator)
+    return whole if remainder == 0 else Fraction(numerator, denominator)
+
+
+def round_total(value: Points, rounding: Rounding) -> Points:
+    """Apply the proration rounding (SPEC §1.4, C3): ``none`` keeps the exact rational; whole
+    values (ints) are never changed."""
+    if isinstance(value, int):
+        return value
     if rounding == "half_up":
-        return Fraction(math.floor(value + Fraction(1, 2)))
+        return math.floor(value + Fraction(1, 2))
     if rounding == "floor":
-        return Fraction(math.floor(value))
+        return math.floor(value)
     return value
 
 
@@ -308,10 +323,10 @@ def score(
     if total is not None and total > instrument.total_max:
         flags.append(TOTAL_ABOVE_MAX)
     if items is None:
-        exact = Fraction(total) if total is not None and total <= instrument.total_max else None
-        if exact is None:
+        given = total if total is not None and total <= instrument.total_max else None
+        if given is None:
             flags.append(UNSCORABLE)
-        return Score(exact, exact, None, total, tuple(flags))
+        return Score(given, given, None, total, tuple(flags))
 
     summed = list(items[: instrument.item_count])
     answered = [v for v in summed if v is not None]
@@ -325,15 +340,15 @@ def score(
     if missing > instrument.missing_allowed(missing_policy):
         flags.append(UNSCORABLE)
         return Score(None, None, len(answered), total, tuple(flags))
-    exact = Fraction(sum(v for v in answered if v is not None) * len(summed), len(answered))
+    exact = exact_points(sum(answered) * len(summed), len(answered))
     if missing:
         flags.append(PRORATED)
-    if total is not None and Fraction(total) != exact:
+    if total is not None and total != exact:
         flags.append(TOTAL_MISMATCH)
     return Score(round_total(exact, rounding), exact, len(answered), total, tuple(flags))
 
 
-def format_points(value: Fraction | None) -> str | None:
+def format_points(value: Points | None) -> str | None:
     """A score for people and JSON: "8", "4.5", "3.857" (3 decimals at most); None stays None."""
     if value is None:
         return None
@@ -342,7 +357,7 @@ def format_points(value: Fraction | None) -> str | None:
     return f"{float(value):.3f}".rstrip("0").rstrip(".")
 
 
-def points(value: Fraction | None) -> int | float | None:
+def points(value: Points | None) -> int | float | None:
     """A score as a JSON number: an int when whole, else a float to 3 decimals (4.5, 3.857)."""
     if value is None:
         return None

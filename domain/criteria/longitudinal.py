@@ -8,6 +8,7 @@ staged instrument's (C11).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import date, timedelta
 from enum import Enum
@@ -66,6 +67,13 @@ class Run:
         return [member.evidence() for member in self.members]
 
 
+@functools.lru_cache(maxsize=64)
+def response_fraction(text: str) -> Fraction:
+    """The ``response_min_fraction`` parameter ("1/2") as an exact fraction, parsed once per
+    distinct value. Raises ValueError for text that is not a fraction."""
+    return Fraction(text)
+
+
 def stage_longitudinal(points: Sequence[Point], criteria: CriteriaSet,
                        instrument: str) -> list[StageDecision]:
     """The stage decisions of a ``frank`` or ``acnp`` set over ``points``: the staged
@@ -85,7 +93,7 @@ class LongitudinalStaging:
         self.instrument = instrument
         self.thresholds: Thresholds = thresholds
         self.params = criteria.params
-        self.response_fraction = Fraction(self.params["response_min_fraction"])
+        self.response_fraction = response_fraction(self.params["response_min_fraction"])
         self.events: list[StageDecision] = []
         self.baseline = points[0]
         self.stage = Stage.EPISODE
@@ -150,10 +158,11 @@ class LongitudinalStaging:
         if self.responded:
             return
         baseline, value, fraction = self.baseline.value, point.value, self.response_fraction
-        if baseline - value < fraction * baseline:
+        # (B - s) >= (p / q) x B, cross-multiplied: integer arithmetic for whole scores
+        if (baseline - value) * fraction.denominator < fraction.numerator * baseline:
             return
         self.responded = True
-        drop = round(100 * (baseline - value) / baseline)
+        drop = round(Fraction(100 * (baseline - value)) / baseline)  # exact, half to even
         self._emit(RESPONSE, point, "response (G6)",
                    f"{self.instrument} fell from {format_points(baseline)} to "
                    f"{format_points(value)} ({drop}% ≥ {round(100 * fraction)}%) on {point.on}: "

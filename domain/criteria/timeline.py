@@ -11,11 +11,10 @@ import calendar
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from fractions import Fraction
 from typing import Any
 
 from domain.criteria.sets import CriteriaSet
-from domain.instruments import Score, get_instrument, points, score
+from domain.instruments import Points, Score, get_instrument, points, score
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class Point:
         return self.obs.assessment_id
 
     @property
-    def value(self) -> Fraction:
+    def value(self) -> Points:
         assert self.score.value is not None, "only scorable points are staged"
         return self.score.value
 
