@@ -50,15 +50,19 @@ def _sqlite_rows(recorder: SQLiteApplicationRecorder, after: str | None, until: 
     statement = (f"SELECT originator_id, originator_version, topic, state FROM "
                  f"{recorder.events_table_name} WHERE topic LIKE ? "
                  f"AND originator_id > ? AND originator_id <= ? ORDER BY originator_id, originator_version")
+    raw: str | None = None
+    originator_id: UUID | str = ""
     with recorder.datastore.transaction(commit=False) as cursor:
         cursor.execute(statement, (EPISODE_TOPICS, UUID(after).hex if after else "",
                                    UUID(until).hex if until else "g"))
         while rows := cursor.sqlite_cursor.fetchmany(1000):
             for row in rows:
-                yield StoredEvent(
-                    originator_id=recorder.convert_originator_id(row["originator_id"]),
-                    originator_version=row["originator_version"], topic=row["topic"],
-                    state=row["state"])
+                if row["originator_id"] != raw:  # one UUID per episode, not one per event
+                    raw = row["originator_id"]
+                    originator_id = recorder.convert_originator_id(raw)
+                yield StoredEvent(originator_id=originator_id,
+                                  originator_version=row["originator_version"],
+                                  topic=row["topic"], state=row["state"])
 
 
 def _postgres_rows(recorder: PostgresApplicationRecorder, after: str | None,

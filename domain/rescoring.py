@@ -147,8 +147,13 @@ def replay(events: Iterable[Episode.Event], criteria: CriteriaSet,
     """Re-score one episode as known at ``as_of``; None if it did not exist then. A set that
     cannot stage the episode's instrument gives no new decisions and an ``error`` code."""
     episode, known = as_known_at(events, as_of)
-    if episode is None:
-        return None
+    return None if episode is None else rescore(episode, known, criteria)
+
+
+def rescore(episode: Episode, known: list[Episode.Event],
+            criteria: CriteriaSet) -> EpisodeRescore:
+    """The rescoring of ``episode`` (rebuilt from ``known``, its events, by ``as_known_at``)
+    under ``criteria``: the fold and comparison half of ``replay``."""
     recorded = {e.stage_id: e for e in known if isinstance(e, Episode.StageEvent)}
     asserted = [recorded[stage_id] for stage_id in episode.stages]
     now = sorted((_recorded(e) for e in asserted),
