@@ -42,7 +42,7 @@ from application.rescoring import BATCH, RescoringLog, ShadowRuns, default_worke
 from bench.figures import emit, line, peak_rss_mib
 from domain.criteria.builtin import get_criteria
 from domain.episode import Episode
-from domain.rescoring import as_known_at, rescore
+from domain.rescoring import as_known_at, facts_of, rescore
 from projections.rescorings import RescoringStore
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
@@ -152,7 +152,7 @@ def phases(db: Path, workers: int | None = None) -> tuple[float, ...]:
                 episode, known = as_known_at(events, run.as_of)
                 at, spent["replay"] = clock(), spent["replay"] + clock() - at
                 if episode is not None:
-                    batch.append(rescore(episode, known, criteria))
+                    batch.append(rescore(facts_of(episode, known), criteria))
                 spent["fold"] += clock() - at
             read += 1
             if read == BATCH:
