@@ -14,27 +14,35 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
 import structlog
+from eventsourcing.persistence import OperationalError
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from application.environment import ExplicitEnvironment
-from application.episode_streams import count_episodes, episode_streams
+from application.episode_streams import _readable, count_episodes, episode_streams
 from application.outcomes import OutcomesApplication
 from domain.criteria.sets import CriteriaSet
-from domain.rescoring import EpisodeRescore, Rescoring, replay
+from domain.episode import Episode
+from domain.rescoring import EpisodeFacts, EpisodeRescore, Rescoring, replay, rescore
+from projections.errors import ViewUnavailable
+from projections.fold_inputs import FoldInputsView, facts
 from projections.rescorings import RescoringStore
+from projections.runner import ReadModels
+from projections.storage import PostgresViewStore, SQLiteViewStore
 
 Progress = Callable[[int, int], None]  # (episodes processed, episodes in the store)
 Status = Literal["completed", "interrupted"]
 BATCH = 500  # results saved (with the range's resume point) every BATCH episodes
 EPISODES_PER_WORKER = 2_000  # fewer episodes than this per worker: not worth starting one
+MAX_LAG = 10_000  # the fold-inputs read model is read only this close to its store's end
 
 
 class RescoringLog(ExplicitEnvironment[UUID]):
@@ -61,8 +69,11 @@ class ShadowRuns:
     store. Runs started with ``start`` execute in background threads, stopped by ``close``."""
 
     def __init__(self, app: OutcomesApplication, log: RescoringLog,
-                 store: RescoringStore) -> None:
+                 store: RescoringStore, inputs: ReadModels | None = None) -> None:
         self.app, self.log, self.store = app, log, store
+        # The fold-inputs read model (ADR 0028), when the run may read it.
+        self.inputs = inputs if inputs is not None and FoldInputsView.name in inputs.classes \
+            else None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -99,13 +110,14 @@ class ShadowRuns:
         self.store.create_ranges(run_id, id_ranges(count), total, state["last_episode_id"],
                                  state["processed"])
         pending = [r for r in self.store.ranges(run_id) if not r["done"]]
-        job = RangeJob(run_id, run.criteria, run.as_of, run.clinic_id)
+        job = RangeJob(run_id, run.criteria, run.as_of, run.clinic_id, self._views(pending))
         count = min(count, len(pending))
         if count > 1:
             finished = self._in_workers(job, pending, count, total, progress, stop)
         else:
+            view = _fold_inputs(self.inputs) if job.views is not None else None
             finished = all(replay_range(self.app, self.store, job, r, stop,
-                                        (lambda: self._tick(run_id, total, progress)))
+                                        (lambda: self._tick(run_id, total, progress)), view)
                            for r in pending)
         self._tick(run_id, total, progress)
         if not finished:
@@ -119,6 +131,22 @@ class ShadowRuns:
                          figures=figures)
             self.log.save(run)
         return "completed"
+
+    def _views(self, pending: list[dict[str, Any]]) -> tuple[Any, ...] | None:
+        """Catch the fold-inputs read model up and say how a worker opens it (its view
+        store's spec), or None: the run reads the events (no such read model; refused;
+        unreachable; or still ``MAX_LAG`` notifications behind its store)."""
+        if self.inputs is None or not pending:
+            return None
+        try:
+            self.inputs.catch_up([FoldInputsView.name])
+            view = _fold_inputs(self.inputs)
+        except (ViewUnavailable, OperationalError):
+            return None
+        if (self.app.recorder.max_notification_id() or 0) - view.position(self.app.name) \
+                > MAX_LAG:
+            return None
+        return _store_spec(self.inputs.store)
 
     def _tick(self, run_id: UUID, total: int, progress: Progress | None) -> None:
         if progress:
@@ -174,12 +202,86 @@ class ShadowRuns:
 @dataclass(frozen=True)
 class RangeJob:
     """What a worker needs to replay a range of a run: the run's id, criteria description
-    (``CriteriaSet.describe``), as-of (transaction time) and clinic (None: every clinic)."""
+    (``CriteriaSet.describe``), as-of (transaction time), clinic (None: every clinic) and how
+    to open the fold-inputs read model (None: read the events)."""
 
     run_id: UUID
     criteria: dict[str, Any]
     as_of: datetime
     clinic_id: str | None
+    views: tuple[Any, ...] | None = None
+
+
+def _store_spec(store: Any) -> tuple[Any, ...] | None:
+    if isinstance(store, PostgresViewStore):
+        return ("postgres", store.env, store.schema)
+    if isinstance(store, SQLiteViewStore) and store.folder is not None:
+        return ("sqlite", str(store.folder))
+    return None
+
+
+def _open_views(app: OutcomesApplication, spec: tuple[Any, ...]) -> ReadModels:
+    store = (PostgresViewStore(spec[1], spec[2]) if spec[0] == "postgres"
+             else SQLiteViewStore(Path(spec[1])))
+    return ReadModels.open(app, store, [FoldInputsView.name], create=False)
+
+
+def _fold_inputs(models: ReadModels | None) -> FoldInputsView:
+    assert models is not None
+    view = models.view(FoldInputsView.name)
+    assert isinstance(view, FoldInputsView)
+    return view
+
+
+def _stale(app: OutcomesApplication, position: int, after: str | None,
+           until: str | None) -> set[str]:
+    """The episodes in (after, until] with an event stored after ``position`` (the read
+    model's): at most ``MAX_LAG`` notifications are read."""
+    stale: set[str] = set()
+    start = position + 1
+    while page := app.recorder.select_notifications(start=start, limit=1000,
+                                                    topics=list(FoldInputsView.topics)):
+        for n in page:
+            ident = str(n.originator_id)
+            if (after is None or ident > after) and (until is None or ident <= until):
+                stale.add(ident)
+        start = page[-1].id + 1
+    return stale
+
+
+def _episodes(app: OutcomesApplication, view: FoldInputsView | None, job: RangeJob,
+              after: str | None, until: str | None
+              ) -> Iterator[tuple[str, EpisodeFacts | list[Episode.Event] | None]]:
+    """Each readable episode in (after, until] in id order with what to re-score it from: its
+    read-model facts when the row is current at the run's as-of, else its events (the scan of
+    the events table without a read model; one episode's events when its row is missing,
+    changed after the read model's position or after the as-of)."""
+    if view is None:
+        for events in episode_streams(app, after=after, until=until):
+            yield str(events[0].originator_id), events
+        return
+    stale = _stale(app, view.position(app.name), after, until)
+    rows = view.rows(after, until)
+    row = next(rows, None)
+    extra = iter(sorted(stale))
+    pending = next(extra, None)
+    while row is not None or pending is not None:
+        if pending is not None and (row is None or pending <= row["episode_id"]):
+            ident, current = pending, (row if row is not None
+                                       and row["episode_id"] == pending else None)
+            pending = next(extra, None)
+            if current is not None:
+                row = next(rows, None)
+            yield ident, next(_readable(app, list(app.repository.event_store.get(UUID(ident)))),
+                              None)
+            continue
+        assert row is not None
+        ident, current, row = row["episode_id"], row, next(rows, None)
+        if datetime.fromisoformat(current["updated_at"]) > job.as_of:
+            yield ident, next(_readable(app, list(app.repository.event_store.get(UUID(ident)))),
+                              None)
+        elif not app.is_erased(UUID(ident)):
+            yield ident, facts(current)
 
 
 def id_ranges(count: int) -> list[tuple[str | None, str | None]]:
@@ -206,20 +308,25 @@ def shareable(app: OutcomesApplication) -> bool:
 
 def replay_range(app: OutcomesApplication, store: RescoringStore, job: RangeJob,
                  span: Mapping[str, Any], stop: Any = None,
-                 saved: Callable[[], None] | None = None) -> bool:
+                 saved: Callable[[], None] | None = None,
+                 view: FoldInputsView | None = None) -> bool:
     """Replay the episodes of one range (``RescoringStore.ranges`` row) from its resume point,
+    from the fold-inputs read model ``view`` where it is current (else from the events),
     saving results every ``BATCH`` episodes; True when the range is done, False when ``stop``
     (anything with ``is_set()``) was set or KeyboardInterrupt came (results so far kept)."""
     criteria = CriteriaSet.from_description(job.criteria)
     batch: list[EpisodeRescore] = []
     read, last = 0, span["last_episode_id"]
     try:
-        for events in episode_streams(app, after=last or span["after_id"],
-                                      until=span["until_id"]):
+        for ident, source in _episodes(app, view, job, last or span["after_id"],
+                                       span["until_id"]):
+            if source is None:  # erased
+                continue
             if stop is not None and stop.is_set():
                 break
-            result = replay(events, criteria, job.as_of)
-            read, last = read + 1, str(events[0].originator_id)
+            result = (rescore(source, criteria) if isinstance(source, EpisodeFacts)
+                      else replay(source, criteria, job.as_of))
+            read, last = read + 1, ident
             if result is not None and job.clinic_id in (None, result.clinic_id):
                 batch.append(result)
             if read == BATCH:
@@ -243,10 +350,14 @@ def _worker(env: dict[str, str], spec: tuple[Any, ...], job: RangeJob,
     """A worker process: replay ``spans`` (ranges) in turn until done or ``halt`` is set."""
     app = OutcomesApplication(env)
     store = RescoringStore.reopen(spec)
+    models = _open_views(app, job.views) if job.views is not None else None
     try:
+        view = _fold_inputs(models) if models is not None else None
         for span in spans:
-            if not replay_range(app, store, job, span, halt):
+            if not replay_range(app, store, job, span, halt, None, view):
                 return
     finally:
+        if models is not None:
+            models.close()
         store.datastore.close()
         app.close()
