@@ -8,10 +8,12 @@ aggregate (so they carry real stage decisions under ``frank1991``); each course'
 copied to new episode ids until ``--episodes`` episodes exist, saved 200 episodes per
 transaction. Measurement, each part in a fresh process, interleaved ``--repeat`` times: (1) the
 raw read: ``select_notifications`` over the whole store in pages of 1,000, decoding nothing; (2)
-a full shadow run under ``acnp2006`` (``projections.rescorings.execute``, with a progress bar).
-Both are reported as assessments per
-second (medians, min-max), their ratio, and the peak resident memory (``ru_maxrss``) of the
-process that ran the shadow run alone, which should not grow with ``--episodes``. The last line
+a full shadow run under ``acnp2006`` (``ShadowRuns.execute`` in ``--workers`` processes, default
+as the CLI chooses, reading the fold-inputs read model, brought up to date before measuring as
+its runner keeps it). Both are reported as assessments per second (medians, min-max), their
+ratio; then where one process's run spends its time (from the events, and from the read model);
+and the peak resident memory (``ru_maxrss``) of a run's processes over the store and over one
+a tenth its size (``rss_large``, ``rss_small``: flat in the number of episodes). The last line
 is one JSON object (``bench.figures``): the shadow run's rate / the raw read's.
 """
 
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from rich.console import Console
@@ -43,7 +45,9 @@ from bench.figures import emit, line, peak_rss_mib
 from domain.criteria.builtin import get_criteria
 from domain.episode import Episode
 from domain.rescoring import as_known_at, facts_of, rescore
+from projections.fold_inputs import FoldInputsView, facts
 from projections.rescorings import RescoringStore
+from projections.runner import ReadModels
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -93,10 +97,29 @@ def raw_read(db: Path) -> tuple[float, ...]:
     return events, assessments, seconds
 
 
-def _runs(app: OutcomesApplication, tmp: str) -> tuple[RescoringStore, ShadowRuns]:
+def _runs(app: OutcomesApplication, tmp: str, models: ReadModels | None = None
+          ) -> tuple[RescoringStore, ShadowRuns]:
     store = RescoringStore(Path(tmp))
     return store, ShadowRuns(app, RescoringLog({"PERSISTENCE_MODULE": "eventsourcing.popo"}),
-                             store)
+                             store, models)
+
+
+def _models(app: OutcomesApplication, db: Path) -> ReadModels:
+    """The store's fold-inputs read model (a views folder next to it)."""
+    folder = Path(f"{db}-views")
+    folder.mkdir(exist_ok=True)
+    return ReadModels.open(app, folder, [FoldInputsView.name])
+
+
+def prepare(db: Path, workers: int | None = None) -> tuple[float, ...]:
+    """Bring the fold-inputs read model up to date (as its runner keeps it): (seconds,)."""
+    app = _open(db)
+    models, started = _models(app, db), time.perf_counter()
+    models.catch_up([FoldInputsView.name])
+    seconds = time.perf_counter() - started
+    models.close()
+    app.close()
+    return (seconds,)
 
 
 def _open(db: Path) -> OutcomesApplication:
@@ -109,8 +132,9 @@ def shadow_run(db: Path, workers: int | None = None) -> tuple[float, ...]:
     (episodes, changed, seconds, peak RSS in KiB of this process or its largest worker,
     workers)."""
     app = _open(db)
+    models = _models(app, db)
     with tempfile.TemporaryDirectory() as tmp:
-        store, runs = _runs(app, tmp)
+        store, runs = _runs(app, tmp, models)
         run = runs.request(criteria="acnp2006", recorded_by="bench")
         count = workers or default_workers(count_episodes(app))
         started = time.perf_counter()
@@ -121,6 +145,7 @@ def shadow_run(db: Path, workers: int | None = None) -> tuple[float, ...]:
                          workers=count)
         seconds = time.perf_counter() - started
         result = store.run(run.run_id) or {}
+    models.close()
     app.close()
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -181,12 +206,50 @@ def phases(db: Path, workers: int | None = None) -> tuple[float, ...]:
     return tuple(spent.values())
 
 
+def phases_read_model(db: Path, workers: int | None = None) -> tuple[float, ...]:
+    """The same for a run that reads the fold-inputs read model (seconds): reading its rows
+    into ``EpisodeFacts`` (and the erasure check), the fold and comparison, the writes."""
+    app, clock = _open(db), time.perf_counter
+    models = _models(app, db)
+    models.catch_up([FoldInputsView.name])
+    view = models.view(FoldInputsView.name)
+    assert isinstance(view, FoldInputsView)
+    spent = dict.fromkeys(("read", "fold", "writes"), 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        store, runs = _runs(app, tmp)
+        run = runs.request(criteria="acnp2006", recorded_by="bench")
+        store.create_ranges(run.run_id, id_ranges(1), 0)
+        criteria = app.criteria_set("acnp2006", None)
+        batch: list[Any] = []
+        rows = view.rows(None, None)
+        while True:
+            at = clock()
+            row = next(rows, None)
+            found = facts(row) if row is not None and not app.is_erased(
+                UUID(row["episode_id"])) else None
+            at, spent["read"] = clock(), spent["read"] + clock() - at
+            if found is not None:
+                batch.append(rescore(found, criteria))
+            at, spent["fold"] = clock(), spent["fold"] + clock() - at
+            if row is None or len(batch) == BATCH:
+                store.save_range(run.run_id, 0, criteria.hash, batch, len(batch), None,
+                                 done=row is None)
+                spent["writes"] += clock() - at
+                batch = []
+            if row is None:
+                break
+    models.close()
+    app.close()
+    return tuple(spent.values())
+
+
 def _raw(db: Path, workers: int | None = None) -> tuple[float, ...]:
     return raw_read(db)
 
 
 PARTS: dict[str, Callable[..., tuple[float, ...]]] = {
-    "raw": _raw, "run": shadow_run, "phases": phases}
+    "raw": _raw, "run": shadow_run, "phases": phases, "phases_read_model": phases_read_model,
+    "prepare": prepare}
 
 
 def in_subprocess(db: Path, name: str, workers: int | None = None) -> list[float]:
@@ -215,6 +278,8 @@ def measure(db: Path, repeat: int, part: Callable[..., list[float]] = in_subproc
     spent = dict(zip(("read", "decode", "replay", "fold", "writes"), part(db, "phases"),
                      strict=True))
     whole = sum(spent.values())
+    spent_rm = dict(zip(("read", "fold", "writes"), part(db, "phases_read_model"), strict=True))
+    whole_rm = sum(spent_rm.values())
     rss_small = part(small, "run", *given)[3] / 1024 if small is not None else None
     print(f"store: {events:,.0f} events, {assessments:,.0f} assessments, {episodes:,.0f} "
           f"episodes ({changed:,.0f} would change under acnp2006); interleaved, median of "
@@ -222,8 +287,11 @@ def measure(db: Path, repeat: int, part: Callable[..., list[float]] = in_subproc
     print(f"raw select_notifications: {_rates(raw_rates)} assessments/s")
     print(f"shadow run, {used:.0f} worker(s): {_rates(run_rates)} assessments/s  "
           f"(ratio {statistics.median(run_rates) / statistics.median(raw_rates):.2f})")
-    print("one process's time: " + ", ".join(
+    print("one process's time, from the events: " + ", ".join(
         f"{name} {seconds:.2f} s ({seconds / whole:.0%})" for name, seconds in spent.items()))
+    print("one process's time, from the fold-inputs read model: " + ", ".join(
+        f"{name} {seconds:.2f} s ({seconds / whole_rm:.0%})"
+        for name, seconds in spent_rm.items()))
     print(f"peak RSS of a run's process: {max(peaks):.0f} MiB"
           + (f" ({rss_small:.0f} MiB over a tenth of the episodes)" if rss_small else ""))
     return line("bench.rescore", raw_rates, run_rates,
@@ -232,6 +300,7 @@ def measure(db: Path, repeat: int, part: Callable[..., list[float]] = in_subproc
                 assessments=int(assessments), episodes=int(episodes), changed=int(changed),
                 workers=int(used), phases_s={k: round(v, 3) for k, v in spent.items()},
                 phases_share={k: round(v / whole, 3) for k, v in spent.items()},
+                phases_read_model_s={k: round(v, 3) for k, v in spent_rm.items()},
                 peak_rss_mib=round(max(peaks), 1), rss_large=round(max(peaks), 1),
                 rss_small=round(rss_small, 1) if rss_small else None,
                 driver_rss_mib=peak_rss_mib())
@@ -258,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     for path, size in ((db, args.episodes), (small, max(1, args.episodes // 10))):
         if not path.exists():
             generate(path, size)
+        in_subprocess(path, "prepare")
     emit(measure(db, args.repeat, workers=args.workers, small=small))
 
 
