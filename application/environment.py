@@ -17,9 +17,10 @@ from typing import cast
 
 from eventsourcing.application import Application
 from eventsourcing.domain import TAggregateID
-from eventsourcing.persistence import EventStore, Mapper
+from eventsourcing.persistence import EventStore, InfrastructureFactory, Mapper, Transcoder
 from eventsourcing.utils import Environment, EnvType, strtobool
 
+from application.transcoder import FastJSONTranscoder
 from trust.cipher import MASTER_KEY_ENV, KeyedMapper
 from trust.keys import KeyTable
 
@@ -50,6 +51,17 @@ class ExplicitEnvironment(Application[TAggregateID]):
             given["IS_SNAPSHOTTING_ENABLED"] = "y"
         given.update(env or {})
         return Environment(name, given)
+
+    def construct_transcoder(self) -> Transcoder:
+        """``application.transcoder.FastJSONTranscoder`` (msgspec; the library's JSON byte for
+        byte, ADR 0027) with the application's transcodings, unless the environment names
+        another with the library's ``TRANSCODER_TOPIC`` (the tests and benchmarks name the
+        library's ``eventsourcing.persistence:JSONTranscoder`` to compare)."""
+        if self.env.get(InfrastructureFactory.TRANSCODER_TOPIC):
+            return super().construct_transcoder()
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Mapper[TAggregateID]:
         """The library's mapper; with ``LEDGER_MASTER_KEY`` in the environment (base64 of the

@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from bench import api_load, figures, import_csv, readme, record_assessments, rescore, trust_cost
+from bench import (
+    api_load,
+    figures,
+    fold,
+    import_csv,
+    readme,
+    record_assessments,
+    rescore,
+    transcoder,
+    trust_cost,
+)
 
 NUMBERS = ("ratio", "baseline", "workload", "baseline_min", "baseline_max", "workload_min",
            "workload_max", "ratio_min", "ratio_max", "peak_rss_mib")
@@ -81,6 +91,20 @@ def test_trust_cost_ends_with_its_figures(capsys: pytest.CaptureFixture[str], sh
     assert_figures(value, "bench.trust_cost", 1)
     assert {"record_per_second", "import_per_second", "chain_ratio", "encryption_ratio",
             "import_ratio"} <= set(value)
+
+
+def test_fold_ends_with_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    fold.main(["--against", "HEAD", "--courses", "2", "--rounds", "1", "--repeat", "2"])
+    value = last_line(capsys)
+    assert_figures(value, "bench.fold", 2)
+    assert value["courses"] == 2 and value["baseline_name"] == "fold under acnp2006 at HEAD"
+
+
+def test_transcoder_ends_with_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    transcoder.main(["--courses", "2", "--rounds", "1", "--repeat", "2"])
+    value = last_line(capsys)
+    assert_figures(value, "bench.transcoder", 2)
+    assert value["events"] > 10 and value["mean_state_bytes"] > 100
 
 
 def test_api_load_figures_are_post_over_health() -> None:
