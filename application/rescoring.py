@@ -97,9 +97,10 @@ class ShadowRuns:
         episode ids into one range per worker (``workers``; None: ``default_workers``; 1 when
         another process cannot open a store), each replayed by a process of its own and
         resumable on its own; one worker runs in this process. A resumed run keeps its ranges
-        (at most one worker per unfinished range). Reads
-        the episodes' store; writes only the results store and the run's log. Raises
-        RuntimeError when a worker process fails."""
+        (at most one worker per unfinished range). Episodes are re-scored from the fold-inputs
+        read model where it answers (``inputs``; ADR 0028), else from their events. Reads the
+        episodes' store and the read model (which it catches up); writes only the results
+        store and the run's log. Raises RuntimeError when a worker process fails."""
         run: Rescoring = self.log.repository.get(run_id)
         state = self.store.run(run_id)
         assert state is not None, "request() registers the run first"
@@ -110,12 +111,13 @@ class ShadowRuns:
         self.store.create_ranges(run_id, id_ranges(count), total, state["last_episode_id"],
                                  state["processed"])
         pending = [r for r in self.store.ranges(run_id) if not r["done"]]
-        job = RangeJob(run_id, run.criteria, run.as_of, run.clinic_id, self._views(pending))
+        view = self._fold_inputs() if pending else None
+        job = RangeJob(run_id, run.criteria, run.as_of, run.clinic_id,
+                       _store_spec(self.inputs.store) if view and self.inputs else None)
         count = min(count, len(pending))
         if count > 1:
             finished = self._in_workers(job, pending, count, total, progress, stop)
         else:
-            view = _fold_inputs(self.inputs) if job.views is not None else None
             finished = all(replay_range(self.app, self.store, job, r, stop,
                                         (lambda: self._tick(run_id, total, progress)), view)
                            for r in pending)
@@ -132,21 +134,18 @@ class ShadowRuns:
             self.log.save(run)
         return "completed"
 
-    def _views(self, pending: list[dict[str, Any]]) -> tuple[Any, ...] | None:
-        """Catch the fold-inputs read model up and say how a worker opens it (its view
-        store's spec), or None: the run reads the events (no such read model; refused;
-        unreachable; or still ``MAX_LAG`` notifications behind its store)."""
-        if self.inputs is None or not pending:
+    def _fold_inputs(self) -> FoldInputsView | None:
+        """The fold-inputs read model, caught up, or None: the run reads the events (no such
+        read model; refused; unreachable; or still ``MAX_LAG`` notifications behind)."""
+        if self.inputs is None:
             return None
         try:
             self.inputs.catch_up([FoldInputsView.name])
             view = _fold_inputs(self.inputs)
         except (ViewUnavailable, OperationalError):
             return None
-        if (self.app.recorder.max_notification_id() or 0) - view.position(self.app.name) \
-                > MAX_LAG:
-            return None
-        return _store_spec(self.inputs.store)
+        lag = (self.app.recorder.max_notification_id() or 0) - view.position(self.app.name)
+        return view if lag <= MAX_LAG else None
 
     def _tick(self, run_id: UUID, total: int, progress: Progress | None) -> None:
         if progress:
