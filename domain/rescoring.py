@@ -161,7 +161,8 @@ class EpisodeFacts:
     """What re-scoring one episode reads: its id and clinic, the criteria definition in force
     (``CriteriaSet.describe``), the staged instrument, the discharge date and course outcome,
     the asserted decisions (in the episode's order) and the valid assessments as the fold sees
-    them (in the episode's order)."""
+    them (in the episode's order); ``has_baseline``: whether they hold a baseline under the
+    episode's own criteria (``domain.rules.baseline``; G4)."""
 
     episode_id: UUID
     clinic_id: str
@@ -171,6 +172,7 @@ class EpisodeFacts:
     outcome: dict[str, Any] | None
     stages: tuple[StageFact, ...]
     valid: tuple[Observation, ...]
+    has_baseline: bool
 
 
 def facts_of(episode: Episode, known: list[Episode.Event]) -> EpisodeFacts:
@@ -179,9 +181,10 @@ def facts_of(episode: Episode, known: list[Episode.Event]) -> EpisodeFacts:
     stages = tuple(StageFact(type(e).__name__, e.clinical_date, e.degree, e.onset,
                              e.assessment_id, e.explanation, e.evidence)
                    for e in (recorded[stage_id] for stage_id in episode.stages))
+    valid = tuple(a.observation() for a in episode.valid_assessments())
     return EpisodeFacts(episode.id, episode.clinic_id, episode.criteria, episode.instrument,
-                        episode.closed_on, episode.outcome, stages,
-                        tuple(a.observation() for a in episode.valid_assessments()))
+                        episode.closed_on, episode.outcome, stages, valid,
+                        baseline(valid, episode.criteria_set, episode.instrument) is not None)
 
 
 def replay(events: Iterable[Episode.Event], criteria: CriteriaSet,
@@ -207,10 +210,8 @@ def rescore(facts: EpisodeFacts, criteria: CriteriaSet) -> EpisodeRescore:
         decisions_new = [Decision.of(d.type, d.date, d.degree, d.evidence) for d in result.events]
     except DomainError as exc:
         error = exc.code
-    criteria_now = CriteriaSet.from_description(facts.criteria)
     now_outcome = episode_outcome(
-        criteria=criteria_now,
-        has_baseline=baseline(valid, criteria_now, facts.instrument) is not None,
+        criteria=CriteriaSet.from_description(facts.criteria), has_baseline=facts.has_baseline,
         decisions=[Decision.of(s.type, s.clinical_date, s.degree, s.evidence)
                    for s in facts.stages], closed=closed, course=facts.outcome)
     new_outcome = episode_outcome(

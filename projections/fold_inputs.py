@@ -3,7 +3,9 @@
 One row per episode: its clinic, the timestamp of the last event applied to it (``updated_at``,
 transaction time) and, as JSON, the criteria definition in force, the staged instrument, the
 discharge date and course outcome, the asserted stage decisions and the assessments, both in
-the episode's own order (lists, so the order survives the sorted JSON). ``facts`` turns a row
+the episode's own order (lists, so the order survives the sorted JSON), and whether they hold a
+baseline under the episode's criteria (``domain.rules.baseline``, computed when the assessments
+or the criteria change, as the cohort read model does). ``facts`` turns a row
 into ``domain.rescoring.EpisodeFacts``, what ``domain.rescoring.rescore`` reads, so a run does
 not decode and replay every event of every episode. Each event changes the state as the
 Episode aggregate's own ``apply`` does (tested equal to ``facts_of`` the replayed aggregate).
@@ -19,9 +21,11 @@ from typing import Any
 from uuid import UUID
 
 from domain.criteria.fold import Observation
+from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.erasure import ErasureCompleted
 from domain.rescoring import EpisodeFacts, StageFact
+from domain.rules import baseline
 from projections.base import (
     ReadModel,
     ViewCursor,
@@ -54,7 +58,7 @@ class FoldInputsView(ReadModel):
         if isinstance(event, Episode.Opened):
             state: dict[str, Any] = {"criteria": event.criteria, "instrument": event.instrument,
                                      "closed_on": None, "outcome": None, "stages": [],
-                                     "assessments": []}
+                                     "assessments": [], "has_baseline": False}
             cursor.execute("INSERT INTO fold_inputs VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
                            (episode_id, event.clinic_id, at, to_json(state)))
             return
@@ -63,7 +67,9 @@ class FoldInputsView(ReadModel):
         if row is None:
             return
         state = json.loads(row["state"])
-        _mutate(event, state)
+        if _mutate(event, state):
+            state["has_baseline"] = baseline(_valid(state), CriteriaSet.from_description(
+                state["criteria"]), state["instrument"]) is not None
         cursor.execute("UPDATE fold_inputs SET state = ?, updated_at = ? WHERE episode_id = ?",
                        (to_json(state), at, episode_id))
 
@@ -85,8 +91,9 @@ class FoldInputsView(ReadModel):
             last = page[-1]["episode_id"]
 
 
-def _mutate(event: Any, state: dict[str, Any]) -> None:
-    """What ``event`` changes in ``state``, as the Episode aggregate's ``apply`` does."""
+def _mutate(event: Any, state: dict[str, Any]) -> bool:
+    """What ``event`` changes in ``state``, as the Episode aggregate's ``apply`` does; True when
+    it changed the facts the baseline rests on (assessments, criteria)."""
     entry: dict[str, Any]
     if isinstance(event, Episode.AssessmentRecorded):
         entry = {"id": event.assessment_id, "instrument": event.instrument,
@@ -99,11 +106,16 @@ def _mutate(event: Any, state: dict[str, Any]) -> None:
             state["assessments"][found[0]] = entry  # a dict keeps the key's first place
         else:
             state["assessments"].append(entry)
-    elif isinstance(event, Episode.AssessmentVoided):
+        return True
+    if isinstance(event, Episode.AssessmentVoided):
         for entry in state["assessments"]:
             if entry["id"] == event.assessment_id:
                 entry["voided"] = True
-    elif isinstance(event, Episode.StageEvent):
+        return True
+    if isinstance(event, Episode.CriteriaAdopted):
+        state["criteria"] = event.criteria
+        return True
+    if isinstance(event, Episode.StageEvent):
         entry = {"stage_id": event.stage_id, "type": type(event).__name__,
                  "date": event.clinical_date.isoformat(), "degree": event.degree,
                  "onset": event.onset.isoformat() if event.onset else None,
@@ -118,8 +130,15 @@ def _mutate(event: Any, state: dict[str, Any]) -> None:
         state["stages"] = [s for s in state["stages"] if s["stage_id"] != event.stage_id]
     elif isinstance(event, Episode.Closed):
         state["closed_on"], state["outcome"] = event.clinical_date.isoformat(), event.outcome
-    elif isinstance(event, Episode.CriteriaAdopted):
-        state["criteria"] = event.criteria
+    return False
+
+
+def _valid(state: dict[str, Any]) -> tuple[Observation, ...]:
+    return tuple(Observation(a["id"], a["instrument"], date.fromisoformat(a["on"]),
+                             tuple(a["items"]) if a["items"] is not None else None,
+                             a["reported_total"], datetime.fromisoformat(a["recorded_at"]),
+                             datetime.fromisoformat(a["at"]) if a["at"] else None)
+                 for a in state["assessments"] if not a["voided"])
 
 
 def facts(row: dict[str, Any]) -> EpisodeFacts:
@@ -133,8 +152,4 @@ def facts(row: dict[str, Any]) -> EpisodeFacts:
                         date.fromisoformat(s["onset"]) if s["onset"] else None,
                         s["assessment_id"], s["explanation"], s["evidence"])
               for s in state["stages"]),
-        tuple(Observation(a["id"], a["instrument"], date.fromisoformat(a["on"]),
-                          tuple(a["items"]) if a["items"] is not None else None,
-                          a["reported_total"], datetime.fromisoformat(a["recorded_at"]),
-                          datetime.fromisoformat(a["at"]) if a["at"] else None)
-              for a in state["assessments"] if not a["voided"]))
+        _valid(state), state["has_baseline"])
