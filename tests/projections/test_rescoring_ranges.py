@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from rescoring_helpers import by_the_old_path, counts, stored_rows
 
@@ -20,14 +21,16 @@ START = date(2026, 1, 5)
 
 
 def record_courses(app: OutcomesApplication, rng: random.Random, count: int,
-                   ids: list[Any] | None = None) -> list[Any]:
-    """``count`` new PHQ-9 courses in two clinics (or more weeks of the episodes ``ids``)."""
+                   ids: list[Any] | None = None, new_ids: list[UUID] | None = None) -> list[Any]:
+    """``count`` new PHQ-9 courses in two clinics (ids ``new_ids``, else random), or more weeks
+    of the episodes ``ids``."""
     made = []
     for n in range(count):
         if ids is None:
             episode_id = app.open_episode(patient_ref=f"p{n}", clinic_id=f"c{n % 2}",
                                           recorded_by="u", criteria="frank1991",
-                                          opened_on=START).episode_id
+                                          opened_on=START,
+                                          episode_id=new_ids[n] if new_ids else None).episode_id
             first = 0
         else:
             episode_id, first = ids[n], 20
@@ -87,7 +90,9 @@ class StopAfter:
 def test_each_range_resumes_on_its_own(store, monkeypatch):
     monkeypatch.setattr(rescoring, "BATCH", 3)
     app = store.app()
-    record_courses(app, random.Random(7), 20)
+    # 20 episodes spread evenly over the id space: 7, 7 and 6 in the three ranges
+    record_courses(app, random.Random(7), 20,
+                   new_ids=[UUID(int=(2 * k + 1) * 2**128 // 40) for k in range(20)])
     log, results = RescoringLog({}), results_store(store)
     runs = ShadowRuns(app, log, results)
     run = runs.request(criteria="acnp2006", recorded_by="l")
