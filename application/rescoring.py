@@ -106,8 +106,9 @@ class ShadowRuns:
         assert state is not None, "request() registers the run first"
         total = count_episodes(self.app)
         count = default_workers(total) if workers is None else max(1, workers)
-        if self.store.spec is None or not shareable(self.app):
-            count = 1
+        if self.store.spec is None or not shareable(self.app) or (
+                state["last_episode_id"] and not self.store.ranges(run_id)):
+            count = 1  # (the last: a run interrupted before ranges existed resumes as one)
         self.store.create_ranges(run_id, id_ranges(count), total, state["last_episode_id"],
                                  state["processed"])
         pending = [r for r in self.store.ranges(run_id) if not r["done"]]

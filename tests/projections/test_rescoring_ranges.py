@@ -114,3 +114,29 @@ def test_each_range_resumes_on_its_own(store, monkeypatch):
     state = counts(results, run.run_id)
     assert (state["processed"], state["total"], state["episodes"]) == (20, 20, 20)
     app.close()
+
+
+def test_a_run_interrupted_before_ranges_existed_resumes_as_one_range(store):
+    app = store.app()
+    record_courses(app, random.Random(8), 10)
+    log, results = RescoringLog({}), results_store(store)
+    runs = ShadowRuns(app, log, results)
+    run = runs.request(criteria="acnp2006", recorded_by="l")
+    expected = by_the_old_path(app, log, run.run_id)
+    # as the code before ranges left it: the first 4 episodes' results and their resume point
+    first = sorted(expected)[:4]
+    with results._cursor(commit=True) as cursor:
+        for episode_id in first:
+            cursor.execute("INSERT INTO rescoring_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           expected[episode_id])
+        cursor.execute("UPDATE rescoring_runs SET status = 'interrupted', processed = 4, "
+                       "total = 10, episodes = 4, changed = ?, last_episode_id = ? "
+                       "WHERE run_id = ?", (sum(expected[e][4] for e in first), first[-1],
+                                            str(run.run_id)))
+    assert runs.execute(run.run_id, workers=3) == "completed"
+    assert len(results.ranges(run.run_id)) == 1
+    assert stored_rows(results, run.run_id) == expected
+    state = counts(results, run.run_id)
+    assert (state["processed"], state["total"], state["episodes"]) == (10, 10, 10)
+    assert state["changed"] == sum(row[4] for row in expected.values())
+    app.close()
