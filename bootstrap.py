@@ -406,7 +406,8 @@ def build(settings: Settings, *, clock: Clock = utc_now,
     rescorings = (RescoringStore.on_postgres(settings.eventsourcing_env(),
                                              settings.postgres_schema, create=create)
                   if settings.store == "postgres" else RescoringStore(settings.views_folder()))
-    return Services(app, read_models, rescorings, runs, ShadowRuns(app, runs, rescorings),
+    return Services(app, read_models, rescorings, runs,
+                    ShadowRuns(app, runs, rescorings, read_models),
                     ClinicAdoptions(app, read_models.open_episodes), access_log, access_views)
 
 

@@ -581,10 +581,13 @@ def rescore(
     as_of: Annotated[str | None, typer.Option(
         "--as-of", help="Transaction time with UTC offset (default now).")] = None,
     resume: Annotated[str | None, typer.Option(help="Resume an interrupted run by its id.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes, each over a range of episode ids (default: one per "
+                    "core, at most 4, one per 2,000 episodes).")] = None,
 ) -> None:
     """Shadow re-scoring: replay every selected episode's valid assessments under other criteria
     and report what would change (nothing in the episodes changes). Ctrl-C interrupts; resume
-    with --resume RUN_ID."""
+    with --resume RUN_ID (each range of episode ids resumes where it stopped)."""
     from uuid import UUID
 
     from rich.progress import Progress
@@ -609,7 +612,8 @@ def rescore(
         with Progress(transient=True) as progress:  # stdout is for the JSON
             task = progress.add_task("re-scoring", total=None)
             status = services.shadow_runs.execute(
-                run_id, lambda done, total: progress.update(task, completed=done, total=total))
+                run_id, lambda done, total: progress.update(task, completed=done, total=total),
+                workers=workers)
         typer.echo(json.dumps(services.rescorings.run(run_id), indent=1))
         if status == "interrupted":
             typer.echo(f"interrupted: resume with outcomes rescore --resume {run_id}", err=True)

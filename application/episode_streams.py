@@ -22,58 +22,66 @@ from domain.episode import Episode
 from trust.cipher import ErasedEvent
 
 
-def episode_streams(app: OutcomesApplication, after: str | None = None
-                    ) -> Iterator[list[Episode.Event]]:
-    """Each episode's events in version order, episodes in id order (after ``after``). On SQLite
-    and PostgreSQL one indexed scan of the events table (constant memory); elsewhere (the
-    in-memory store) one read per episode."""
+def episode_streams(app: OutcomesApplication, after: str | None = None,
+                    until: str | None = None) -> Iterator[list[Episode.Event]]:
+    """Each episode's events in version order, episodes in id order, ids in
+    (``after``, ``until``] (canonical UUID text; None: unbounded). On SQLite and PostgreSQL one
+    indexed scan of the events table (constant memory); elsewhere (the in-memory store) one
+    read per episode."""
     if isinstance(app.recorder, SQLiteApplicationRecorder):
-        yield from _grouped(app, _sqlite_rows(app.recorder, after))
+        yield from _grouped(app, _sqlite_rows(app.recorder, after, until))
         return
     if isinstance(app.recorder, PostgresApplicationRecorder):
-        yield from _grouped(app, _postgres_rows(app.recorder, after))
+        yield from _grouped(app, _postgres_rows(app.recorder, after, until))
         return
     ids = sorted({str(n.originator_id) for n in app.notifications(Episode.Opened.TOPIC)})
     for episode_id in ids:
-        if after is None or episode_id > after:
+        if (after is None or episode_id > after) and (until is None or episode_id <= until):
             yield from _readable(app, list(app.repository.event_store.get(UUID(episode_id))))
 
 
 EPISODE_TOPICS = "outcome-ledger:Episode.%"
 
 
-def _sqlite_rows(recorder: SQLiteApplicationRecorder, after: str | None
+def _sqlite_rows(recorder: SQLiteApplicationRecorder, after: str | None, until: str | None
                  ) -> Iterator[StoredEvent]:
     # The library's events table is scanned in primary-key order (originator_id, version): the
     # one place this module relies on its schema (ADR 0008). Ids are stored as 32 hex digits.
     statement = (f"SELECT originator_id, originator_version, topic, state FROM "
                  f"{recorder.events_table_name} WHERE topic LIKE ? "
-                 f"AND originator_id > ? ORDER BY originator_id, originator_version")
+                 f"AND originator_id > ? AND originator_id <= ? ORDER BY originator_id, originator_version")
+    raw: str | None = None
+    originator_id: UUID | str = ""
     with recorder.datastore.transaction(commit=False) as cursor:
-        cursor.execute(statement, (EPISODE_TOPICS, UUID(after).hex if after else ""))
+        cursor.execute(statement, (EPISODE_TOPICS, UUID(after).hex if after else "",
+                                   UUID(until).hex if until else "g"))
         while rows := cursor.sqlite_cursor.fetchmany(1000):
             for row in rows:
-                yield StoredEvent(
-                    originator_id=recorder.convert_originator_id(row["originator_id"]),
-                    originator_version=row["originator_version"], topic=row["topic"],
-                    state=row["state"])
+                if row["originator_id"] != raw:  # one UUID per episode, not one per event
+                    raw = row["originator_id"]
+                    originator_id = recorder.convert_originator_id(raw)
+                yield StoredEvent(originator_id=originator_id,
+                                  originator_version=row["originator_version"],
+                                  topic=row["topic"], state=row["state"])
 
 
-def _postgres_rows(recorder: PostgresApplicationRecorder, after: str | None
-                   ) -> Iterator[StoredEvent]:
+def _postgres_rows(recorder: PostgresApplicationRecorder, after: str | None,
+                   until: str | None) -> Iterator[StoredEvent]:
     # The same scan on PostgreSQL: the primary key (originator_id uuid, originator_version)
     # orders uuids by their bytes, i.e. as their hex text; a named (server-side) cursor keeps
     # memory constant.
     from psycopg import sql
     statement = sql.SQL(
         "SELECT originator_id, originator_version, topic, state FROM {}.{} WHERE topic LIKE %s "
-        "AND originator_id > %s ORDER BY originator_id, originator_version").format(
+        "AND originator_id > %s AND originator_id <= %s ORDER BY originator_id, originator_version"
+    ).format(
             sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name))
     lowest = UUID(after) if after else UUID(int=0)
+    highest = UUID(until) if until else UUID(int=2**128 - 1)
     with recorder.datastore.get_connection() as conn, conn.transaction(), \
             conn.cursor(name="episode_streams") as cursor:
         cursor.itersize = 1000
-        cursor.execute(statement, (EPISODE_TOPICS, lowest))
+        cursor.execute(statement, (EPISODE_TOPICS, lowest, highest))
         for row in cursor:
             yield StoredEvent(originator_id=row["originator_id"],
                               originator_version=row["originator_version"], topic=row["topic"],

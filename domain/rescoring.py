@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from domain.criteria.fold import STAGE_TYPES, fold
+from domain.criteria.fold import STAGE_TYPES, Observation, fold
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.errors import DomainError
@@ -142,45 +142,92 @@ def as_known_at(events: Iterable[Episode.Event], as_of: datetime) -> tuple[
     return episode, known
 
 
+@dataclass(frozen=True)
+class StageFact:
+    """A stage decision an episode asserts, as a re-scoring reads it (a StageEvent's fields;
+    ``type`` its class name). Fits ``domain.rules.Staged``."""
+
+    type: str
+    clinical_date: date
+    degree: str | None
+    onset: date | None
+    assessment_id: str
+    explanation: str
+    evidence: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EpisodeFacts:
+    """What re-scoring one episode reads: its id and clinic, the criteria definition in force
+    (``CriteriaSet.describe``), the staged instrument, the discharge date and course outcome,
+    the asserted decisions (in the episode's order) and the valid assessments as the fold sees
+    them (in the episode's order); ``has_baseline``: whether they hold a baseline under the
+    episode's own criteria (``domain.rules.baseline``; G4)."""
+
+    episode_id: UUID
+    clinic_id: str
+    criteria: dict[str, Any]
+    instrument: str
+    closed_on: date | None
+    outcome: dict[str, Any] | None
+    stages: tuple[StageFact, ...]
+    valid: tuple[Observation, ...]
+    has_baseline: bool
+
+
+def facts_of(episode: Episode, known: list[Episode.Event]) -> EpisodeFacts:
+    """The facts of ``episode`` rebuilt by ``as_known_at`` from ``known`` (its events)."""
+    recorded = {e.stage_id: e for e in known if isinstance(e, Episode.StageEvent)}
+    stages = tuple(StageFact(type(e).__name__, e.clinical_date, e.degree, e.onset,
+                             e.assessment_id, e.explanation, e.evidence)
+                   for e in (recorded[stage_id] for stage_id in episode.stages))
+    valid = tuple(a.observation() for a in episode.valid_assessments())
+    return EpisodeFacts(episode.id, episode.clinic_id, episode.criteria, episode.instrument,
+                        episode.closed_on, episode.outcome, stages, valid,
+                        baseline(valid, episode.criteria_set, episode.instrument) is not None)
+
+
 def replay(events: Iterable[Episode.Event], criteria: CriteriaSet,
            as_of: datetime) -> EpisodeRescore | None:
     """Re-score one episode as known at ``as_of``; None if it did not exist then. A set that
     cannot stage the episode's instrument gives no new decisions and an ``error`` code."""
     episode, known = as_known_at(events, as_of)
-    if episode is None:
-        return None
-    recorded = {e.stage_id: e for e in known if isinstance(e, Episode.StageEvent)}
-    asserted = [recorded[stage_id] for stage_id in episode.stages]
-    now = sorted((_recorded(e) for e in asserted),
+    return None if episode is None else rescore(facts_of(episode, known), criteria)
+
+
+def rescore(facts: EpisodeFacts, criteria: CriteriaSet) -> EpisodeRescore:
+    """The re-scoring of one episode's ``facts`` under ``criteria`` (the fold and comparison
+    half of ``replay``; ``facts`` from the events by ``facts_of``, or from a read model)."""
+    now = sorted((_recorded(s) for s in facts.stages),
                  key=lambda d: (d["date"], _ORDER[d["type"]], d["degree"] or ""))
-    valid = [a.observation() for a in episode.valid_assessments()]
+    valid = list(facts.valid)
+    closed = facts.closed_on is not None
     error, new, outcome, decisions_new = None, [], None, []
     try:
-        result = fold(valid, criteria, instrument=episode.instrument, discharge=episode.closed_on)
+        result = fold(valid, criteria, instrument=facts.instrument, discharge=facts.closed_on)
         new = [d.as_dict() for d in result.events]
         outcome = result.outcome
         decisions_new = [Decision.of(d.type, d.date, d.degree, d.evidence) for d in result.events]
     except DomainError as exc:
         error = exc.code
     now_outcome = episode_outcome(
-        criteria=episode.criteria_set,
-        has_baseline=baseline(valid, episode.criteria_set, episode.instrument) is not None,
-        decisions=[Decision.of(type(e).__name__, e.clinical_date, e.degree, e.evidence)
-                   for e in asserted], closed=episode.is_closed, course=episode.outcome)
+        criteria=CriteriaSet.from_description(facts.criteria), has_baseline=facts.has_baseline,
+        decisions=[Decision.of(s.type, s.clinical_date, s.degree, s.evidence)
+                   for s in facts.stages], closed=closed, course=facts.outcome)
     new_outcome = episode_outcome(
-        criteria=criteria, decisions=decisions_new, closed=episode.is_closed, course=outcome,
-        has_baseline=error is None and baseline(valid, criteria, episode.instrument) is not None)
+        criteria=criteria, decisions=decisions_new, closed=closed, course=outcome,
+        has_baseline=error is None and baseline(valid, criteria, facts.instrument) is not None)
     return EpisodeRescore(
-        episode_id=episode.id, clinic_id=episode.clinic_id,
-        criteria_now={k: episode.criteria[k] for k in ("id", "version", "hash")},
-        stage_now=episode.stage,
+        episode_id=facts.episode_id, clinic_id=facts.clinic_id,
+        criteria_now={k: facts.criteria[k] for k in ("id", "version", "hash")},
+        stage_now=current_stage(facts.stages),
         stage_new=current_stage(decisions_new), now=now, new=new, outcome_new=outcome,
         diff=compare(now, new), milestones_now=now_outcome, milestones_new=new_outcome,
         error=error)
 
 
-def _recorded(event: Episode.StageEvent) -> dict[str, Any]:
+def _recorded(event: StageFact) -> dict[str, Any]:
     """A recorded decision in the shape ``compare`` reads (and the results store keeps)."""
-    return {"type": type(event).__name__, "date": event.clinical_date.isoformat(),
+    return {"type": event.type, "date": event.clinical_date.isoformat(),
             "degree": event.degree, "onset": event.onset.isoformat() if event.onset else None,
             "assessment_id": event.assessment_id, "explanation": event.explanation}

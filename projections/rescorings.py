@@ -45,6 +45,9 @@ _TABLES = (
     "now TEXT NOT NULL, new TEXT NOT NULL, outcome_new TEXT, error TEXT, "
     "PRIMARY KEY (run_id, episode_id))",
     "CREATE INDEX IF NOT EXISTS rescoring_changed ON rescoring_results (run_id, changed, episode_id)",
+    "CREATE TABLE IF NOT EXISTS rescoring_ranges (run_id TEXT NOT NULL, range_no INTEGER NOT NULL, "
+    "after_id TEXT, until_id TEXT, last_episode_id TEXT, processed INTEGER NOT NULL, "
+    "done INTEGER NOT NULL, PRIMARY KEY (run_id, range_no))",
 )
 
 
@@ -55,6 +58,8 @@ class RescoringStore:
 
     def __init__(self, folder: Path | None, *, datastore: Any = None, create: bool = True) -> None:
         self.postgres = datastore is not None
+        # How another process opens the same store (``reopen``); None: it cannot (in memory).
+        self.spec: tuple[Any, ...] | None = ("sqlite", str(folder)) if folder else None
         if datastore is None:
             name = (str(create_private(folder / "rescorings.sqlite")) if folder is not None
                     else f"file:rescorings-{uuid4().hex}?mode=memory&cache=shared")
@@ -68,7 +73,17 @@ class RescoringStore:
                     create: bool = True) -> RescoringStore:
         """The store in the ledger's PostgreSQL schema (``env``: the library's ``POSTGRES_*``)."""
         from projections.storage import postgres_datastore
-        return cls(None, datastore=postgres_datastore(env, schema), create=create)
+        store = cls(None, datastore=postgres_datastore(env, schema), create=create)
+        store.spec = ("postgres", dict(env), schema)
+        return store
+
+    @classmethod
+    def reopen(cls, spec: tuple[Any, ...]) -> RescoringStore:
+        """The store ``spec`` (another store's ``spec``) names, opened in this process (a
+        worker of a run); its tables already exist."""
+        if spec[0] == "postgres":
+            return cls.on_postgres(spec[1], spec[2], create=False)
+        return cls(Path(spec[1]), create=False)
 
     def create_tables(self) -> None:
         """Create the tables if missing (serialised across processes on PostgreSQL)."""
@@ -143,19 +158,72 @@ class RescoringStore:
             for r in results:
                 cursor.execute(
                     "INSERT INTO rescoring_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT DO NOTHING",
-                    (str(run_id), str(r.episode_id), criteria_hash, r.clinic_id, int(r.changed),
-                     r.stage_now, r.stage_new, to_json(r.criteria_now),
-                     outcome_to_json(r.milestones_now), outcome_to_json(r.milestones_new),
-                     to_json(r.diff),
-                     to_json(r.now), to_json(r.new),
-                     to_json(r.outcome_new) if r.outcome_new is not None else None, r.error))
+                    "ON CONFLICT DO NOTHING", self._row(run_id, criteria_hash, r))
             cursor.execute(
                 "UPDATE rescoring_runs SET status = 'running', processed = ?, total = ?, "
                 "last_episode_id = ?, episodes = (SELECT COUNT(*) FROM rescoring_results WHERE "
                 "run_id = ?), changed = (SELECT COUNT(*) FROM rescoring_results WHERE run_id = ? "
                 "AND changed = 1) WHERE run_id = ?",
                 (processed, total, last_episode_id, str(run_id), str(run_id), str(run_id)))
+
+    def ranges(self, run_id: UUID) -> list[dict[str, Any]]:
+        """The run's episode-id ranges in order: ``range_no``, ``after_id`` and ``until_id``
+        (the range is (after, until], canonical UUID text; None: unbounded), ``last_episode_id``
+        (where it resumes), ``processed`` (episodes read) and ``done``; [] before the first
+        execution."""
+        with self._cursor() as cursor:
+            cursor.execute("SELECT * FROM rescoring_ranges WHERE run_id = ? ORDER BY range_no",
+                           (str(run_id),))
+            rows = cursor.fetchall()
+        return [{key: row[key] for key in row.keys()} | {"done": bool(row["done"])}  # noqa: SIM118
+                for row in rows]
+
+    def create_ranges(self, run_id: UUID, bounds: list[tuple[str | None, str | None]],
+                      total: int, last_episode_id: str | None = None, processed: int = 0) -> None:
+        """Split the run into ranges ``bounds`` ((after, until] each) unless it already is
+        (idempotent); the first range starts at ``last_episode_id`` with ``processed`` episodes
+        (a run interrupted before ranges existed). Records ``total`` (episodes in the store)."""
+        with self._cursor(commit=True) as cursor:
+            for n, (after, until) in enumerate(bounds):
+                cursor.execute(
+                    "INSERT INTO rescoring_ranges VALUES (?,?,?,?,?,?,0) ON CONFLICT DO NOTHING",
+                    (str(run_id), n, after, until, last_episode_id if n == 0 else None,
+                     processed if n == 0 else 0))
+            cursor.execute("UPDATE rescoring_runs SET total = ? WHERE run_id = ?",
+                           (total, str(run_id)))
+
+    def save_range(self, run_id: UUID, range_no: int, criteria_hash: str,
+                   results: list[EpisodeRescore], read: int, last_episode_id: str | None,
+                   done: bool) -> None:
+        """One range's next results, its resume point (``last_episode_id``, ``read`` more
+        episodes) and whether it is ``done``, with the run's counts, in one transaction (what
+        makes each range resumable on its own)."""
+        inserted = changed = 0
+        with self._cursor(commit=True) as cursor:
+            raw = getattr(cursor.cursor, "sqlite_cursor", cursor.cursor)
+            for r in results:
+                cursor.execute(
+                    "INSERT INTO rescoring_results VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT DO NOTHING", self._row(run_id, criteria_hash, r))
+                if raw.rowcount == 1:
+                    inserted, changed = inserted + 1, changed + int(r.changed)
+            cursor.execute(
+                "UPDATE rescoring_ranges SET processed = processed + ?, last_episode_id = ?, "
+                "done = ? WHERE run_id = ? AND range_no = ?",
+                (read, last_episode_id, int(done), str(run_id), range_no))
+            cursor.execute(
+                "UPDATE rescoring_runs SET status = 'running', processed = processed + ?, "
+                "last_episode_id = COALESCE(?, last_episode_id), episodes = episodes + ?, "
+                "changed = changed + ? WHERE run_id = ?",
+                (read, last_episode_id, inserted, changed, str(run_id)))
+
+    @staticmethod
+    def _row(run_id: UUID, criteria_hash: str, r: EpisodeRescore) -> tuple[Any, ...]:
+        return (str(run_id), str(r.episode_id), criteria_hash, r.clinic_id, int(r.changed),
+                r.stage_now, r.stage_new, to_json(r.criteria_now),
+                outcome_to_json(r.milestones_now), outcome_to_json(r.milestones_new),
+                to_json(r.diff), to_json(r.now), to_json(r.new),
+                to_json(r.outcome_new) if r.outcome_new is not None else None, r.error)
 
     def finish(self, run_id: UUID, status: str, figures: dict[str, Any] | None = None) -> None:
         with self._cursor(commit=True) as cursor:

@@ -49,11 +49,12 @@ from projections.base import ReadModel
 from projections.cohort import CohortView
 from projections.episodes import EpisodesView
 from projections.errors import ViewUnavailable
+from projections.fold_inputs import FoldInputsView
 from projections.stages import StagesView
 from projections.storage import SQLiteViewStore, ViewStore, wait_until
 
 READ_MODELS: dict[str, type[ReadModel]] = {
-    view.name: view for view in (EpisodesView, StagesView, AuditView, CohortView)}
+    view.name: view for view in (EpisodesView, StagesView, AuditView, CohortView, FoldInputsView)}
 ACCESS_MODELS: dict[str, type[ReadModel]] = {AccessLogView.name: AccessLogView}
 V = TypeVar("V", bound=ReadModel)
 log = structlog.get_logger("projections")
@@ -153,7 +154,7 @@ class ReadModels:
     def open(cls, app: Application[Any], store: ViewStore | Path | None,
              names: Sequence[str] | None = None, *, create: bool = True,
              rebuilding: bool = False) -> ReadModels:
-        """The read models ``names`` (default the episodes' four, or ``access-log`` when ``app``
+        """The read models ``names`` (default the episodes' five, or ``access-log`` when ``app``
         is the access log) of ``app`` in ``store`` (a ViewStore, or a SQLite folder / None for
         in-memory databases). ``create``: create missing tables (safe under concurrency);
         False opens only. Each view is checked against the store (refused if it does not

@@ -191,3 +191,15 @@ def test_adopt_usage_errors_exit_2_and_change_nothing(episodes: dict[str, str],
     result = run("adopt", "--reason", "policy", *defaults, *args)
     assert result.exit_code == 2, result.output
     assert position() == before
+
+
+def test_rescore_in_two_workers_reports_what_one_process_reports(
+        episodes: dict[str, str]) -> None:
+    one = output(run("rescore", "--criteria", "acnp2006", "--workers", "1"))
+    two = output(run("rescore", "--criteria", "acnp2006", "--workers", "2"))
+    for name in ("status", "processed", "total", "episodes", "changed", "figures"):
+        assert two[name] == one[name], name
+    with services() as s:
+        assert [len(s.rescorings.ranges(UUID(r["run_id"]))) for r in (one, two)] == [1, 2]
+    result = run("rescore", "--criteria", "acnp2006", "--workers", "0")
+    assert result.exit_code == 2, result.output

@@ -28,7 +28,7 @@ from postgres import PostgresLedger, PostgresServer, init_ledger
 
 ROOT = Path(__file__).parents[2]
 RECORDED = "outcome-ledger:Episode.AssessmentRecorded"
-READ_MODELS = ("episodes", "stages", "audit", "cohort")  # the write model's read models
+READ_MODELS = ("episodes", "stages", "audit", "cohort", "fold-inputs")  # the write model's read models
 
 
 def service_environ(store: Mapping[str, str], folder: Path, **extra: str) -> dict[str, str]:
