@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import api_load, figures, import_csv, readme, record_assessments, rescore, trust_cost
+from bench import (
+    api_load,
+    figures,
+    import_csv,
+    readme,
+    record_assessments,
+    rescore,
+    sqlite_synchronous,
+    trust_cost,
+)
 
 NUMBERS = ("ratio", "baseline", "workload", "baseline_min", "baseline_max", "workload_min",
            "workload_max", "ratio_min", "ratio_max", "peak_rss_mib")
@@ -96,6 +106,38 @@ def test_api_load_figures_are_post_over_health() -> None:
     assert value["baseline_name"] == "GET /health"
     assert isinstance(value["server_peak_rss_mib"], float)
     assert set(value["p50_ms"]) == set(results)
+
+
+def test_api_load_figures_add_the_workers_and_synchronous_ratios() -> None:
+    results = {"GET /health": [(200.0, [5.0]), (100.0, [7.0])],
+               "POST assessments": [(50.0, [9.0]), (40.0, [11.0])],
+               "GET stages": [(80.0, [6.0]), (90.0, [5.0])],
+               "POST, 2 workers": [(75.0, [6.0]), (80.0, [5.0])],
+               "POST, synchronous=NORMAL": [(100.0, [3.0]), (60.0, [4.0])]}
+    value = api_load.figures(results, clients=2, requests=2, server_rss=None, workers=2)
+    assert value["workers"] == 2
+    assert value["workers_ratio"] == pytest.approx(77.5 / 45.0, abs=1e-3)
+    assert (value["workers_ratio_min"], value["workers_ratio_max"]) == (1.5, 2.0)
+    assert value["sync_ratio"] == pytest.approx(80.0 / 45.0, abs=1e-3)
+    assert (value["sync_ratio_min"], value["sync_ratio_max"]) == (1.5, 2.0)
+    assert value["per_second"]["POST, 2 workers"] == 77.5
+    # one worker, no NORMAL phase: neither ratio
+    plain = api_load.figures({k: results[k] for k in list(results)[:3]}, clients=2, requests=2,
+                             server_rss=None)
+    assert "workers_ratio" not in plain and "sync_ratio" not in plain
+
+
+def test_sqlite_synchronous_patches_later_connections_only_for_a_known_level(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sqlite3, "connect", sqlite3.connect)  # undone after the test
+    with pytest.raises(ValueError, match="FULL"):
+        sqlite_synchronous.patch("FULL")
+    sqlite_synchronous.patch("NORMAL")
+    connection = sqlite3.connect(tmp_path / "x.sqlite")
+    try:
+        assert connection.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+    finally:
+        connection.close()
 
 
 README_TEXT = """# Title
