@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import (
-    api_load,
-    figures,
-    import_csv,
-    readme,
-    record_assessments,
-    rescore,
-    sqlite_synchronous,
-    trust_cost,
-)
+from bench import api_load, figures, import_csv, readme, record_assessments, rescore, trust_cost
 
 NUMBERS = ("ratio", "baseline", "workload", "baseline_min", "baseline_max", "workload_min",
            "workload_max", "ratio_min", "ratio_max", "peak_rss_mib")
@@ -125,19 +115,6 @@ def test_api_load_figures_add_the_workers_and_synchronous_ratios() -> None:
     plain = api_load.figures({k: results[k] for k in list(results)[:3]}, clients=2, requests=2,
                              server_rss=None)
     assert "workers_ratio" not in plain and "sync_ratio" not in plain
-
-
-def test_sqlite_synchronous_patches_later_connections_only_for_a_known_level(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(sqlite3, "connect", sqlite3.connect)  # undone after the test
-    with pytest.raises(ValueError, match="FULL"):
-        sqlite_synchronous.patch("FULL")
-    sqlite_synchronous.patch("NORMAL")
-    connection = sqlite3.connect(tmp_path / "x.sqlite")
-    try:
-        assert connection.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
-    finally:
-        connection.close()
 
 
 README_TEXT = """# Title
