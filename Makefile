@@ -65,7 +65,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.import_csv --rows 1000
 	$(BIN)/python -m bench.rescore --episodes 500
 	$(BIN)/python -m bench.trust_cost --episodes 100
-	$(BIN)/python -m bench.api_load --requests 30
+	$(BIN)/python -m bench.api_load --requests 30 --workers 2 --synchronous NORMAL
 	# PostgreSQL at small sizes (its own throwaway cluster, fsync on); README "Benchmarks" for full size
 	$(BIN)/python -m bench.postgres_scale --episodes 500 --large 1000 --repeat 1 --requests 10 \
 		--burst 2000 --catchup-budget 120

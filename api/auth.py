@@ -33,7 +33,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import AuthenticationRequired
 from api.identity import ROLES, Principal
-from api.limits import rate_limited
+from api.limits import count_request
 from bootstrap import Settings
 from trust.files import write_new_private
 
@@ -294,7 +294,7 @@ def authenticate(request: Request, credentials: Annotated[
         token_validator: TokenValidator = request.app.state.validator
         principal = token_validator.principal(credentials.credentials)
     except (AuthenticationRequired, InvalidToken):
-        rate_limited(request)  # a failed authentication still counts, against the address
+        count_request(request)  # a failed authentication still counts, against the address
         raise
     request.state.principal = principal
     return principal

@@ -4,7 +4,7 @@ episode in the caller's clinics, the expected version."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 from uuid import UUID
 
@@ -40,12 +40,18 @@ USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,63}$")
 IF_MATCH = re.compile(r'^\s*(\*|(W/)?"*([0-9]{1,18})"*)\s*$')
 
 
-def get_services(request: Request) -> Services:
+# The dependencies that neither block nor wait (no store, no network) are ``async def``: FastAPI
+# runs a plain ``def`` dependency in a worker thread, one hand-off each (measured: 12 per POST
+# before, ADR 0029); those that read the store (``episode_in_scope``, ``fresh_view``) or may
+# fetch keys (``api.auth.authenticate``) stay ``def``, off the event loop.
+
+
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def current_principal(request: Request) -> Principal:
+def principal_of(request: Request) -> Principal:
     """The authenticated caller, which the authentication dependency (``api.auth``, run before
     every protected route) stored on ``request.state.principal``. Raises
     ``AuthenticationRequired`` (401) when there is none."""
@@ -55,21 +61,26 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
+async def current_principal(request: Request) -> Principal:
+    """``principal_of`` as a dependency."""
+    return principal_of(request)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def get_user(principal: Annotated[Principal, Depends(current_principal)]) -> str:
+async def get_user(principal: Annotated[Principal, Depends(current_principal)]) -> str:
     """The acting user, recorded as ``recorded_by``: the token's ``sub``."""
     return principal.sub
 
 
-def require(*roles: str) -> Callable[[Request], Principal]:
+def require(*roles: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency admitting a caller holding any of ``roles`` (``Depends(require("auditor"))``,
     in a route's ``dependencies`` or as a ``Principal`` parameter). Raises ``Forbidden`` (403)
     naming the missing role, ``AuthenticationRequired`` (401) without a principal."""
-    def dependency(request: Request) -> Principal:
-        principal = current_principal(request)
+    async def dependency(request: Request) -> Principal:
+        principal = principal_of(request)
         if not any(principal.has(role) for role in roles):
             raise Forbidden(f"this needs the role {' or '.join(roles)}; the token carries "
                             f"{', '.join(sorted(principal.roles)) or 'none'}", field="roles")
@@ -100,7 +111,7 @@ def episode_in_scope(episode_id: str, request: Request, services: ServicesDep,
     return uuid
 
 
-def get_expected_version(if_match: Annotated[str | None, Header(
+async def get_expected_version(if_match: Annotated[str | None, Header(
         alias="If-Match", json_schema_extra={"pattern": IF_MATCH.pattern},
         description='The episode version the change expects, e.g. "3" (409 when stale).')
         ] = None) -> int | None:

@@ -183,10 +183,16 @@ def check_rate(request: Request, identity: str) -> None:
                           retry_after=retry_after)
 
 
-def rate_limited(request: Request) -> None:
-    """Route dependency: ``check_rate`` for the authenticated principal's ``sub`` when the
-    authentication dependency has run before it, else for the client address."""
+def count_request(request: Request) -> None:
+    """``check_rate`` for the authenticated principal's ``sub`` when the authentication
+    dependency has run before it, else for the client address."""
     principal: Any = getattr(request.state, "principal", None)
     sub = getattr(principal, "sub", None)
     client = request.client.host if request.client else "unknown"
     check_rate(request, f"sub:{sub}" if sub else f"addr:{client}")
+
+
+async def rate_limited(request: Request) -> None:
+    """Route dependency: ``count_request`` (``async``: counting in memory never blocks, and a
+    plain ``def`` would cost a thread hand-off per request; ADR 0029)."""
+    count_request(request)

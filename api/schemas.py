@@ -80,7 +80,7 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def clean_parameters(request: HttpRequest) -> None:
+async def clean_parameters(request: HttpRequest) -> None:
     """Route dependency: the query names only parameters the route declares (a misspelt filter
     would otherwise be ignored and answer everything), and every path and query parameter is an
     id with no control or bidirectional character; else ``InvalidInputError`` (422) naming it."""

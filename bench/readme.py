@@ -27,7 +27,7 @@ COMMANDS = (
     ("bench.import_csv", "--rows", "1000"),
     ("bench.rescore", "--episodes", "500"),
     ("bench.trust_cost", "--episodes", "100"),
-    ("bench.api_load", "--requests", "30"),
+    ("bench.api_load", "--requests", "30", "--workers", "2", "--synchronous", "NORMAL"),
 )
 
 SIZES = ("episodes", "rows", "assessments", "clients", "requests")

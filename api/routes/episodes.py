@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     AuditDep,
@@ -138,29 +139,33 @@ def list_assessments(episode_id: EpisodeId, services: ServicesDep) -> Assessment
                         **headers(200, ETAG, POSITION, model=AssessmentResult, description=(
                             "The same assessment_id and content were recorded before: the "
                             "first result, nothing stored (replayed: true)."))})
-def record_assessment(episode_id: EpisodeId, body: RecordAssessment, services: ServicesDep,
-                      user: UserDep, expected_version: IfMatchDep, request: Request,
-                      response: Response) -> AssessmentResult:
+async def record_assessment(episode_id: EpisodeId, body: RecordAssessment,
+                            services: ServicesDep, user: UserDep, expected_version: IfMatchDep,
+                            request: Request, response: Response) -> AssessmentResult:
     """Record an assessment; 201 with the stage events it caused, or 200 with the first result
     when the same ``assessment_id`` and content were recorded before."""
-    result = services.app.record_assessment(
-        episode_id, instrument=body.instrument,
-        administered=parse_date_or_datetime(body.administered_on, "administered_on"),
-        items=body.items, total=body.total, assessment_id=body.assessment_id,
-        recorded_by=user, expected_version=expected_version)
-    _etag(response, result.version)
-    if result.replayed:
-        response.status_code = 200
-    assessment = result.assessment
-    assert assessment is not None, "record_assessment always returns the assessment"
-    request.state.assessment_id = assessment.assessment_id  # for the access log
-    return AssessmentResult.model_validate(
-        {"episode_id": str(episode_id), "assessment_id": assessment.assessment_id,
-         "version": result.version, "stage": result.stage, "total": assessment.total,
-         "severity": assessment.severity, "flags": assessment.flags, "assessment": assessment,
-         "stage_events": result.stage_events, "retracted": result.retracted,
-         "replayed": result.replayed,
-         "position": ledger_position(response, services, result.position)})
+    # ``async`` with the store's work in one worker thread: a plain ``def`` route would hand
+    # off twice, for the call and again for FastAPI's check of the returned model (ADR 0029).
+    def record() -> AssessmentResult:
+        result = services.app.record_assessment(
+            episode_id, instrument=body.instrument,
+            administered=parse_date_or_datetime(body.administered_on, "administered_on"),
+            items=body.items, total=body.total, assessment_id=body.assessment_id,
+            recorded_by=user, expected_version=expected_version)
+        _etag(response, result.version)
+        if result.replayed:
+            response.status_code = 200
+        assessment = result.assessment
+        assert assessment is not None, "record_assessment always returns the assessment"
+        request.state.assessment_id = assessment.assessment_id  # for the access log
+        return AssessmentResult.model_validate(
+            {"episode_id": str(episode_id), "assessment_id": assessment.assessment_id,
+             "version": result.version, "stage": result.stage, "total": assessment.total,
+             "severity": assessment.severity, "flags": assessment.flags,
+             "assessment": assessment, "stage_events": result.stage_events,
+             "retracted": result.retracted, "replayed": result.replayed,
+             "position": ledger_position(response, services, result.position)})
+    return await run_in_threadpool(record)
 
 
 @router.post("/{episode_id}/assessments/{assessment_id}/void", response_model=ChangeResult,

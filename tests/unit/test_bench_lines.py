@@ -130,6 +130,25 @@ def test_api_load_figures_are_post_over_health() -> None:
     assert set(value["p50_ms"]) == set(results)
 
 
+def test_api_load_figures_add_the_workers_and_synchronous_ratios() -> None:
+    results = {"GET /health": [(200.0, [5.0]), (100.0, [7.0])],
+               "POST assessments": [(50.0, [9.0]), (40.0, [11.0])],
+               "GET stages": [(80.0, [6.0]), (90.0, [5.0])],
+               "POST, 2 workers": [(75.0, [6.0]), (80.0, [5.0])],
+               "POST, synchronous=NORMAL": [(100.0, [3.0]), (60.0, [4.0])]}
+    value = api_load.figures(results, clients=2, requests=2, server_rss=None, workers=2)
+    assert value["workers"] == 2
+    assert value["workers_ratio"] == pytest.approx(77.5 / 45.0, abs=1e-3)
+    assert (value["workers_ratio_min"], value["workers_ratio_max"]) == (1.5, 2.0)
+    assert value["sync_ratio"] == pytest.approx(80.0 / 45.0, abs=1e-3)
+    assert (value["sync_ratio_min"], value["sync_ratio_max"]) == (1.5, 2.0)
+    assert value["per_second"]["POST, 2 workers"] == 77.5
+    # one worker, no NORMAL phase: neither ratio
+    plain = api_load.figures({k: results[k] for k in list(results)[:3]}, clients=2, requests=2,
+                             server_rss=None)
+    assert "workers_ratio" not in plain and "sync_ratio" not in plain
+
+
 README_TEXT = """# Title
 
 ## Benchmarks
