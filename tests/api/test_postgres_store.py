@@ -75,11 +75,14 @@ VIEW_TABLES = {
     "audit_v1": {"audit_episodes", "audit_events"},
     "cohort_v2": {"episode_outcomes"},
     "episodes_v2": {"episodes"},
+    "fold_inputs_v1": {"fold_inputs"},
     "stages_v1": {"stage_criteria", "stage_events"},
 }
 INITIALISED = {
     *(f"ledger.{table}" for table in ("outcomes_events", "rescorings_events", "accesslog_events",
                                       "view_generations", "rescoring_runs", "rescoring_results",
+                                      # a run's episode-id ranges (ADR 0028)
+                                      "rescoring_ranges",
                                       # episode snapshots (ADR 0025)
                                       "outcomes_snapshots")),
     # the hash chain of each event store (trust.chain, ADR 0022)
