@@ -288,4 +288,5 @@ def cohort_figures(outcomes: Iterable[EpisodeOutcome]) -> CohortFigures:
 
 
 def _median(values: list[int]) -> float | None:
-    return statistics.median(values) if values else None
+    """The median of ``values`` (days) as a float, also for an odd count; None when empty."""
+    return float(statistics.median(values)) if values else None

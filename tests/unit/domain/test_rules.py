@@ -150,6 +150,8 @@ def test_cohort_figures_count_milestones_of_evaluable_episodes() -> None:
         rates={"response": 100.0, "partial_remission": 0.0, "remission": 50.0, "recovery": 0.0,
                "relapse": 0.0, "recurrence": 0.0},
         median_days_to_response=24.5, median_days_to_remission=56, talking_therapies=None)
+    # one type whatever the count (was: 56, an int, for an odd count; 24.5 for an even one)
+    assert type(figures.median_days_to_remission) is float
 
 
 def test_an_empty_cohort_has_no_rates() -> None:
