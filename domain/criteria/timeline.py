@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from domain.criteria.sets import CriteriaSet
-from domain.instruments import Points, Score, points, score_memoised
+from domain.instruments import Points, Score, points, score, score_memoised
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def score_observation(obs: Observation, criteria: CriteriaSet) -> Score:
     episode again at each command."""
     params = criteria.params
     return score_memoised(obs.instrument, obs.items, obs.total,
-                          missing_policy=params["missing_policy"], rounding=params["rounding"])
+                          missing_policy=params["missing_policy"], rounding=params["rounding"],
+                          scorer=score)
 
 
 def _amendment_order(obs: Observation) -> tuple[bool, datetime, str]:
