@@ -6,7 +6,8 @@ observation and ``day_scores`` as it was (``days_record`` for every day), so the
 new path with the old algorithm in the same process. Compared: every fold result on every public
 vector under every set it names and every built-in set; the stored events (every field) and the
 snapshot bytes of episodes built by hypothesis-generated commands (record in and out of clinical
-order, items or totals, same-day records, void, adopt criteria, close) under every built-in set.
+order, items or totals, same-day records, void, adopt criteria, close) under every built-in set;
+and a snapshot restores (``Episode.Snapshot.mutate``, without the keyword calls) the same episode.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -32,7 +34,7 @@ from domain.criteria.builtin import BUILTIN, get_criteria
 from domain.criteria.fold import FoldResult, fold
 from domain.criteria.sets import CriteriaSet
 from domain.criteria.timeline import Observation, Point, days_record
-from domain.episode import Episode
+from domain.episode import AssessmentState, Episode, StageState, _restored
 from domain.errors import DomainError
 from domain.trajectory import parse_trajectory
 
@@ -239,3 +241,17 @@ def test_episodes_store_the_same_events_and_snapshots_as_with_the_full_fold(
         reference_snapshot = mapper.to_stored_event(Episode.Snapshot.take(reference))
     assert snapshot.state == reference_snapshot.state
     assert snapshot.topic == reference_snapshot.topic == "outcome-ledger:Episode.Snapshot"
+    # the snapshot restores the same episode (the dataclasses rebuilt without the keyword call)
+    restored = mapper.to_domain_event(snapshot).mutate(None)
+    assert vars(restored) == vars(episode)
+    for state in [*restored.assessments.values(), *restored.stages.values()]:
+        assert list(vars(state)) == [f.name for f in fields(state)]
+        assert type(state) in (AssessmentState, StageState)
+
+
+def test_a_snapshot_state_without_the_fields_is_refused_as_by_the_constructor():
+    values = {f.name: None for f in fields(StageState)}
+    assert vars(_restored(StageState, dict(values))) == vars(StageState(**values))
+    for wrong in ({k: v for k, v in values.items() if k != "onset"}, {**values, "extra": 1}):
+        with pytest.raises(TypeError):
+            _restored(StageState, wrong)
