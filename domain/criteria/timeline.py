@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from domain.criteria.sets import CriteriaSet
-from domain.instruments import Points, Score, get_instrument, points, score
+from domain.instruments import Points, Score, points, score, score_memoised
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,14 @@ def add_months(day: date, months: int) -> date:
 
 
 def score_observation(obs: Observation, criteria: CriteriaSet) -> Score:
-    """Score ``obs`` under the set's missing-item policy and rounding (validates; see score())."""
-    return score(get_instrument(obs.instrument), obs.items, obs.total,
-                 missing_policy=criteria.params["missing_policy"],
-                 rounding=criteria.params["rounding"])
+    """Score ``obs`` under the set's missing-item policy and rounding (validates; see score()).
+
+    Remembered per distinct input (``score_memoised``): the fold scores every assessment of an
+    episode again at each command."""
+    params = criteria.params
+    return score_memoised(obs.instrument, obs.items, obs.total,
+                          missing_policy=params["missing_policy"], rounding=params["rounding"],
+                          scorer=score)
 
 
 def _amendment_order(obs: Observation) -> tuple[bool, datetime, str]:
@@ -105,7 +109,8 @@ def day_scores(observations: Iterable[Observation], criteria: CriteriaSet) -> li
     days: dict[tuple[str, date], list[Observation]] = {}
     for obs in observations:
         days.setdefault((obs.instrument, obs.on), []).append(obs)
-    kept = sorted((days_record(records) for records in days.values()),
+    kept = sorted((records[0] if len(records) == 1 else days_record(records)
+                   for records in days.values()),
                   key=lambda o: (o.on, o.instrument, o.assessment_id))
     return [Point(o, score_observation(o, criteria)) for o in kept]
 
