@@ -40,7 +40,7 @@ from projections.storage import PostgresViewStore, SQLiteViewStore
 
 Progress = Callable[[int, int], None]  # (episodes processed, episodes in the store)
 Status = Literal["completed", "interrupted"]
-BATCH = 500  # results saved (with the range's resume point) every BATCH episodes
+BATCH = 2_000  # results saved (with the range's resume point) every BATCH episodes
 EPISODES_PER_WORKER = 2_000  # fewer episodes than this per worker: not worth starting one
 MAX_LAG = 10_000  # the fold-inputs read model is read only this close to its store's end
 
@@ -348,7 +348,9 @@ def replay_range(app: OutcomesApplication, store: RescoringStore, job: RangeJob,
 def _worker(env: dict[str, str], spec: tuple[Any, ...], job: RangeJob,
             spans: list[dict[str, Any]], halt: Any) -> None:
     """A worker process: replay ``spans`` (ranges) in turn until done or ``halt`` is set."""
-    app = OutcomesApplication(env)
+    # The parent's application created the tables: workers starting together would race on
+    # PostgreSQL's catalogue ("tuple concurrently updated") if each created them again.
+    app = OutcomesApplication({**env, "CREATE_TABLE": "false"})
     store = RescoringStore.reopen(spec)
     models = _open_views(app, job.views) if job.views is not None else None
     try:
