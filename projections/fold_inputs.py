@@ -39,7 +39,6 @@ from projections.base import (
 )
 
 PAGE = 2_000  # rows read per query by ``rows``
-_DECODE = msgspec.json.Decoder()
 
 
 class FoldInputsView(ReadModel):
@@ -145,8 +144,25 @@ def _valid(state: dict[str, Any]) -> tuple[Observation, ...]:
 
 
 def facts(row: dict[str, Any]) -> EpisodeFacts:
-    """The ``EpisodeFacts`` of one row of ``FoldInputsView.rows``."""
-    state = _decoded(row["state"])
+    """The ``EpisodeFacts`` of one row of ``FoldInputsView.rows``: its state parsed by msgspec
+    into the types the facts hold (ISO dates and datetimes, in C); a state msgspec refuses
+    (NaN, Infinity, a value of another type) is read by ``json`` as before."""
+    try:
+        state = _STATE.decode(row["state"])
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return _facts_by_json(row)
+    return EpisodeFacts(
+        UUID(row["episode_id"]), row["clinic_id"], state.criteria, state.instrument,
+        state.closed_on, state.outcome,
+        tuple(StageFact(s.type, s.on, s.degree, s.onset, s.assessment_id, s.explanation,
+                        s.evidence) for s in state.stages),
+        tuple(Observation(a.id, a.instrument, a.on, a.items, a.reported_total, a.recorded_at,
+                          a.at) for a in state.assessments if not a.voided),
+        state.has_baseline)
+
+
+def _facts_by_json(row: dict[str, Any]) -> EpisodeFacts:
+    state = json.loads(row["state"])
     closed = state["closed_on"]
     return EpisodeFacts(
         UUID(row["episode_id"]), row["clinic_id"], state["criteria"], state["instrument"],
@@ -158,11 +174,41 @@ def facts(row: dict[str, Any]) -> EpisodeFacts:
         _valid(state), state["has_baseline"])
 
 
-def _decoded(text: str) -> dict[str, Any]:
-    """A row's state: msgspec parses what ``json`` wrote to the same values (integers of any
-    size exactly); what msgspec refuses (NaN, Infinity) goes to ``json``."""
-    try:
-        state: dict[str, Any] = _DECODE.decode(text)
-    except msgspec.DecodeError:
-        state = json.loads(text)
-    return state
+class _Stage(msgspec.Struct):
+    """A stage entry of a row's state (``_mutate``), as ``facts`` reads it."""
+
+    type: str
+    on: date = msgspec.field(name="date")
+    degree: str | None
+    onset: date | None
+    assessment_id: str
+    explanation: str
+    evidence: Any
+
+
+class _Assessment(msgspec.Struct):
+    """An assessment entry of a row's state (``_mutate``), as ``facts`` reads it."""
+
+    id: str
+    instrument: str
+    on: date
+    items: tuple[Any, ...] | None
+    reported_total: Any
+    recorded_at: datetime
+    at: datetime | None
+    voided: bool
+
+
+class _State(msgspec.Struct):
+    """A row's state (``FoldInputsView.apply``), as ``facts`` reads it."""
+
+    criteria: dict[str, Any]
+    instrument: str
+    closed_on: date | None
+    outcome: dict[str, Any] | None
+    stages: list[_Stage]
+    assessments: list[_Assessment]
+    has_baseline: bool
+
+
+_STATE = msgspec.json.Decoder(_State)

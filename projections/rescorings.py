@@ -24,7 +24,7 @@ import msgspec
 from eventsourcing.sqlite import SQLiteDatastore
 
 from domain.rescoring import EpisodeRescore, Rescoring
-from domain.rules import cohort_figures
+from domain.rules import EpisodeOutcome, cohort_figures
 from projections.base import (
     ViewCursor,
     outcome_from_json,
@@ -60,6 +60,19 @@ def _json(value: Any) -> str:
     back (``json.loads``) exactly as ``projections.base.to_json``'s text of them does; msgspec
     writes them several times faster."""
     return _ENCODER.encode(value).decode()
+
+
+_OUTCOME = msgspec.json.Decoder(EpisodeOutcome)
+
+
+def _outcome(text: str) -> EpisodeOutcome:
+    """A stored side's outcome: msgspec parses it into the dataclass (keys it does not know are
+    left out, missing ones take defaults, as ``outcome_from_json`` does); what it refuses goes
+    to ``outcome_from_json``."""
+    try:
+        return _OUTCOME.decode(text)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return outcome_from_json(text)
 
 
 class RescoringStore:
@@ -262,7 +275,7 @@ class RescoringStore:
                 cursor.execute(f"SELECT milestones_{side} AS milestones FROM rescoring_results "
                                f"WHERE run_id = ?", (str(run_id),))
                 figures[side] = asdict(cohort_figures(
-                    outcome_from_json(row["milestones"]) for row in iter(cursor.fetchone, None)))
+                    _outcome(row["milestones"]) for row in iter(cursor.fetchone, None)))
         return figures
 
     def drop_episodes(self, episode_ids: list[str]) -> int:
