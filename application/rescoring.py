@@ -40,7 +40,7 @@ from projections.storage import PostgresViewStore, SQLiteViewStore
 
 Progress = Callable[[int, int], None]  # (episodes processed, episodes in the store)
 Status = Literal["completed", "interrupted"]
-BATCH = 2_000  # results saved (with the range's resume point) every BATCH episodes
+BATCH = 500  # results saved (with the range's resume point) every BATCH episodes
 EPISODES_PER_WORKER = 2_000  # fewer episodes than this per worker: not worth starting one
 MAX_LAG = 10_000  # the fold-inputs read model is read only this close to its store's end
 

@@ -38,7 +38,7 @@ from projections.base import (
     topics_of,
 )
 
-PAGE = 2_000  # rows read per query by ``rows``
+PAGE = 1_000  # rows read per query by ``rows``
 
 
 class FoldInputsView(ReadModel):
