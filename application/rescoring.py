@@ -348,7 +348,9 @@ def replay_range(app: OutcomesApplication, store: RescoringStore, job: RangeJob,
 def _worker(env: dict[str, str], spec: tuple[Any, ...], job: RangeJob,
             spans: list[dict[str, Any]], halt: Any) -> None:
     """A worker process: replay ``spans`` (ranges) in turn until done or ``halt`` is set."""
-    app = OutcomesApplication(env)
+    # The parent's application created the tables: workers starting together would race on
+    # PostgreSQL's catalogue ("tuple concurrently updated") if each created them again.
+    app = OutcomesApplication({**env, "CREATE_TABLE": "false"})
     store = RescoringStore.reopen(spec)
     models = _open_views(app, job.views) if job.views is not None else None
     try:

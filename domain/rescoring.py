@@ -210,13 +210,18 @@ def rescore(facts: EpisodeFacts, criteria: CriteriaSet) -> EpisodeRescore:
         decisions_new = [Decision.of(d.type, d.date, d.degree, d.evidence) for d in result.events]
     except DomainError as exc:
         error = exc.code
+    criteria_now = CriteriaSet.from_description(facts.criteria)
     now_outcome = episode_outcome(
-        criteria=CriteriaSet.from_description(facts.criteria), has_baseline=facts.has_baseline,
+        criteria=criteria_now, has_baseline=facts.has_baseline,
         decisions=[Decision.of(s.type, s.clinical_date, s.degree, s.evidence)
                    for s in facts.stages], closed=closed, course=facts.outcome)
-    new_outcome = episode_outcome(
-        criteria=criteria, decisions=decisions_new, closed=closed, course=outcome,
-        has_baseline=error is None and baseline(valid, criteria, facts.instrument) is not None)
+    # The baseline (G4) depends on a set only through its scoring (the first scorable point,
+    # ``domain.criteria.timeline.score_observation``): under the same scoring both sides share it.
+    has_baseline = error is None and (
+        facts.has_baseline if _scoring(criteria) == _scoring(criteria_now)
+        else baseline(valid, criteria, facts.instrument) is not None)
+    new_outcome = episode_outcome(criteria=criteria, decisions=decisions_new, closed=closed,
+                                  course=outcome, has_baseline=has_baseline)
     return EpisodeRescore(
         episode_id=facts.episode_id, clinic_id=facts.clinic_id,
         criteria_now={k: facts.criteria[k] for k in ("id", "version", "hash")},
@@ -224,6 +229,11 @@ def rescore(facts: EpisodeFacts, criteria: CriteriaSet) -> EpisodeRescore:
         stage_new=current_stage(decisions_new), now=now, new=new, outcome_new=outcome,
         diff=compare(now, new), milestones_now=now_outcome, milestones_new=new_outcome,
         error=error)
+
+
+def _scoring(criteria: CriteriaSet) -> tuple[Any, Any]:
+    """What of a set scores an assessment (``domain.criteria.timeline.score_observation``)."""
+    return criteria.params["missing_policy"], criteria.params["rounding"]
 
 
 def _recorded(event: StageFact) -> dict[str, Any]:

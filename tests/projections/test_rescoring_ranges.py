@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from rescoring_helpers import by_the_old_path, counts, stored_rows
+from rescoring_helpers import as_values, by_the_old_path, counts, stored_rows, todays_encoding
 
 import application.rescoring as rescoring
 from application.outcomes import OutcomesApplication
@@ -64,6 +64,8 @@ def test_a_run_in_workers_keeps_the_results_of_todays_run(store):
         assert runs.execute(run.run_id, workers=workers) == "completed"
         expected = by_the_old_path(app, log, run.run_id)
         assert stored_rows(results, run.run_id) == expected
+        # the JSON columns read back as the values today's encoding (json) wrote
+        assert as_values(expected) == as_values(todays_encoding(app, log, run.run_id))
         assert len(results.ranges(run.run_id)) == workers
         state = counts(results, run.run_id)
         assert (state["status"], state["processed"], state["total"]) == ("completed", 28, 28)

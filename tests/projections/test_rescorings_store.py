@@ -62,3 +62,19 @@ def test_the_results_store_answers_the_same_on_both_stores(store, tmp_path):
     assert got["changes"]  # and real differences
     assert got == reference
     app.close()
+
+
+def test_a_stored_outcome_reads_back_as_outcome_from_json_reads_it():
+    from domain.rules import EpisodeOutcome
+    from projections.base import outcome_from_json, outcome_to_json
+    from projections.rescorings import _outcome
+    texts = [outcome_to_json(EpisodeOutcome()),
+             outcome_to_json(EpisodeOutcome(response=True, remission=True, days_to_response=14,
+                                            days_to_remission=42, closed=True, evaluable=True)),
+             outcome_to_json(EpisodeOutcome(talking_therapies=True, closed=True,
+                                            course={"eligible": True, "recovered": False})),
+             '{"evaluable": true, "a_key_of_later": 1}',  # unknown keys are left out
+             '{"days_to_response": 1.5}']  # another type: read by json
+    for text in texts:
+        assert _outcome(text) == outcome_from_json(text)
+    assert _outcome(texts[1]).days_to_remission == 42
