@@ -88,8 +88,9 @@ class GroupCommit:
     """Group commit of the access log: ``record`` hands an access to one writer thread, which
     appends every access waiting at that moment (at most ``max_batch``) in one transaction
     (``AccessLog.record_all``; a lone one with ``AccessLog.record``) and then answers each
-    waiter with its position, or with the append's error (none of that batch is stored then).
-    So an answer is still sent only once its record is durable (``synchronous=FULL``), but
+    waiter with its position. When that transaction fails (none of it is stored), each access
+    of the batch is appended alone, so only a record that cannot be stored fails its request,
+    with its own error. So an answer is still sent only once its record is durable (``synchronous=FULL``), but
     concurrent requests share one fsync, and no request takes a worker thread of its own
     (ADR 0029). The thread ends after ``idle`` seconds without work and starts again with the
     next access."""
@@ -129,16 +130,36 @@ class GroupCommit:
                 except queue.Empty:
                     break
             try:
-                positions = ([self.access_log.record(batch[0][0])] if len(batch) == 1 else
-                             self.access_log.record_all([access for access, _ in batch]))
-            except Exception as exc:
-                for _, done in batch:
-                    with contextlib.suppress(concurrent.futures.InvalidStateError):
-                        done.set_exception(exc)  # unless its request was cancelled meanwhile
+                outcomes = self._append([access for access, _ in batch])
+            except Exception as exc:  # never let the writer die with waiters unanswered
+                outcomes = [exc] * len(batch)
+            for (_, done), outcome in zip(batch, outcomes, strict=False):
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    # unless its request was cancelled meanwhile
+                    if isinstance(outcome, Exception):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+
+    def _append(self, accesses: list[Access]) -> list[int | Exception]:
+        """Each access's position, or the error that kept it from being stored: all of them in
+        one transaction; when that fails, each alone, so that a record which cannot be stored
+        fails only its own request (a store that is down fails each of them)."""
+        if len(accesses) > 1:
+            try:
+                positions = self.access_log.record_all(accesses)
+            except Exception:  # each is tried alone below, with its own error
+                pass
             else:
-                for (_, done), position in zip(batch, positions, strict=True):
-                    with contextlib.suppress(concurrent.futures.InvalidStateError):
-                        done.set_result(position)
+                if len(positions) == len(accesses):
+                    return list(positions)
+        outcomes: list[int | Exception] = []
+        for access in accesses:
+            try:
+                outcomes.append(self.access_log.record(access))
+            except Exception as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 _group_commits: weakref.WeakKeyDictionary[AccessLog, GroupCommit] = weakref.WeakKeyDictionary()

@@ -32,6 +32,7 @@ from application.outcomes import OutcomesApplication
 from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.rescoring import EpisodeFacts, EpisodeRescore, Rescoring, replay, rescore
+from projections.base import topics_of
 from projections.errors import ViewUnavailable
 from projections.fold_inputs import FoldInputsView, facts
 from projections.rescorings import RescoringStore
@@ -43,6 +44,7 @@ Status = Literal["completed", "interrupted"]
 BATCH = 500  # results saved (with the range's resume point) every BATCH episodes
 EPISODES_PER_WORKER = 2_000  # fewer episodes than this per worker: not worth starting one
 MAX_LAG = 10_000  # the fold-inputs read model is read only this close to its store's end
+EPISODE_TOPICS = topics_of(Episode)  # the events that change an episode's fold inputs
 
 
 class RescoringLog(ExplicitEnvironment[UUID]):
@@ -236,11 +238,12 @@ def _fold_inputs(models: ReadModels | None) -> FoldInputsView:
 def _stale(app: OutcomesApplication, position: int, after: str | None,
            until: str | None) -> set[str]:
     """The episodes in (after, until] with an event stored after ``position`` (the read
-    model's): at most ``MAX_LAG`` notifications are read."""
+    model's): at most ``MAX_LAG`` notifications are read. Only the episodes' own events count:
+    an erasure stored meanwhile is no episode (its episodes are dropped by ``is_erased``)."""
     stale: set[str] = set()
     start = position + 1
     while page := app.recorder.select_notifications(start=start, limit=1000,
-                                                    topics=list(FoldInputsView.topics)):
+                                                    topics=list(EPISODE_TOPICS)):
         for n in page:
             ident = str(n.originator_id)
             if (after is None or ident > after) and (until is None or ident <= until):

@@ -1,6 +1,7 @@
 """Group commit of the access log (``api.access.GroupCommit``): concurrent requests' records
 share one transaction, and each waiter is answered only once its record is stored (durable
-before acknowledged); a failed append fails every waiter of its batch and stores none of it.
+before acknowledged); when a batch's transaction fails, each record is appended alone, so only
+one that cannot be stored fails its waiter.
 On each store (``settings``: the ``store`` fixture, tests/conftest.py). Nothing here is timed."""
 
 from __future__ import annotations
@@ -94,35 +95,83 @@ def test_concurrent_records_share_one_transaction_each_stored_before_answered(
     assert stored_ids(services) == [f"req-{n}" for n in range(11)]  # in the order queued
 
 
-def test_a_failed_append_fails_every_waiter_of_its_batch_and_stores_none(
+def test_a_failed_batch_is_appended_one_by_one_and_only_a_bad_record_fails(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One record that cannot be stored (reproduced: it failed the whole batch, every request
+    of it answered 500) fails only its own request; the others are stored and answered."""
+    gate = Gate(services, monkeypatch)
+    commit = GroupCommit(services.access_log)
+    real_record = services.access_log.record
+
+    def record(one: Access) -> int:
+        if one.request_id == "req-2":
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_record(one)
+
+    def record_all(many: list[Access]) -> list[int]:
+        gate.batches.append(len(many))
+        if any(one.request_id == "req-2" for one in many):  # fails the batch's transaction
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return real_all(many)
+    real_all = services.access_log.record_all
+    monkeypatch.setattr(services.access_log, "record", record)
+    monkeypatch.setattr(services.access_log, "record_all", record_all)
+
+    async def scenario() -> list[Any]:
+        first = asyncio.create_task(commit.record(access(0)))
+        await asyncio.sleep(0)  # the writer takes record 0 alone
+        while not stored_ids(services):
+            await asyncio.sleep(0.01)
+        rest = [asyncio.create_task(commit.record(access(n))) for n in range(1, 4)]
+        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        outcomes.append(await commit.record(access(4)))  # the writer carries on
+        return outcomes
+
+    gate.opened.set()
+    outcomes = asyncio.run(scenario())
+    assert outcomes[0] == 1
+    assert isinstance(outcomes[2], UnicodeEncodeError)
+    assert [outcomes[1], outcomes[3], outcomes[4]] == [2, 3, 4]
+    assert stored_ids(services) == ["req-0", "req-1", "req-3", "req-4"]
+    # record 0 alone; the three that waited together as one transaction, which failed; then
+    # req-1 and req-3 alone (req-2 fails before any append); then record 4
+    assert gate.batches == [1, 3, 1, 1, 1]
+
+
+def test_a_store_that_fails_fails_every_waiter_of_its_batch_and_stores_none(
         services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     gate = Gate(services, monkeypatch)
     commit = GroupCommit(services.access_log)
-    real = services.access_log.record_all
+    real_all, real_one = services.access_log.record_all, services.access_log.record
     failing = {"on": True}
 
     def record_all(many: list[Access]) -> list[int]:
         if failing["on"]:
             raise persistence.OperationalError("database is locked")
-        return real(many)
+        return real_all(many)
+
+    def record(one: Access) -> int:
+        if failing["on"] and one.request_id != "req-0":
+            raise persistence.OperationalError("database is locked")
+        return real_one(one)
     monkeypatch.setattr(services.access_log, "record_all", record_all)
+    monkeypatch.setattr(services.access_log, "record", record)
 
     async def scenario() -> list[Any]:
         first = asyncio.create_task(commit.record(access(0)))
-        while not gate.entered.is_set():
-            await asyncio.sleep(0)
-        rest = [asyncio.create_task(commit.record(access(n))) for n in range(1, 4)]
         await asyncio.sleep(0)
-        gate.opened.set()
+        while not stored_ids(services):
+            await asyncio.sleep(0.01)
+        rest = [asyncio.create_task(commit.record(access(n))) for n in range(1, 4)]
         outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
         failing["on"] = False
         outcomes.append(await commit.record(access(4)))  # the writer carries on
         return outcomes
 
+    gate.opened.set()
     outcomes = asyncio.run(scenario())
     assert outcomes[0] == 1
     assert [type(o) for o in outcomes[1:4]] == [persistence.OperationalError] * 3
-    assert outcomes[4] == 2
     assert stored_ids(services) == ["req-0", "req-4"]
 
 

@@ -121,3 +121,27 @@ def test_episodes_changed_after_the_read_models_position_are_read_from_their_eve
     assert stored_rows(results, run.run_id) == by_the_old_path(app, log, run.run_id)
     models.close()
     app.close()
+
+
+def test_an_erasure_recorded_after_the_read_models_position_does_not_stop_a_run(store):
+    """An ErasureCompleted stored after the read model's position (a run while the service
+    erases a patient) is no episode to re-read: reproduced, the run raised AssertionError on
+    the Erasure aggregate's events."""
+    from domain.erasure import Erasure
+
+    app = store.app()
+    ids = varied(app)
+    models = models_of(app, store)
+    models.catch_up([FoldInputsView.name])
+    app.save(Erasure.complete(key_ids=["k-unrelated"], episode_ids=[], erased_by="admin-1",
+                              reason="request", erased_at=datetime(2026, 2, 1, tzinfo=UTC)))
+    log, results = RescoringLog({}), results_store(store)
+    run = ShadowRuns(app, log, results).request(criteria="acnp2006", recorded_by="l")
+    results.create_ranges(run.run_id, id_ranges(1), len(ids))
+    described = log.repository.get(run.run_id)
+    job = RangeJob(run.run_id, described.criteria, described.as_of, None)
+    assert replay_range(app, results, job, results.ranges(run.run_id)[0], view=view_of(models))
+    assert stored_rows(results, run.run_id) == by_the_old_path(app, log, run.run_id)
+    assert counts(results, run.run_id)["episodes"] == len(ids)
+    models.close()
+    app.close()
