@@ -429,8 +429,12 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
 
     def _execute(self, episode_id: UUID, expected_version: int | None,
                  command: Callable[[Episode], Any]) -> tuple[CommandResult, Episode]:
-        with self._episode_locks[hash(episode_id) % len(self._episode_locks)]:
+        with self._episode_locks[self._stripe(episode_id)]:
             return self._execute_unlocked(episode_id, expected_version, command)
+
+    def _stripe(self, episode_id: UUID) -> int:
+        """The index of the lock that serialises commands on ``episode_id`` in this process."""
+        return hash(episode_id) % len(self._episode_locks)
 
     def _execute_unlocked(self, episode_id: UUID, expected_version: int | None,
                           command: Callable[[Episode], Any]) -> tuple[CommandResult, Episode]:
@@ -502,7 +506,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         ids = [plan.episode_id for plan in plans]
         if len(set(ids)) != len(ids):
             raise ValueError("an episode is named twice in one batch")
-        stripes = sorted({hash(i) % len(self._episode_locks) for i in ids})
+        stripes = sorted({self._stripe(i) for i in ids})
         with ExitStack() as held:  # in stripe order: two batches never wait on each other
             for stripe in stripes:
                 held.enter_context(self._episode_locks[stripe])

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, Protocol
+from typing import Literal
 
 from domain.errors import (
     ItemCountError,
@@ -354,14 +354,6 @@ def score(
 SCORE_MEMO_SIZE = 4096
 
 
-class Scorer(Protocol):
-    """The shape of ``score``: (instrument, items, total, *, missing_policy, rounding) -> Score."""
-
-    def __call__(self, instrument: Instrument, items: Sequence[int | None] | None,
-                 total: int | None, *, missing_policy: MissingPolicy = ...,
-                 rounding: Rounding = ...) -> Score: ...
-
-
 def score_memoised(
     code: str,
     items: tuple[int | None, ...] | None,
@@ -369,35 +361,31 @@ def score_memoised(
     *,
     missing_policy: MissingPolicy,
     rounding: Rounding,
-    scorer: Scorer | None = None,
 ) -> Score:
-    """``scorer(get_instrument(code), items, total, ...)`` (``scorer``: ``score`` unless given),
-    remembered for the last ``SCORE_MEMO_SIZE`` distinct inputs: scoring is a pure function of
-    them, and the fold scores every assessment of an episode again at each command. The scorer
-    is part of the key, so a substitute (a test's oracle) never sees another's results.
+    """``score(get_instrument(code), items, total, ...)``, remembered for the last
+    ``SCORE_MEMO_SIZE`` distinct inputs: scoring is a pure function of them, and the fold scores
+    every assessment of an episode again at each command.
 
     Only inputs whose equality is their identity as scores are remembered: a str code and
     policy, and plain ``int``/None answers in a tuple (``True == 1`` and ``1.0 == 1`` would
     share a cache entry, yet ``validate`` rejects them); anything else is scored afresh. Errors
-    are those of ``get_instrument`` and the scorer, raised every time (nothing is remembered
+    are those of ``get_instrument`` and ``score``, raised every time (nothing is remembered
     for an input that does not score).
     """
-    chosen = score if scorer is None else scorer
     if (type(code) is str and type(missing_policy) is str and type(rounding) is str
             and (total is None or type(total) is int)
             and (items is None or (type(items) is tuple
                                    and all(v is None or type(v) is int for v in items)))):
-        return _score_remembered(chosen, code, items, total, missing_policy, rounding)
-    return chosen(get_instrument(code), items, total, missing_policy=missing_policy,
-                  rounding=rounding)
+        return _score_remembered(code, items, total, missing_policy, rounding)
+    return score(get_instrument(code), items, total, missing_policy=missing_policy,
+                 rounding=rounding)
 
 
 @functools.lru_cache(maxsize=SCORE_MEMO_SIZE)
-def _score_remembered(scorer: Scorer, code: str, items: tuple[int | None, ...] | None,
-                      total: int | None, missing_policy: MissingPolicy,
-                      rounding: Rounding) -> Score:
-    return scorer(get_instrument(code), items, total, missing_policy=missing_policy,
-                  rounding=rounding)
+def _score_remembered(code: str, items: tuple[int | None, ...] | None, total: int | None,
+                      missing_policy: MissingPolicy, rounding: Rounding) -> Score:
+    return score(get_instrument(code), items, total, missing_policy=missing_policy,
+                 rounding=rounding)
 
 
 def format_points(value: Points | None) -> str | None:

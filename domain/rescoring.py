@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.criteria.fold import STAGE_TYPES, Observation, fold
 from domain.criteria.sets import CriteriaSet
+from domain.criteria.timeline import scoring
 from domain.episode import Episode
 from domain.errors import DomainError
 from domain.rules import Decision, EpisodeOutcome, baseline, current_stage, episode_outcome
@@ -218,7 +219,7 @@ def rescore(facts: EpisodeFacts, criteria: CriteriaSet) -> EpisodeRescore:
     # The baseline (G4) depends on a set only through its scoring (the first scorable point,
     # ``domain.criteria.timeline.score_observation``): under the same scoring both sides share it.
     has_baseline = error is None and (
-        facts.has_baseline if _scoring(criteria) == _scoring(criteria_now)
+        facts.has_baseline if scoring(criteria) == scoring(criteria_now)
         else baseline(valid, criteria, facts.instrument) is not None)
     new_outcome = episode_outcome(criteria=criteria, decisions=decisions_new, closed=closed,
                                   course=outcome, has_baseline=has_baseline)
@@ -229,11 +230,6 @@ def rescore(facts: EpisodeFacts, criteria: CriteriaSet) -> EpisodeRescore:
         stage_new=current_stage(decisions_new), now=now, new=new, outcome_new=outcome,
         diff=compare(now, new), milestones_now=now_outcome, milestones_new=new_outcome,
         error=error)
-
-
-def _scoring(criteria: CriteriaSet) -> tuple[Any, Any]:
-    """What of a set scores an assessment (``domain.criteria.timeline.score_observation``)."""
-    return criteria.params["missing_policy"], criteria.params["rounding"]
 
 
 def _recorded(event: StageFact) -> dict[str, Any]:

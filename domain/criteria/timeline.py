@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from domain.criteria.sets import CriteriaSet
-from domain.instruments import Points, Score, points, score, score_memoised
+from domain.instruments import MissingPolicy, Points, Rounding, Score, points, score_memoised
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,15 @@ def score_observation(obs: Observation, criteria: CriteriaSet) -> Score:
 
     Remembered per distinct input (``score_memoised``): the fold scores every assessment of an
     episode again at each command."""
-    params = criteria.params
-    return score_memoised(obs.instrument, obs.items, obs.total,
-                          missing_policy=params["missing_policy"], rounding=params["rounding"],
-                          scorer=score)
+    missing_policy, rounding = scoring(criteria)
+    return score_memoised(obs.instrument, obs.items, obs.total, missing_policy=missing_policy,
+                          rounding=rounding)
+
+
+def scoring(criteria: CriteriaSet) -> tuple[MissingPolicy, Rounding]:
+    """What of a set decides an assessment's score: its missing-item policy and its proration
+    rounding (SPEC §1.4, C3). Two sets with the same pair score every assessment alike."""
+    return criteria.params["missing_policy"], criteria.params["rounding"]
 
 
 def _amendment_order(obs: Observation) -> tuple[bool, datetime, str]:

@@ -103,10 +103,17 @@ def _old_response(self: longitudinal.LongitudinalStaging, point: timeline.Point)
                {"assessments": [self.baseline.evidence(), point.evidence()]})
 
 
+def _old_score_of_code(code: str, items: Sequence[int | None] | None, total: int | None,
+                       *, missing_policy: MissingPolicy, rounding: Rounding) -> Score:
+    """``_old_score`` in the place of ``timeline.score_memoised`` (nothing remembered)."""
+    return _old_score(instruments.get_instrument(code), items, total,
+                      missing_policy=missing_policy, rounding=rounding)
+
+
 @contextmanager
 def fraction_fold() -> Iterator[None]:
     """Inside: the fold scores in Fractions and tests response in Fractions (the oracle)."""
-    with mock.patch.object(timeline, "score", _old_score), \
+    with mock.patch.object(timeline, "score_memoised", _old_score_of_code), \
             mock.patch.object(longitudinal.LongitudinalStaging, "_response", _old_response):
         yield
 

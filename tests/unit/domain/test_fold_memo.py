@@ -41,10 +41,10 @@ from domain.trajectory import parse_trajectory
 # --- the reference: the fold before the memo ----------------------------------------------
 
 
-def _fresh_score(code: str, items: Any, total: Any, *, missing_policy: Any, rounding: Any,
-                 scorer: Any = None) -> instruments.Score:
-    return (scorer or instruments.score)(instruments.get_instrument(code), items, total,
-                                         missing_policy=missing_policy, rounding=rounding)
+def _fresh_score(code: str, items: Any, total: Any, *, missing_policy: Any,
+                 rounding: Any) -> instruments.Score:
+    return instruments.score(instruments.get_instrument(code), items, total,
+                             missing_policy=missing_policy, rounding=rounding)
 
 
 def _old_day_scores(observations: Iterable[Observation], criteria: CriteriaSet) -> list[Point]:
@@ -135,20 +135,6 @@ def test_a_bool_or_float_answer_is_never_served_the_int_answers_score():
         with pytest.raises(DomainError):
             instruments.score_memoised("PHQ-9", odd_items, odd_total,
                                        missing_policy="prorate_le2", rounding="none")
-
-
-def test_a_substitute_scorer_never_sees_the_real_scorers_results():
-    calls = []
-
-    def spy(*args: Any, **kwargs: Any) -> instruments.Score:
-        calls.append(args)
-        return instruments.score(*args, **kwargs)
-
-    args = ("PHQ-9", None, 12)
-    instruments.score_memoised(*args, missing_policy="prorate_le1", rounding="floor")
-    instruments.score_memoised(*args, missing_policy="prorate_le1", rounding="floor",
-                               scorer=spy)
-    assert len(calls) == 1
 
 
 # --- episodes built by commands: the same stored events and snapshots ----------------------
