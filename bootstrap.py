@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     cipher_key: SecretStr | None = None
     new_cipher_key: SecretStr | None = None
     erasure_log: Path | None = None
+    # Measurement-based care (ADR 0032): a safety alert (PHQ-9 item 9) left unacknowledged this
+    # many hours is overdue: marked in the caseload and counted by /health's safety_overdue.
+    safety_ack_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24
 
     @field_validator("postgres_schema")
     @classmethod

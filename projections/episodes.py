@@ -184,13 +184,38 @@ def _counts(state: dict[str, Any]) -> dict[str, int]:
 def _derived(event: Any, state: dict[str, Any], instrument: str) -> dict[str, Any]:
     """Stage (current_stage) and counts after every event; baseline, latest score (G2, G4) and
     flags after a change of the facts they rest on (the assessments or the criteria)."""
-    stages = [Decision(s["type"], date.fromisoformat(s["date"]), s["degree"])
-              for s in state["stages"].values()]
-    columns = {"stage": current_stage(stages), "counts": to_json(_counts(state))}
+    columns = {"stage": stage_of(state), "counts": to_json(_counts(state))}
     if isinstance(event, Episode.AssessmentRecorded | Episode.AssessmentVoided
                   | Episode.CriteriaAdopted):
         columns.update(_scores(state, instrument))
     return columns
+
+
+def mutate_state(event: Any, state: dict[str, Any]) -> None:
+    """Update an episode's JSON state (``{"criteria", "assessments", "stages"}``, as this read
+    model keeps it) for one event; what another read model reuses to follow the same facts."""
+    _mutate(event, state)
+
+
+def stage_of(state: dict[str, Any]) -> str:
+    """The current stage of an episode's JSON state (``domain.rules.current_stage``)."""
+    return current_stage([Decision(s["type"], date.fromisoformat(s["date"]), s["degree"])
+                          for s in state["stages"].values()])
+
+
+def latest_score(state: dict[str, Any], instrument: str) -> dict[str, Any] | None:
+    """The latest staged score of an episode's JSON state (G2: one point per day, scorable,
+    of the staged ``instrument``, valid assessments only): ``{"assessment_id", "date" (ISO
+    date), "total" (points), "severity"}``, or None before any."""
+    staged = _staged(state, instrument)
+    return _score(staged[-1]) if staged else None
+
+
+def _staged(state: dict[str, Any], instrument: str) -> list[dict[str, Any]]:
+    criteria = CriteriaSet.from_description(state["criteria"])
+    facts = {a["assessment_id"]: a for a in state["assessments"]}
+    valid = observations(state["assessments"])
+    return [facts[p.id] for p in staged_points(valid, criteria, instrument)]
 
 
 def _scores(state: dict[str, Any], instrument: str) -> dict[str, Any]:
@@ -198,7 +223,7 @@ def _scores(state: dict[str, Any], instrument: str) -> dict[str, Any]:
     valid = observations(state["assessments"])
     facts = {a["assessment_id"]: a for a in state["assessments"]}
     counted = [facts[p.id] for p in day_scores(valid, criteria)]  # one per instrument and day (G2)
-    staged = [facts[p.id] for p in staged_points(valid, criteria, instrument)]
+    staged = _staged(state, instrument)
     flags = sorted({f for a in counted for f in a["flags"]})
     return {
         "baseline": to_json(_score(staged[0])) if staged else None,
