@@ -15,7 +15,7 @@ from api.availability import Breaker, FailFast
 from api.freshness import runs_inline
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.request_log import RequestLog
-from api.routes import access, audit, episodes, misc, rescoring
+from api.routes import access, audit, caseload, episodes, misc, rescoring
 from api.schemas import clean_parameters
 from bootstrap import Services, Settings, build, configure_logging
 from trust import checkpoints
@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # FastAPI serves itself: they describe the API and hold no data). The rate limit runs after
     # authentication (it counts per request.state.principal); then ids in paths and queries.
     guards = [Depends(auth.authenticate), Depends(rate_limited), Depends(clean_parameters)]
-    for router in (episodes.router, misc.router, rescoring.router, access.router, audit.router):
+    for router in (episodes.router, misc.router, rescoring.router, access.router, audit.router,
+                   caseload.router):
         app.include_router(router, dependencies=guards)
     app.include_router(misc.public, dependencies=[Depends(rate_limited)])  # by client address
     # outermost: every request is recorded, those the inner middlewares refuse included; keep

@@ -15,6 +15,7 @@ from api.identity import Principal
 from bootstrap import Services
 from domain.errors import DomainError, EpisodeNotFoundError, InvalidInputError
 from projections.audit import AuditView
+from projections.caseload import CaseloadView
 from projections.cohort import CohortView
 from projections.episodes import EpisodesView
 from projections.stages import StagesView
@@ -129,6 +130,7 @@ EpisodesDep = Annotated[EpisodesView, Depends(fresh_view("episodes"))]
 StagesDep = Annotated[StagesView, Depends(fresh_view("stages"))]
 AuditDep = Annotated[AuditView, Depends(fresh_view("audit"))]
 CohortDep = Annotated[CohortView, Depends(fresh_view("cohort"))]
+CaseloadDep = Annotated[CaseloadView, Depends(fresh_view("caseload"))]
 UserDep = Annotated[str, Depends(get_user)]
 IfMatchDep = Annotated[int | None, Depends(get_expected_version)]
 EpisodeId = Annotated[UUID, Depends(episode_in_scope)]

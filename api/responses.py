@@ -252,6 +252,40 @@ class EpisodePage(Page):
     items: list[EpisodeSummary]
 
 
+class CaseloadLatest(Response):
+    score: Score = Field(description="The latest staged score (points).")
+    on: dt.date = Field(description="Its clinical date.")
+
+
+class CaseloadAlerts(Response):
+    safety: int = Field(ge=0, description="Unresolved safety alerts (PHQ-9 item 9).")
+    off_track: int = Field(ge=0, description="Unresolved not-on-track alerts.")
+    overdue: int = Field(ge=0, description="Unresolved overdue-assessment alerts.")
+
+
+class CaseloadItem(Response):
+    episode_id: str
+    patient_ref: str
+    instrument: str
+    stage: Stage
+    latest: CaseloadLatest | None
+    alerts: CaseloadAlerts
+    on_track: Literal["on_track", "not_on_track", "insufficient", "not_yet"] = Field(
+        description="From the last signal of each watching rule pack; not_yet before any.")
+    days_since_assessment: int | None = Field(description=(
+        "Days from the latest staged score's clinical date to today (UTC); null before any."))
+    safety_overdue: bool = Field(description=(
+        "A safety alert unacknowledged for OUTCOMES_SAFETY_ACK_HOURS (default 24) or longer."))
+    opened_on: dt.date
+
+
+class CaseloadPage(Page):
+    items: list[CaseloadItem] = Field(description=(
+        "Open episodes: an unresolved safety alert first, then off-track, then overdue, then "
+        "the rest; within a group the oldest unresolved alert of its kind first, then the most "
+        "days since the last assessment."))
+
+
 class AssessmentList(Response):
     episode_id: str
     items: list[Assessment] = Field(description="In clinical order: date, time, recorded.")
@@ -538,6 +572,9 @@ class Health(Response):
     path: str | None = Field(description="The SQLite file's absolute path; null otherwise.")
     position: int = Field(ge=0, description="The store's last event position.")
     projections: dict[str, ProjectionStatus]
+    safety_overdue: int | None = Field(ge=0, description=(
+        "Safety alerts unacknowledged for OUTCOMES_SAFETY_ACK_HOURS (default 24) or longer, of "
+        "every clinic, as of the caseload read model's position; null while it is refused."))
 
 
 class AccessRecordEntry(Response):

@@ -46,6 +46,7 @@ from eventsourcing.utils import Environment, EnvType
 from projections.access_log import AccessLogView
 from projections.audit import AuditView
 from projections.base import ReadModel
+from projections.caseload import CaseloadView
 from projections.cohort import CohortView
 from projections.episodes import EpisodesView
 from projections.errors import ViewUnavailable
@@ -54,7 +55,8 @@ from projections.stages import StagesView
 from projections.storage import SQLiteViewStore, ViewStore, wait_until
 
 READ_MODELS: dict[str, type[ReadModel]] = {
-    view.name: view for view in (EpisodesView, StagesView, AuditView, CohortView, FoldInputsView)}
+    view.name: view for view in (EpisodesView, StagesView, AuditView, CohortView, FoldInputsView,
+                                 CaseloadView)}
 ACCESS_MODELS: dict[str, type[ReadModel]] = {AccessLogView.name: AccessLogView}
 V = TypeVar("V", bound=ReadModel)
 log = structlog.get_logger("projections")
@@ -154,7 +156,7 @@ class ReadModels:
     def open(cls, app: Application[Any], store: ViewStore | Path | None,
              names: Sequence[str] | None = None, *, create: bool = True,
              rebuilding: bool = False) -> ReadModels:
-        """The read models ``names`` (default the episodes' five, or ``access-log`` when ``app``
+        """The read models ``names`` (default the episodes' six, or ``access-log`` when ``app``
         is the access log) of ``app`` in ``store`` (a ViewStore, or a SQLite folder / None for
         in-memory databases). ``create``: create missing tables (safe under concurrency);
         False opens only. Each view is checked against the store (refused if it does not
@@ -239,6 +241,10 @@ class ReadModels:
     @property
     def cohort(self) -> CohortView:
         return self._view("cohort", CohortView)
+
+    @property
+    def caseload(self) -> CaseloadView:
+        return self._view("caseload", CaseloadView)
 
     # -- where the views stand ----------------------------------------------------------------
 
@@ -497,7 +503,7 @@ def _watch(models: ReadModels, name: str, stall_s: float, stop: threading.Event)
 
 
 def run(names: Sequence[str], settings: Any, stop_event: threading.Event) -> int:
-    """``outcomes projections run``: keep read models ``names`` (default all five) current
+    """``outcomes projections run``: keep read models ``names`` (default all six) current
     until ``stop_event`` is set; returns the exit status: 0 when stopped, 1 when a runner
     stalled (the watchdog: lag above zero and unchanged for ``settings.projection_stall_s``
     seconds, logged first) or failed. Each read model is driven by one runner at a time

@@ -12,7 +12,9 @@ from api.openapi import problems
 from api.pages import Cursor, Limit, next_url
 from api.responses import AuditPage, ClinicOutcomes, Health
 from api.schemas import IsoDateTime
+from bootstrap import Services, Settings
 from domain.errors import NotFoundError
+from projections.errors import ViewUnavailable
 
 router = APIRouter()  # behind authentication (api.create_app)
 public = APIRouter()  # GET /health only: what a load balancer probes, no clinical data
@@ -51,15 +53,27 @@ def clinic_outcomes(clinic_id: str, view: CohortDep, request: Request,
 
 
 @public.get("/health", tags=["health"], response_model=Health)
-def health(services: ServicesDep) -> Health:
+def health(services: ServicesDep, request: Request) -> Health:
     """The event store in use (``store``: its recorder's kind, sqlite, postgres or memory;
     ``path``: the SQLite file, else null), its last position, and each read model's position,
     lag and state. ``status`` is ``degraded`` (still 200: writes and the other reads go on) while
-    a read model is refused; the database unreachable is 503 with Retry-After."""
+    a read model is refused; the database unreachable is 503 with Retry-After.
+    ``safety_overdue``: safety alerts unacknowledged for ``OUTCOMES_SAFETY_ACK_HOURS`` or
+    longer, as of the caseload read model's position (null while it is refused)."""
     store = services.store
     projections: dict[str, dict[str, Any]] = dict(services.read_models.status())
     refused = any(p.get("state") == "refused" for p in projections.values())
     return Health.model_validate(
         {"status": "degraded" if refused else "ok", "store": store.kind, "path": store.path,
          "position": services.app.recorder.max_notification_id() or 0,
-         "projections": projections})
+         "projections": projections, "safety_overdue": _safety_overdue(services, request)})
+
+
+def _safety_overdue(services: Services, request: Request) -> int | None:
+    settings: Settings = request.app.state.settings
+    try:
+        view = services.read_models.caseload
+    except (ViewUnavailable, KeyError):  # refused, or not among this process's read models
+        return None
+    return view.safety_overdue(now=services.app.clock(),
+                               safety_ack_hours=settings.safety_ack_hours)

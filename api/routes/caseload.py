@@ -1,0 +1,48 @@
+"""A clinic's caseload: its open episodes, the ones needing action first (ADR 0032)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from api.deps import CaseloadDep, PrincipalDep, ServicesDep, in_clinics, require
+from api.openapi import problems
+from api.pages import Limit, next_url
+from api.responses import CaseloadPage, Stage
+from bootstrap import Settings
+from domain.errors import NotFoundError
+
+router = APIRouter(tags=["clinics"])
+# The key of the last row of a page (``projections.caseload.rank_of``): group, the oldest
+# unresolved alert's raise time, the waiting date and the opening position.
+CURSOR = r"^[0-3]\|[0-9T:.+-]{0,40}\|[0-9]{4}-[0-9]{2}-[0-9]{2}\|[0-9]{20}$"
+CaseloadCursor = Annotated[str | None, Query(
+    pattern=CURSOR, max_length=80, description="From the previous page's next.")]
+
+
+@router.get("/clinics/{clinic_id}/caseload", response_model=CaseloadPage,
+            responses=problems(401, 403, 404, 422),
+            dependencies=[Depends(require("clinician", "auditor"))])
+def caseload(clinic_id: str, view: CaseloadDep, services: ServicesDep, request: Request,
+             principal: PrincipalDep, limit: Limit = 50, cursor: CaseloadCursor = None,
+             kind: Annotated[Literal["safety", "off_track", "overdue"] | None, Query(
+                 description="Only episodes with an unresolved alert of this kind.")] = None,
+             on_track: Literal["on_track", "not_on_track", "insufficient", "not_yet"]
+             | None = None,
+             instrument: str | None = None,
+             stage: Annotated[Stage | None, Query(description="Current stage.")] = None,
+             ) -> CaseloadPage:
+    """The clinic's open episodes with their stage, latest score and date, unresolved alerts
+    by kind, on-track status and days since the last assessment: an unresolved safety alert
+    first, then off-track, then overdue, then the rest; within a group the oldest unresolved
+    alert of its kind first, then the most days since the last assessment. Another clinic than
+    the caller's answers 404."""
+    if not in_clinics(request, clinic_id, principal):
+        raise NotFoundError(f"no clinic {clinic_id[:64]!r}", field="clinic_id")
+    settings: Settings = request.app.state.settings
+    items, after = view.find(
+        clinic_id, now=services.app.clock(), safety_ack_hours=settings.safety_ack_hours,
+        kind=kind, on_track=on_track, instrument=instrument, stage=stage, after=cursor,
+        limit=limit)
+    return CaseloadPage.model_validate({"items": items, "next": next_url(request, after)})
