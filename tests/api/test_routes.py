@@ -441,6 +441,7 @@ def test_health_shows_the_store_and_no_lag_after_writes(api, store):
     assert health["status"] == "ok"
     assert health["store"] == ("postgres" if store == "postgres" else "sqlite")
     assert health["position"] == 6
-    assert set(health["projections"]) == {"episodes", "stages", "audit", "cohort", "fold-inputs"}
+    assert set(health["projections"]) == {"episodes", "stages", "audit", "cohort", "fold-inputs",
+                                          "caseload"}
     for projection in health["projections"].values():
         assert projection == {"position": 6, "lag": 0, "state": "ok", "reason": None}

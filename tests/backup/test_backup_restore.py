@@ -114,7 +114,7 @@ def test_a_restore_into_an_empty_store_answers_as_the_original_and_verifies(
                           checkpoint_key_file=settings.checkpoint_key_path())
     result = restore(target, tmp_path / "backup")
     assert result.report.ok and result.report.checkpoint is not None
-    assert set(result.rebuilt) == {"episodes", "stages", "audit", "cohort", "fold-inputs",
+    assert set(result.rebuilt) == {"episodes", "stages", "audit", "cohort", "fold-inputs", "caseload",
                                    "access-log"}
     assert result.rebuilt["episodes"] == result.manifest["event_stores"]["outcomes"]["events"]
     assert result.erasures == []

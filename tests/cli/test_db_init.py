@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from cli import app
 
-VIEWS = {"episodes", "stages", "audit", "cohort", "fold-inputs", "access-log", "rescorings"}
+VIEWS = {"episodes", "stages", "audit", "cohort", "fold-inputs", "caseload", "access-log",
+         "rescorings"}
 
 
 def _tables(path: Path) -> set[str]:

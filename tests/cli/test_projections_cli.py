@@ -45,7 +45,8 @@ def test_status_shows_the_access_log_read_model_and_its_lag() -> None:
     result = runner.invoke(app, ["projections", "status"])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
-    assert set(status) == {"episodes", "stages", "audit", "cohort", "fold-inputs", "access-log"}
+    assert set(status) == {"episodes", "stages", "audit", "cohort", "fold-inputs", "caseload",
+                           "access-log"}
     # the access log's own store's positions
     assert status["access-log"] == {"position": 0, "lag": 3, "state": "ok", "reason": None}
     assert status["episodes"] == {"position": 0, "lag": 0, "state": "ok", "reason": None}

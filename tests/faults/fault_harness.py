@@ -28,7 +28,8 @@ from postgres import PostgresLedger, PostgresServer, init_ledger
 
 ROOT = Path(__file__).parents[2]
 RECORDED = "outcome-ledger:Episode.AssessmentRecorded"
-READ_MODELS = ("episodes", "stages", "audit", "cohort", "fold-inputs")  # the write model's read models
+# the write model's read models
+READ_MODELS = ("episodes", "stages", "audit", "cohort", "fold-inputs", "caseload")
 
 
 def service_environ(store: Mapping[str, str], folder: Path, **extra: str) -> dict[str, str]:
