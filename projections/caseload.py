@@ -110,8 +110,8 @@ class CaseloadView(ReadModel):
                        (*columns.values(), episode_id))
 
     def _opened(self, event: Episode.Opened, cursor: ViewCursor, position: int) -> None:
-        state = {"criteria": event.criteria, "assessments": [], "stages": {}, "alerts": {},
-                 "signals": {}, "watching": None}
+        state: dict[str, Any] = {"criteria": event.criteria, "assessments": [], "stages": {},
+                                 "alerts": {}, "signals": {}, "watching": None}
         opened_on = event.clinical_date.isoformat()
         cursor.execute(
             "INSERT INTO caseload (position, episode_id, clinic_id, patient_ref, instrument, "
