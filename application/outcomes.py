@@ -51,6 +51,8 @@ from domain.errors import (
     UnknownCriteriaError,
     VersionConflictError,
 )
+from domain.signals.curves import RecoveryCurve
+from domain.signals.packs import RulePack
 from trust.cipher import EventErased, KeyedMapper
 
 Clock = Callable[[], datetime]
@@ -347,6 +349,18 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         day = today or self.clock().date()
         result, _ = self._execute(episode_id, None, lambda episode: episode.flag_overdue(
             today=day, overdue_days=overdue_days, recorded_by=recorded_by))
+        return result
+
+    def watch_signals(self, episode_id: UUID, *, packs: Sequence[RulePack],
+                      curve: RecoveryCurve | None, reason: str, recorded_by: str,
+                      expected_version: int | None = None) -> CommandResult:
+        """Watch the episode with ``packs`` and the clinic's ``curve`` from now on
+        (SignalsWatched; see Episode.watch_signals): the result lists any off-track alert the
+        new packs raise; ``replayed`` when exactly these watch it already. Raises
+        EpisodeNotFoundError, EpisodeClosedError, InvalidInputError, VersionConflictError."""
+        result, _ = self._execute(episode_id, expected_version, lambda episode: (
+            episode.watch_signals(packs=packs, curve=curve, reason=reason,
+                                  recorded_by=recorded_by)))
         return result
 
     def alerts(self, episode_id: UUID) -> list[AlertView]:
