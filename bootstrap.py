@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     cipher_key: SecretStr | None = None
     new_cipher_key: SecretStr | None = None
     erasure_log: Path | None = None
+    # Alerts (ADR 0031): days without a scorable assessment after which an episode is overdue
+    # (``outcomes alerts sweep``), and the seconds between the sweeps ``outcomes serve`` runs
+    # (0: none).
+    overdue_days: Annotated[int, Field(ge=1, le=365)] = 28
+    overdue_sweep_interval: Annotated[float, Field(ge=0)] = 3600
     # Measurement-based care (ADR 0032): a safety alert (PHQ-9 item 9) left unacknowledged this
     # many hours is overdue: marked in the caseload and counted by /health's safety_overdue.
     safety_ack_hours: Annotated[float, Field(gt=0, le=24 * 365)] = 24
