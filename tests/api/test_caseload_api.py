@@ -124,15 +124,16 @@ def safety_alert(services: Any, episode_id: str) -> str:
 def test_an_acknowledged_safety_alert_keeps_its_group_but_is_no_longer_overdue(
         api, client, caseload):
     services = client.app.state.services
-    safe_old = UUID(caseload["safe_old"])
     alert_id = safety_alert(services, caseload["safe_old"])
-    services.app.acknowledge_alert(safe_old, alert_id, action="contacted_patient",
-                                   note="called, safety plan in place", recorded_by="dr-test")
+    alert_url = f"/episodes/{caseload['safe_old']}/alerts/{alert_id}"
+    acknowledged = client.post(f"{alert_url}/acknowledge", json={
+        "action": "contacted_patient", "note": "called, safety plan in place"})
+    assert acknowledged.status_code == 200, acknowledged.text
     items = all_items(api)
     assert [i["episode_id"] for i in items][:2] == [caseload["safe_old"], caseload["safe_new"]]
     assert [i["safety_overdue"] for i in items[:2]] == [False, True]
-    services.app.resolve_alert(safe_old, alert_id, reason="reviewed in session",
-                               recorded_by="dr-test")
+    resolved = client.post(f"{alert_url}/resolve", json={"reason": "reviewed in session"})
+    assert resolved.status_code == 200, resolved.text
     # now in the rest, last assessed 2026-01-19: after the QIDS episode's 2026-01-12
     assert [i["episode_id"] for i in all_items(api)] == [caseload[k] for k in (
         "safe_new", "off", "overdue", "tied_late", "tied_early", "never_assessed", "qids",

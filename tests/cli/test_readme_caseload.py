@@ -48,7 +48,8 @@ def _skip(text: str, at: int) -> int:
 
 
 def test_the_readme_caseload_scenario_runs_and_shows_the_off_track_patient(tmp_path):
-    with serving(tmp_path, workers=1) as server:
+    # no overdue sweep (the first would come after an hour): the alerts are the scenario's own
+    with serving(tmp_path, {"OUTCOMES_OVERDUE_SWEEP_INTERVAL": "0"}, workers=1) as server:
         script = (scenario().replace(".venv/bin/outcomes", f"{sys.executable} -m cli")
                   .replace("localhost:8000", f"127.0.0.1:{server.port}"))
         prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n'
