@@ -61,6 +61,9 @@ def test_real_answers_match_the_declared_schemas_and_headers(client):
     check("GET", "/episodes/{episode_id}/audit", f"/episodes/{ep}/audit")
     check("GET", "/audit", "/audit?clinic_id=c-1&limit=3")
     check("GET", "/clinics/{clinic_id}/outcomes", "/clinics/c-1/outcomes")
+    caseload = check("GET", "/clinics/{clinic_id}/caseload", "/clinics/c-1/caseload?limit=1")
+    check("GET", "/clinics/{clinic_id}/caseload", caseload["next"] or "/clinics/c-1/caseload")
+    check("GET", "/clinics/{clinic_id}/caseload", "/clinics/c-1/caseload?kind=urgent")
     check("GET", "/health", "/health")
     check("GET", "/criteria", "/criteria")
     check("POST", "/criteria", "/criteria", json={

@@ -51,6 +51,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, set[str]]] = [
     ("GET", "/audit", None, {"auditor"}),
     ("GET", "/audit/proof?position=1", None, {"auditor"}),
     ("GET", "/clinics/clinic-a/outcomes", None, {"researcher"}),
+    ("GET", "/clinics/clinic-a/caseload", None, {"clinician", "auditor"}),
     ("POST", "/rescorings", {"criteria": "frank1991", "clinic_id": CLINIC}, {"researcher"}),
     ("GET", "/rescorings/{run}", None, {"researcher"}),
     ("GET", "/rescorings/{run}/changes", None, {"researcher"}),
