@@ -48,9 +48,10 @@ ON_TRACK = ("on_track", "not_on_track", "insufficient", "not_yet")
 COLUMNS = ("position", "episode_id", "patient_ref", "instrument", "opened_on", "stage",
            "latest", "assessed_on", "on_track", "safety", "off_track", "overdue",
            "safety_waiting_since", "rank")
-# The facts the episodes read model's state follows (its stage and latest score rest on them).
-_EPISODE_FACTS = (Episode.AssessmentRecorded, Episode.AssessmentVoided, Episode.StageEvent,
-                  Episode.StageRetracted, Episode.CriteriaAdopted)
+# The facts the episodes read model's state follows: the stage rests on all of them, the latest
+# score on the assessments and the criteria.
+_SCORE_FACTS = (Episode.AssessmentRecorded, Episode.AssessmentVoided, Episode.CriteriaAdopted)
+_EPISODE_FACTS = (*_SCORE_FACTS, Episode.StageEvent, Episode.StageRetracted)
 
 
 class CaseloadView(ReadModel):
@@ -89,10 +90,11 @@ class CaseloadView(ReadModel):
         columns: dict[str, Any] = {}
         if isinstance(event, _EPISODE_FACTS):
             mutate_state(event, state)
-            latest = latest_score(state, row["instrument"])
-            columns.update(stage=stage_of(state), latest=to_json(
-                {"score": latest["total"], "on": latest["date"]}) if latest else None,
-                assessed_on=latest["date"] if latest else None)
+            columns["stage"] = stage_of(state)
+            if isinstance(event, _SCORE_FACTS):
+                latest = latest_score(state, row["instrument"])
+                columns.update(latest=to_json({"score": latest["total"], "on": latest["date"]})
+                               if latest else None, assessed_on=latest["date"] if latest else None)
         elif isinstance(event, Episode.Closed):
             columns["closed_on"] = event.clinical_date.isoformat()
         else:
