@@ -1,8 +1,9 @@
-"""The README's measurement-based-care scenario runs as written (issue 13, "Done when": a patient
-goes off track, the caseload shows it, a clinician acknowledges it and records a support review):
-its shell block is run by bash against a real ``outcomes serve`` on a loopback port (SQLite, dev
-mode), with ``localhost:8000`` and ``.venv/bin/outcomes`` pointed at the test's server, every
-``curl`` failing on an HTTP error, and what it prints checked."""
+"""The README's alert and caseload scenario runs as written (issue 13, "Done when": a patient goes
+off track, the caseload shows it, a clinician acknowledges it and records a support review): the
+first scenario's opening block, the "Alerts" block and the "The caseload" block are run by bash,
+one after the other, against a real ``outcomes serve`` on a loopback port (SQLite, dev mode), with
+``localhost:8000`` and ``.venv/bin/outcomes`` pointed at the test's server and every ``curl``
+failing on an HTTP error; what they print is checked."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from served import serving
@@ -20,54 +22,59 @@ from served import serving
 # itself (on PostgreSQL a runner would, and a read right after a write may not see it yet).
 pytestmark = [pytest.mark.server_process, pytest.mark.sqlite_only]
 ROOT = Path(__file__).parents[2]
-HEADING = "## Measurement-based care: off-track alerts and the caseload"
+SECTIONS = ("## A first scenario", "## Alerts", "### The caseload")
 
 
-def scenario() -> str:
-    """The first ``sh`` block under the README's measurement-based-care heading."""
+def first_block(heading: str) -> str:
+    """The first ``sh`` block after the README heading that starts with ``heading``."""
     text = (ROOT / "README.md").read_text()
-    section = text.split(HEADING, 1)[1].split("\n## ", 1)[0]
+    section = text.split(f"\n{heading}", 1)[1]
     found = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert found is not None
+    assert found is not None, heading
     return found[1]
 
 
-def json_documents(text: str) -> list[object]:
+def json_documents(text: str) -> list[Any]:
     """Every JSON document printed one after the other (pretty-printed or not)."""
     decoder, found, at = json.JSONDecoder(), [], 0
-    while (at := _skip(text, at)) < len(text):
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return found
         value, at = decoder.raw_decode(text, at)
         found.append(value)
-    return found
 
 
-def _skip(text: str, at: int) -> int:
-    while at < len(text) and text[at].isspace():
-        at += 1
-    return at
-
-
-def test_the_readme_caseload_scenario_runs_and_shows_the_off_track_patient(tmp_path):
+def test_the_readme_alert_and_caseload_scenario_runs_as_written(tmp_path):
+    script = "\n".join(first_block(h) for h in SECTIONS)
     # no overdue sweep (the first would come after an hour): the alerts are the scenario's own
     with serving(tmp_path, {"OUTCOMES_OVERDUE_SWEEP_INTERVAL": "0"}, workers=1) as server:
-        script = (scenario().replace(".venv/bin/outcomes", f"{sys.executable} -m cli")
+        script = (script.replace(".venv/bin/outcomes", f"{sys.executable} -m cli")
                   .replace("localhost:8000", f"127.0.0.1:{server.port}"))
         prelude = 'set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n'
         env = {**os.environ, "OUTCOMES_SQLITE_PATH": str(tmp_path / "outcomes.sqlite")}
         ran = subprocess.run(["bash", "-c", prelude + script], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0, (ran.stdout, ran.stderr)
-    caseload, acknowledged, review, alerts, health = json_documents(ran.stdout)
-    [item] = caseload["items"]
+    (stages, off_track, alerts, acknowledged, review, caseload, not_on_track,
+     health) = json_documents(ran.stdout)
+    assert len(stages["events"]) == 2
+    # as soon as the week-4 score is recorded: the patient in the off-track group
+    [item] = off_track["items"]
     assert item["patient_ref"] == "pt-91c2"
-    assert (item["alerts"], item["on_track"]) == (
-        {"safety": 0, "off_track": 1, "overdue": 0}, "not_on_track")
-    assert item["latest"] == {"score": 18, "on": "2026-02-02"}
-    assert caseload["next"] is None
+    assert (item["alerts"], item["on_track"], item["latest"]) == (
+        {"safety": 0, "off_track": 1, "overdue": 0}, "not_on_track",
+        {"score": 18, "on": "2026-02-02"})
     [alert] = alerts["items"]
-    assert (alert["kind"], alert["status"], alert["action"], alert["acknowledged_by"]) == (
-        "off_track", "acknowledged", "support_review", "dr-lee")
-    assert alert["rule"]["id"] == "schueller2015-phq9"
-    assert alert["explanation"].startswith("PHQ-9 18 at week 4")
+    assert (alert["kind"], alert["status"], alert["rule"]["id"]) == (
+        "off_track", "open", "schueller2015-phq9")
+    assert acknowledged["episode_id"] == review["episode_id"] == item["episode_id"]
+    # after the acknowledgement and the review: still first, the first scenario's episode after
+    assert [i["patient_ref"] for i in caseload["items"]] == ["pt-91c2", "pt-7f3a"]
+    assert caseload["items"][0]["alerts"]["off_track"] == 1
+    assert (caseload["items"][1]["on_track"], caseload["items"][1]["alerts"]) == (
+        "not_yet", {"safety": 0, "off_track": 0, "overdue": 0})
+    assert caseload["next"] is None
+    assert [i["patient_ref"] for i in not_on_track["items"]] == ["pt-91c2"]
     assert health["safety_overdue"] == 0
-    assert acknowledged and review
