@@ -29,7 +29,7 @@ fi
 
 "$BIN/outcomes" db init
 RUNNERS=""
-for view in episodes stages audit cohort fold-inputs access-log; do
+for view in episodes stages audit cohort fold-inputs caseload access-log; do
   "$BIN/outcomes" projections run "$view" & RUNNERS="$RUNNERS $!"
 done
 "$BIN/outcomes" serve --workers "${WORKERS:-2}" & SERVER=$!
