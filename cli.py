@@ -355,7 +355,7 @@ def _read_models(services: Any) -> dict[str, Any]:
 @projections_app.command("rebuild")
 def projections_rebuild(
     name: Annotated[str, typer.Argument(
-        help="Read model: episodes, stages, audit, cohort, access-log or all.")],
+        help="Read model: episodes, stages, audit, cohort, fold-inputs, caseload, access-log or all.")],
 ) -> None:
     """Rebuild a read model from position 0 of its event store into a new generation beside
     the live one, with a progress bar; readers switch to it atomically once it has caught up
