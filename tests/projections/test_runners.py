@@ -159,7 +159,8 @@ def test_a_burst_after_catching_up_is_processed_in_batches_again(store):
                                           administered=start + timedelta(days=day), total=12)
         assert until(lambda: models.lag("audit") == 0, 60)
         assert [models.audit.trail(episode_id=e, limit=200)[0][-1]["version"]
-                for e in episodes] == [101] * 8
+                for e in episodes] == [102] * 8  # Opened, 100 assessments and the off-track
+        # alert of week 14 (PHQ-9 12 >= 9 on day 98: schueller2015-phq9, ADR 0031)
     finally:
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
