@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from signals_helpers import OPENED, point, trajectory
 
-from domain.signals.evaluate import applies, current_signal
+from domain.signals.evaluate import applies, current_signal, safety_positive
 from domain.signals.packs import get_rule_pack
 
 SCHUELLER = get_rule_pack("schueller2015-phq9")
@@ -163,3 +163,19 @@ def test_safety_and_overdue_packs_watch_every_episode_and_give_no_on_track_signa
         pack = get_rule_pack(pack_id)
         assert applies(pack, "PHQ-9") and applies(pack, "HAM-D17")
         assert signal(pack, trajectory((0, 22), (28, 20))) is None
+
+
+@pytest.mark.parametrize(("item9", "positive"), [(0, False), (1, True), (3, True), (None, False)])
+def test_the_safety_pack_reads_phq9_item_9_from_1(item9, positive):
+    pack = get_rule_pack("phq9-item9")
+    obs = point(3, None, items=(1, 1, 1, 1, 1, 1, 1, 1, item9, 0)).obs
+    assert safety_positive(pack, obs) is positive
+    assert safety_positive(pack.with_params({"positive_from": 2}), obs) is (
+        item9 is not None and item9 >= 2)
+
+
+def test_the_safety_pack_ignores_other_instruments_and_totals_only():
+    pack = get_rule_pack("phq9-item9")
+    assert not safety_positive(pack, point(3, 20).obs)
+    assert not safety_positive(pack, point(3, None, "PHQ-A", items=(1,) * 9).obs)
+    assert not safety_positive(get_rule_pack("overdue"), point(3, None, items=(1,) * 9).obs)
