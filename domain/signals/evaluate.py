@@ -69,7 +69,9 @@ def current_signal(pack: RulePack, points: Sequence[Point], *, opened_on: date,
 
     Cut points: the latest decision point with a point in its window. Expected recovery: the
     latest point, when it is not the baseline and is at week >= ``earliest_week``; with no
-    ``curve``, or no curve for the baseline's band, status "insufficient". Returns None when no
+    ``curve``, or no curve for the baseline's band, status "insufficient"; the curve's own
+    ``probability`` and ``min_episodes`` (those it was fitted with) decide, the pack's
+    ``earliest_week`` when to start. Returns None when no
     decision is due yet, and for packs that give no on-track signal here (safety_item, overdue)
     or do not apply to the points' instrument (``applies``).
     """
