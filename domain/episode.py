@@ -48,7 +48,7 @@ from domain.errors import (
 from domain.instruments import get_instrument, points
 from domain.rules import current_stage, staged_points
 from domain.signals.curves import RecoveryCurve
-from domain.signals.evaluate import applies, current_signal
+from domain.signals.evaluate import applies, current_signal, safety_positive
 from domain.signals.packs import BUILTIN_PACKS, EARLIEST_DAY, RulePack, get_rule_pack
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
@@ -696,11 +696,9 @@ class Episode(Aggregate):
         PHQ-9 item 9 >= 1 (Kroenke 2001; SPEC §1.1, C4); a scorable assessment of the staged
         instrument resolves the unresolved overdue alerts and moves the signals."""
         safety = self._safety_pack()
-        item = int(safety.params["item"])
-        answer = (record.items[item - 1] if record.items is not None
-                  and len(record.items) >= item else None)
-        if (record.instrument == safety.instrument and answer is not None
-                and answer >= int(safety.params["positive_from"])):
+        if safety_positive(safety, record.observation()):
+            assert record.items is not None
+            answer = record.items[int(safety.params["item"]) - 1]
             rule = safety.ref()
             self._raise_alert(
                 alerting.SAFETY, record.administered_on, record.assessment_id, rule,
