@@ -51,6 +51,9 @@ BatchSize = Annotated[int | None, typer.Option(
     "--batch-size", min=0, help="Records per transaction, whole patients (default 500; 0: one "
     "transaction per assessment). An interrupted import run again resumes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+CloseAtLastVisit = Annotated[bool, typer.Option(
+    "--close-at-last-visit", help="Discharge each imported episode on its last assessment's "
+    "clinical date (a trial file: the course ends at the last visit).")]
 
 
 def _version(value: bool) -> None:
@@ -430,7 +433,8 @@ def projections_run(
 
 
 def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, criteria: str,
-                source: str, dry_run: bool, as_json: bool, batch_size: int | None) -> None:
+                source: str, dry_run: bool, as_json: bool, batch_size: int | None,
+                close_at_last_visit: bool = False) -> None:
     """Read records (``read`` adds unreadable files to the summary), import them with a progress
     bar, print the summary; exit 1 when a file was unreadable."""
     from rich.progress import Progress
@@ -447,7 +451,7 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
     try:
         importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
                             pseudonymise=pseudonymise, dry_run=dry_run,
-                            recorded_by=cli_user(),
+                            recorded_by=cli_user(), close_at_last_visit=close_at_last_visit,
                             **({} if batch_size is None else {"batch_size": batch_size}))
         summary = ImportSummary()
         with Progress(transient=True) as progress:
@@ -472,7 +476,9 @@ def _print_summary(summary: ImportSummary, as_json: bool) -> None:
 
     table = Table("", "count", title="dry run: nothing written" if summary.dry_run else None)
     for name in ("files", "resources_read", "assessments_recorded", "episodes_opened",
-                 "duplicates", "voided"):
+                 "episodes_closed", "duplicates", "voided"):
+        if name not in data:
+            continue
         table.add_row(name.replace("_", " "), str(data[name]))
     for kind, rows in (("recorded", data["by_instrument"]), ("skipped", data["skipped"]),
                        ("flagged", data["flagged"])):
@@ -507,6 +513,7 @@ def import_csv(
     dry_run: DryRun = False,
     as_json: AsJson = False,
     batch_size: BatchSize = None,
+    close_at_last_visit: CloseAtLastVisit = False,
 ) -> None:
     """Import a CSV file with a column mapping; a trial file with a day column and a baseline
     column imports as it is (see the README)."""
@@ -543,7 +550,8 @@ def import_csv(
             summary.unreadable.append(f"{exc.path}: {exc.reason}")
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or f"csv:{file.name}",
-                dry_run=dry_run, as_json=as_json, batch_size=batch_size)
+                dry_run=dry_run, as_json=as_json, batch_size=batch_size,
+                close_at_last_visit=close_at_last_visit)
 
 
 @import_app.command("fhir")
@@ -555,6 +563,7 @@ def import_fhir(
     dry_run: DryRun = False,
     as_json: AsJson = False,
     batch_size: BatchSize = None,
+    close_at_last_visit: CloseAtLastVisit = False,
 ) -> None:
     """Import QuestionnaireResponses and Observations (panels, items, totals) from FHIR R4 or
     STU3 files: Bundles (transaction, collection, searchset) or single resources."""
@@ -566,7 +575,8 @@ def import_fhir(
                              summary.unreadable.append(f"{exc.path}: {exc.reason}"))
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or "fhir",
-                dry_run=dry_run, as_json=as_json, batch_size=batch_size)
+                dry_run=dry_run, as_json=as_json, batch_size=batch_size,
+                close_at_last_visit=close_at_last_visit)
 
 
 Param = Annotated[list[str] | None, typer.Option(
