@@ -60,6 +60,18 @@ class InvalidCriteriaParameterError(InvalidInputError):
     code = "invalid-criteria-parameter"
 
 
+class UnknownRulePackError(InvalidInputError):
+    """A rule pack id that is neither a built-in nor a variant of one (ADR 0030)."""
+
+    code = "unknown-rule-pack"
+
+
+class InvalidRulePackParameterError(InvalidInputError):
+    """A rule pack parameter that is unknown, of the wrong type or out of range; ``field`` names it."""
+
+    code = "invalid-rule-pack-parameter"
+
+
 class UnstageableInstrumentError(InvalidInputError):
     code = "unstageable-instrument"
 
