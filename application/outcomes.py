@@ -31,11 +31,13 @@ from eventsourcing.persistence import (
 from application.batch import EpisodePlan, PlanOutcome, RecordStep, VoidStep
 from application.environment import ExplicitEnvironment
 from application.views import (
+    AlertView,
     AssessmentView,
     CourseOutcome,
     CriteriaRef,
     Retraction,
     StageDecisionView,
+    alert_order,
     clinical_order,
     course_outcome,
 )
@@ -166,7 +168,8 @@ class CommandResult:
     ``retracted``: decisions asserted / withdrawn by the command, in the order recorded;
     ``assessment``: the recorded assessment (record_assessment); ``outcome``: the course outcome
     (close_episode under NHS Talking Therapies or CMS159); ``criteria``: the set in force
-    (open_episode).
+    (open_episode); ``alerts``: the alerts the command raised, acknowledged or resolved, as they
+    stand after it (ADR 0031); ``review_id``: the support review recorded.
     """
 
     episode_id: UUID
@@ -179,6 +182,8 @@ class CommandResult:
     outcome: CourseOutcome | None = None
     replayed: bool = False
     criteria: CriteriaRef | None = None
+    alerts: tuple[AlertView, ...] = ()
+    review_id: str | None = None
 
 
 class OutcomesApplication(ExplicitEnvironment[UUID]):
@@ -290,6 +295,65 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         result, _ = self._execute(episode_id, expected_version, lambda episode: episode.adopt_criteria(
             criteria=chosen, reason=reason, recorded_by=recorded_by, now=self.clock()))
         return result
+
+    # -- alerts (ADR 0031) ------------------------------------------------------------------
+
+    def acknowledge_alert(self, episode_id: UUID, alert_id: str, *, action: str,
+                          recorded_by: str, note: str = "",
+                          expected_version: int | None = None) -> CommandResult:
+        """Acknowledge an open alert with a coded ``action`` (domain.alerts.ACTIONS) and a
+        ``note``; the result's ``alerts`` holds it as acknowledged. Raises
+        EpisodeNotFoundError, AlertNotFoundError, AlertStateError (409: not open),
+        InvalidInputError, VersionConflictError."""
+        result, _ = self._execute(episode_id, expected_version, lambda episode: (
+            episode.acknowledge_alert(alert_id=alert_id, action=action, note=note,
+                                      recorded_by=recorded_by)))
+        return result
+
+    def resolve_alert(self, episode_id: UUID, alert_id: str, *, reason: str, recorded_by: str,
+                      expected_version: int | None = None) -> CommandResult:
+        """Resolve an open or acknowledged alert, giving the ``reason``. Raises
+        EpisodeNotFoundError, AlertNotFoundError, AlertStateError (409: already resolved),
+        InvalidInputError, VersionConflictError."""
+        result, _ = self._execute(episode_id, expected_version, lambda episode: (
+            episode.resolve_alert(alert_id=alert_id, reason=reason, recorded_by=recorded_by)))
+        return result
+
+    def record_support_review(self, episode_id: UUID, *, domains: Mapping[str, Any],
+                              recorded_by: str, alert_id: str | None = None,
+                              clinical_date: date | None = None,
+                              expected_version: int | None = None) -> CommandResult:
+        """Record a clinical support checklist (alliance, motivation, social_support,
+        life_events: each ``{"rating": 1..5, "note"}``) on ``clinical_date`` (default today,
+        UTC), after the alert ``alert_id`` if given; the result carries its ``review_id``.
+        Raises EpisodeNotFoundError, EpisodeClosedError, AlertNotFoundError,
+        InvalidInputError, FutureDateError, VersionConflictError."""
+        now = self.clock()
+        reviews: list[str] = []
+
+        def command(episode: Episode) -> None:
+            reviews.append(episode.record_support_review(
+                alert_id=alert_id, clinical_date=clinical_date or now.date(),
+                domains=dict(domains), recorded_by=recorded_by, now=now))
+        result, _ = self._execute(episode_id, expected_version, command)
+        return replace(result, review_id=reviews[-1])
+
+    def flag_overdue(self, episode_id: UUID, *, recorded_by: str, today: date | None = None,
+                     overdue_days: int = 28) -> CommandResult:
+        """Raise an overdue alert when the episode has had no scorable assessment of its
+        staged instrument for ``overdue_days`` days up to ``today`` (default: the clock's
+        date) and none is unresolved (see Episode.flag_overdue); ``replayed`` when nothing
+        was raised. Raises EpisodeNotFoundError, InvalidInputError (``overdue_days`` < 1)."""
+        day = today or self.clock().date()
+        result, _ = self._execute(episode_id, None, lambda episode: episode.flag_overdue(
+            today=day, overdue_days=overdue_days, recorded_by=recorded_by))
+        return result
+
+    def alerts(self, episode_id: UUID) -> list[AlertView]:
+        """Every alert of the episode, safety first, then off_track, then overdue, newest
+        first within a kind. Read from the event store, so never behind a write. Raises
+        EpisodeNotFoundError."""
+        return alert_order(self.get_episode(episode_id).alerts.values())
 
     def register_criteria(self, *, criteria_id: str, base: str, params: Mapping[str, Any],
                           source: str, recorded_by: str) -> tuple[CriteriaSet, bool]:
@@ -458,7 +522,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             events = [r.domain_event for r in recordings]
             return CommandResult(
                 episode.id, episode.version, recordings[-1].notification.id if recordings
-                else None, episode.stage, *_decisions(events)), episode
+                else None, episode.stage, *_decisions(events),
+                alerts=_alerts(episode, events)), episode
         raise VersionConflictError(
             f"episode {episode_id} kept changing; gave up after {self.max_attempts} attempts")
 
@@ -618,6 +683,13 @@ def _fill_positions(outcomes: list[PlanOutcome], counts: Mapping[UUID, int],
             r.make(position=positions[start + r.events - 1]) if isinstance(r, _Unsaved) else r
             for r in outcome.results]
         start += counts.get(outcome.episode_id, 0)
+
+
+def _alerts(episode: Episode, events: Sequence[object]) -> tuple[AlertView, ...]:
+    """The alerts that ``events`` raised or moved, as they stand in ``episode``, in order."""
+    touched = dict.fromkeys(e.alert_id for e in events if isinstance(
+        e, Episode.AlertRaised | Episode.AlertAcknowledged | Episode.AlertResolved))
+    return tuple(AlertView.of(episode.alerts[i]) for i in touched)
 
 
 def _decisions(events: Sequence[object]) -> tuple[tuple[StageDecisionView, ...],

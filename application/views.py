@@ -15,6 +15,7 @@ from datetime import date, datetime
 from fractions import Fraction
 from typing import Any
 
+from domain.alerts import KINDS, AlertState
 from domain.episode import AssessmentState, Episode
 from domain.instruments import points
 
@@ -246,6 +247,63 @@ def course_outcome(recorded: Mapping[str, Any] | None) -> CourseOutcome | None:
     if recorded is None:
         return None
     return Cms159Outcome.of(recorded) if "met" in recorded else TalkingTherapiesOutcome.of(recorded)
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert of an episode (ADR 0031): ``kind`` safety | off_track | overdue, ``status``
+    open | acknowledged | resolved, ``raised_on`` (clinical date), the ``rule`` (pack ref
+    ``{"id", "version", "hash"}``), the ``explanation`` and ``evidence``; who acknowledged it,
+    when, with which coded ``action`` and ``note``; who resolved it, when, and the
+    ``resolution`` (reason). ``assessment_id``: the assessment it rests on (None for an
+    overdue alert of an episode without assessments); ``raised_at`` / ``raised_by``: when the
+    alert was recorded and by whom."""
+
+    alert_id: str
+    kind: str
+    status: str
+    raised_on: date
+    rule: CriteriaRef
+    explanation: str
+    evidence: Mapping[str, Any]
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    action: str | None
+    note: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
+    assessment_id: str | None = None
+    raised_at: datetime | None = None
+    raised_by: str | None = None
+
+    @classmethod
+    def of(cls, a: AlertState) -> AlertView:
+        return cls(a.alert_id, a.kind, a.status, a.clinical_date, CriteriaRef.of(a.rule),
+                   a.explanation, a.evidence, a.acknowledged_by, a.acknowledged_at, a.action,
+                   a.note, a.resolved_by, a.resolved_at, a.resolution, a.assessment_id,
+                   a.raised_at, a.raised_by)
+
+    def as_json(self) -> dict[str, Any]:
+        def stamp(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+        return {
+            "alert_id": self.alert_id, "kind": self.kind, "status": self.status,
+            "raised_on": self.raised_on.isoformat(), "rule": self.rule.as_json(),
+            "explanation": self.explanation, "evidence": dict(self.evidence),
+            "assessment_id": self.assessment_id, "raised_at": stamp(self.raised_at),
+            "raised_by": self.raised_by, "acknowledged_by": self.acknowledged_by,
+            "acknowledged_at": stamp(self.acknowledged_at), "action": self.action,
+            "note": self.note, "resolved_by": self.resolved_by,
+            "resolved_at": stamp(self.resolved_at), "resolution": self.resolution}
+
+
+def alert_order(alerts: Iterable[AlertState]) -> list[AlertView]:
+    """Alerts as a clinician reads them: safety first, then off_track, then overdue; newest
+    first within a kind (raised_on, then the order raised)."""
+    ranked = sorted(enumerate(alerts), key=lambda pair: (
+        KINDS.index(pair[1].kind), -pair[1].clinical_date.toordinal(), -pair[0]))
+    return [AlertView.of(a) for _, a in ranked]
 
 
 def describe_assessment(a: AssessmentState) -> dict[str, Any]:

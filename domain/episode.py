@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime, timedelta
+from fractions import Fraction
 from typing import Any, TypeVar
 from uuid import UUID, uuid5
 
@@ -21,6 +22,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.utils import register_topic
 
+from domain import alerts as alerting
+from domain.alerts import AlertState
 from domain.criteria.fold import (
     FoldResult,
     Observation,
@@ -31,6 +34,8 @@ from domain.criteria.fold import (
 )
 from domain.criteria.sets import CriteriaSet
 from domain.errors import (
+    AlertNotFoundError,
+    AlertStateError,
     AssessmentAlreadyVoidedError,
     AssessmentNotFoundError,
     EpisodeClosedError,
@@ -39,13 +44,16 @@ from domain.errors import (
     InvalidInputError,
     NaiveDatetimeError,
 )
-from domain.instruments import get_instrument
-from domain.rules import current_stage
+from domain.instruments import get_instrument, points
+from domain.rules import current_stage, staged_points
+from domain.signals.curves import RecoveryCurve
+from domain.signals.evaluate import applies, current_signal
+from domain.signals.packs import BUILTIN_PACKS, RulePack, get_rule_pack
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
 MAX_UTC_OFFSET = timedelta(hours=14)
 ASSESSMENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
-_State = TypeVar("_State", "AssessmentState", "StageState")
+_State = TypeVar("_State", "AssessmentState", "StageState", AlertState)
 
 
 def _iso(value: date | None) -> str | None:
@@ -106,7 +114,8 @@ class Episode(Aggregate):
     # The shape of the state a Snapshot copies (assessments, stages, criteria, ...): bump it when
     # that shape changes; a snapshot of another version is ignored and the events replayed
     # (application.outcomes.EpisodeSnapshots; ADR 0025).
-    class_version = 1
+    # 2: alerts, signals and watching (ADR 0031).
+    class_version = 2
 
     class Snapshot(LibrarySnapshot):
         """The episode's state at one version (derived data, ADR 0025): the library's snapshot
@@ -124,6 +133,7 @@ class Episode(Aggregate):
             state["class_version"] = type(aggregate).class_version
             state["assessments"] = {k: asdict(v) for k, v in aggregate.assessments.items()}
             state["stages"] = {k: asdict(v) for k, v in aggregate.stages.items()}
+            state["alerts"] = {k: asdict(v) for k, v in aggregate.alerts.items()}
             return snapshot
 
         def mutate(self, _: None) -> Any:
@@ -131,6 +141,7 @@ class Episode(Aggregate):
             episode.assessments = {k: _restored(AssessmentState, v)
                                    for k, v in episode.assessments.items()}
             episode.stages = {k: _restored(StageState, v) for k, v in episode.stages.items()}
+            episode.alerts = {k: _restored(AlertState, v) for k, v in episode.alerts.items()}
             return episode
 
     class Created(Aggregate.Created):  # unused; explicit topics are all-or-nothing
@@ -263,6 +274,105 @@ class Episode(Aggregate):
         def apply(self, aggregate: Episode) -> None:
             del aggregate.stages[self.stage_id]
 
+    # -- alerts (ADR 0031) ------------------------------------------------------------------
+
+    class AlertRaised(Aggregate.Event):
+        """An alert: ``kind`` safety | off_track | overdue, raised on ``clinical_date`` (the
+        assessment's date, or the day of the overdue sweep), resting on ``assessment_id`` (None
+        for an overdue alert of an episode without assessments), under ``rule`` (the pack's
+        ``{"id", "version", "hash"}``), with the ``explanation`` a clinician reads and the
+        ``evidence``; ``caused_by`` names the command ("assessment:<id>", "void:<id>",
+        "adoption:<id>", "watch:<n>", "overdue:<date>")."""
+
+        TOPIC = "outcome-ledger:Episode.AlertRaised"
+        alert_id: str
+        kind: str
+        clinical_date: date
+        assessment_id: str | None
+        rule: dict[str, str]
+        explanation: str
+        evidence: dict[str, Any]
+        caused_by: str
+        recorded_by: str
+
+        def apply(self, aggregate: Episode) -> None:
+            aggregate.alerts[self.alert_id] = AlertState(
+                self.alert_id, self.kind, self.clinical_date, self.assessment_id, self.rule,
+                self.explanation, self.evidence, self.timestamp, self.recorded_by)
+            if self.kind == alerting.OFF_TRACK:
+                aggregate.signals[self.rule["id"]] = "not_on_track"
+
+    class AlertAcknowledged(Aggregate.Event):
+        """A clinician saw the alert and acted: ``action`` (one of domain.alerts.ACTIONS) and
+        a free-text ``note`` (may be ""); who = ``recorded_by``, when = the timestamp."""
+
+        TOPIC = "outcome-ledger:Episode.AlertAcknowledged"
+        alert_id: str
+        action: str
+        note: str
+        recorded_by: str
+
+        def apply(self, aggregate: Episode) -> None:
+            alert = aggregate.alerts[self.alert_id]
+            alert.status, alert.action, alert.note = alerting.ACKNOWLEDGED, self.action, self.note
+            alert.acknowledged_by, alert.acknowledged_at = self.recorded_by, self.timestamp
+
+    class AlertResolved(Aggregate.Event):
+        """The alert needs nothing more: ``reason`` (a clinician's, or "assessment <id>
+        recorded on <date>" for an overdue alert the next scorable assessment resolves)."""
+
+        TOPIC = "outcome-ledger:Episode.AlertResolved"
+        alert_id: str
+        reason: str
+        recorded_by: str
+
+        def apply(self, aggregate: Episode) -> None:
+            alert = aggregate.alerts[self.alert_id]
+            alert.status, alert.resolution = alerting.RESOLVED, self.reason
+            alert.resolved_by, alert.resolved_at = self.recorded_by, self.timestamp
+
+    class SupportReviewRecorded(Aggregate.Event):
+        """A clinical support checklist (domain.alerts.SUPPORT_DOMAINS, each ``{"rating": 1..5,
+        "note"}``) on ``clinical_date``, after the alert ``alert_id`` (or None)."""
+
+        TOPIC = "outcome-ledger:Episode.SupportReviewRecorded"
+        review_id: str
+        alert_id: str | None
+        clinical_date: date
+        domains: dict[str, dict[str, Any]]
+        recorded_by: str
+
+    class BackOnTrack(Aggregate.Event):
+        """A watching pack's signal is on track again after a not-on-track one (``rule``: the
+        pack's ref); ``alert_ids``: its off-track alerts not yet resolved (they stay open: a
+        clinician resolves them)."""
+
+        TOPIC = "outcome-ledger:Episode.BackOnTrack"
+        rule: dict[str, str]
+        assessment_id: str
+        clinical_date: date
+        explanation: str
+        evidence: dict[str, Any]
+        alert_ids: list[str]
+        caused_by: str
+        recorded_by: str
+
+        def apply(self, aggregate: Episode) -> None:
+            aggregate.signals[self.rule["id"]] = "on_track"
+
+    class SignalsWatched(Aggregate.Event):
+        """The rule packs that watch this episode from now on (``packs``: each pack's
+        describe()) and the clinic's recovery curve (``curve``: its describe(), or None)."""
+
+        TOPIC = "outcome-ledger:Episode.SignalsWatched"
+        packs: list[dict[str, Any]]
+        curve: dict[str, Any] | None
+        reason: str
+        recorded_by: str
+
+        def apply(self, aggregate: Episode) -> None:
+            aggregate.watching = {"packs": self.packs, "curve": self.curve}
+
     def __init__(self, patient_ref: str, clinic_id: str, criteria: dict[str, Any],
                  instrument: str, clinical_date: date, recorded_by: str) -> None:
         self.patient_ref, self.clinic_id = patient_ref, clinic_id
@@ -272,6 +382,12 @@ class Episode(Aggregate):
         self.stages: dict[str, StageState] = {}
         self.closed_on: date | None = None
         self.outcome: dict[str, Any] | None = None
+        self.alerts: dict[str, AlertState] = {}
+        # The latest signal of each watching pack (by pack id) that raised an off-track alert
+        # or a BackOnTrack: "not_on_track" | "on_track".
+        self.signals: dict[str, str] = {}
+        # SignalsWatched's {"packs", "curve"}; None: the defaults (ADR 0031).
+        self.watching: dict[str, Any] | None = None
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -336,7 +452,9 @@ class Episode(Aggregate):
             severity=get_instrument(instrument).severity(result.value),
             flags=[*result.flags, *(source or {}).get("flags", [])], source=source,
             recorded_by=recorded_by)
-        self._restage(f"assessment:{assessment_id}", recorded_by)
+        caused_by = f"assessment:{assessment_id}"
+        self._restage(caused_by, recorded_by)
+        self._alert_on_record(self.assessments[assessment_id], caused_by, recorded_by)
         return True
 
     def void_assessment(self, *, assessment_id: str, reason: str, recorded_by: str) -> None:
@@ -360,6 +478,8 @@ class Episode(Aggregate):
                            reason=reason.strip(), clinical_date=record.administered_on,
                            recorded_by=recorded_by)
         self._restage(f"void:{assessment_id}", recorded_by)
+        if self._stages_signals(record):
+            self._watch_signals(f"void:{assessment_id}", recorded_by)
 
     def close(self, *, discharged_on: date, recorded_by: str, now: datetime) -> None:
         """Discharge: record the course outcome of the criteria set (NHS TT outcome object,
@@ -399,6 +519,106 @@ class Episode(Aggregate):
             previous=self.criteria_ref, reason=reason.strip(), clinical_date=now.date(),
             recorded_by=recorded_by)
         self._restage(f"adoption:{adoption_id}", recorded_by)
+        self._watch_signals(f"adoption:{adoption_id}", recorded_by)
+        return True
+
+    def watch_signals(self, *, packs: Sequence[RulePack], curve: RecoveryCurve | None,
+                      reason: str, recorded_by: str) -> bool:
+        """Watch the episode with ``packs`` (and the clinic's recovery ``curve``) from now on:
+        SignalsWatched, then the signals re-evaluated under them (an off-track alert or a
+        BackOnTrack may follow, caused by "watch:<version>"). Returns False when exactly these
+        packs and curve watch it already.
+
+        Raises EpisodeClosedError, InvalidInputError (empty reason).
+        """
+        self._check_open()
+        why = alerting.text(reason, "reason", required=True)
+        chosen = {"packs": [p.describe() for p in packs],
+                  "curve": curve.describe() if curve is not None else None}
+        if chosen == self.watching:
+            return False
+        self.trigger_event(self.SignalsWatched, packs=chosen["packs"], curve=chosen["curve"],
+                           reason=why, recorded_by=recorded_by)
+        self._watch_signals(f"watch:{self.version}", recorded_by)
+        return True
+
+    def acknowledge_alert(self, *, alert_id: str, action: str, note: str,
+                          recorded_by: str) -> None:
+        """Acknowledge an open alert: the ``action`` taken (domain.alerts.ACTIONS) and a
+        ``note`` (free text, may be ""). Allowed after discharge (the record is completed).
+
+        Raises InvalidInputError (unknown action, note over 2,000 characters),
+        AlertNotFoundError, AlertStateError (already acknowledged or resolved).
+        """
+        chosen, text = alerting.action(action), alerting.text(note, "note", required=False)
+        alert = self._alert(alert_id)
+        if alert.status != alerting.OPEN:
+            raise AlertStateError(f"alert {alert_id} is already {alert.status}",
+                                  field="alert_id")
+        self.trigger_event(self.AlertAcknowledged, alert_id=alert_id, action=chosen, note=text,
+                           recorded_by=recorded_by)
+
+    def resolve_alert(self, *, alert_id: str, reason: str, recorded_by: str) -> None:
+        """Resolve an open or acknowledged alert, giving the ``reason``. Allowed after
+        discharge.
+
+        Raises InvalidInputError (empty reason), AlertNotFoundError, AlertStateError (already
+        resolved).
+        """
+        why = alerting.text(reason, "reason", required=True)
+        alert = self._alert(alert_id)
+        if alert.status == alerting.RESOLVED:
+            raise AlertStateError(f"alert {alert_id} is already resolved", field="alert_id")
+        self.trigger_event(self.AlertResolved, alert_id=alert_id, reason=why,
+                           recorded_by=recorded_by)
+
+    def record_support_review(self, *, alert_id: str | None, clinical_date: date,
+                              domains: dict[str, Any], recorded_by: str, now: datetime) -> str:
+        """Record a clinical support checklist (see domain.alerts.support_domains) on
+        ``clinical_date``, after the alert ``alert_id`` if given. Returns the review id.
+
+        Raises EpisodeClosedError, InvalidInputError (ratings, notes, a date before the
+        episode opened), FutureDateError, AlertNotFoundError.
+        """
+        self._check_open()
+        ratings = alerting.support_domains(domains)
+        _not_future(clinical_date, now, "administered_on")
+        if clinical_date < self.opened_on:
+            raise InvalidInputError(
+                f"administered_on {clinical_date} is before the episode opened "
+                f"({self.opened_on})", field="administered_on")
+        if alert_id is not None:
+            self._alert(alert_id)
+        review_id = str(uuid5(self.id, f"review-{self.version + 1}"))
+        self.trigger_event(self.SupportReviewRecorded, review_id=review_id, alert_id=alert_id,
+                           clinical_date=clinical_date, domains=ratings,
+                           recorded_by=recorded_by)
+        return review_id
+
+    def flag_overdue(self, *, today: date, overdue_days: int, recorded_by: str) -> bool:
+        """Raise an overdue alert when no valid scorable assessment of the staged instrument
+        is dated within ``overdue_days`` days before ``today`` (counted from the latest one, or
+        from ``opened_on``: overdue at exactly ``overdue_days``) and no overdue alert is
+        unresolved. Returns whether one was raised (never on a closed episode).
+
+        Raises InvalidInputError (``overdue_days`` < 1).
+        """
+        latest = self._latest_scorable()
+        last_on = latest.administered_on if latest else self.opened_on
+        days = alerting.overdue_since(last_on, today, overdue_days)
+        if days is None or self.is_closed or any(
+                a.kind == alerting.OVERDUE and a.unresolved for a in self.alerts.values()):
+            return False
+        rule = _pack_ref("overdue", overdue_days=overdue_days)
+        since = (f"{latest.instrument} {_number(latest.total)} on {last_on}" if latest
+                 else f"the episode opened on {last_on}")
+        self._raise_alert(
+            alerting.OVERDUE, today, latest.assessment_id if latest else None, rule,
+            f"No scorable {self.instrument} since {since} ({days} days >= {overdue_days}): an "
+            f"assessment is overdue ({rule['id']} v{rule['version']})",
+            {"last_assessment_id": latest.assessment_id if latest else None,
+             "last_on": last_on.isoformat(), "days": days, "overdue_days": overdue_days},
+            f"overdue:{today.isoformat()}", recorded_by)
         return True
 
     # -- queries ----------------------------------------------------------------------------
@@ -430,11 +650,120 @@ class Episode(Aggregate):
     def valid_assessments(self) -> list[AssessmentState]:
         return [a for a in self.assessments.values() if not a.voided]
 
+    def unresolved_alerts(self, kind: str) -> list[AlertState]:
+        """The alerts of ``kind`` not yet resolved, in the order raised."""
+        return [a for a in self.alerts.values() if a.kind == kind and a.unresolved]
+
     # -- internals --------------------------------------------------------------------------
 
     def _check_open(self) -> None:
         if self.is_closed:
             raise EpisodeClosedError(f"episode {self.id} was closed on {self.closed_on}")
+
+    def _alert(self, alert_id: str) -> AlertState:
+        alert = self.alerts.get(alert_id) if isinstance(alert_id, str) else None
+        if alert is None:
+            raise AlertNotFoundError(f"no alert {alert_id} in episode {self.id}",
+                                     field="alert_id")
+        return alert
+
+    def _raise_alert(self, kind: str, clinical_date: date, assessment_id: str | None,
+                     rule: dict[str, str], explanation: str, evidence: dict[str, Any],
+                     caused_by: str, recorded_by: str) -> None:
+        self.trigger_event(
+            self.AlertRaised, alert_id=str(uuid5(self.id, f"alert-{self.version + 1}")),
+            kind=kind, clinical_date=clinical_date, assessment_id=assessment_id, rule=rule,
+            explanation=explanation, evidence=evidence, caused_by=caused_by,
+            recorded_by=recorded_by)
+
+    def _stages_signals(self, record: AssessmentState) -> bool:
+        """Whether ``record`` is a point of the staged trajectory (its instrument, scorable):
+        only then can recording or voiding it change a signal."""
+        return record.instrument == self.instrument and record.total is not None
+
+    def _latest_scorable(self) -> AssessmentState | None:
+        """The latest valid scorable assessment of the staged instrument (clinical order)."""
+        staged = [a for a in self.valid_assessments() if self._stages_signals(a)]
+        return max(staged, key=lambda a: (a.administered_on, a.administered_at is not None,
+                                          a.administered_at or a.recorded_at, a.recorded_at),
+                   default=None)
+
+    def _alert_on_record(self, record: AssessmentState, caused_by: str,
+                         recorded_by: str) -> None:
+        """The alerts a new assessment raises or resolves (ADR 0031): a safety alert for a
+        PHQ-9 item 9 >= 1 (Kroenke 2001; SPEC §1.1, C4); a scorable assessment of the staged
+        instrument resolves the unresolved overdue alerts and moves the signals."""
+        safety = self._safety_pack()
+        item = int(safety.params["item"])
+        answer = (record.items[item - 1] if record.items is not None
+                  and len(record.items) >= item else None)
+        if (record.instrument == safety.instrument and answer is not None
+                and answer >= int(safety.params["positive_from"])):
+            rule = safety.ref()
+            self._raise_alert(
+                alerting.SAFETY, record.administered_on, record.assessment_id, rule,
+                f"PHQ-9 item 9 (thoughts of death or self-harm) answered {answer} on "
+                f"{record.administered_on}: review the patient's safety today "
+                f"({rule['id']} v{rule['version']})",
+                {"item9": answer, "score": _number(record.total)}, caused_by, recorded_by)
+        if not self._stages_signals(record):
+            return
+        for alert in self.unresolved_alerts(alerting.OVERDUE):
+            self.trigger_event(
+                self.AlertResolved, alert_id=alert.alert_id,
+                reason=f"assessment {record.assessment_id} recorded on {record.administered_on}",
+                recorded_by=recorded_by)
+        self._watch_signals(caused_by, recorded_by)
+
+    def _safety_pack(self) -> RulePack:
+        """The safety-item pack that watches the episode: the one SignalsWatched chose, else
+        phq9-item9 (it always watches)."""
+        for d in (self.watching or {}).get("packs", ()):
+            if d["kind"] == "safety_item":
+                return RulePack.from_description(d)
+        return BUILTIN_PACKS["phq9-item9"]
+
+    def _signal_packs(self) -> tuple[list[RulePack], RecoveryCurve | None]:
+        """The cut-point and expected-recovery packs that watch this episode's staged
+        instrument, and the clinic's recovery curve: SignalsWatched's, else the defaults
+        (schueller2015-phq9 for PHQ-9, stard-qids for QIDS-SR16; no curve)."""
+        if self.watching is None:
+            return [p for p in (BUILTIN_PACKS["schueller2015-phq9"], BUILTIN_PACKS["stard-qids"])
+                    if applies(p, self.instrument)], None
+        recorded = self.watching.get("curve")
+        curve = RecoveryCurve.from_description(recorded) if recorded else None
+        packs = [RulePack.from_description(d) for d in self.watching["packs"]
+                 if d["kind"] in ("cut_points", "expected_recovery")]
+        return [p for p in packs if applies(p, self.instrument, curve)], curve
+
+    def _watch_signals(self, caused_by: str, recorded_by: str) -> None:
+        """Re-evaluate each watching pack over the staged points (domain.signals.evaluate):
+        not on track after a signal that was not -> AlertRaised(off_track); on track after a
+        not-on-track one -> BackOnTrack naming the pack's unresolved off-track alerts."""
+        packs, curve = self._signal_packs()
+        if not packs:
+            return
+        points = staged_points([a.observation() for a in self.valid_assessments()],
+                               self.criteria_set, self.instrument)
+        for pack in packs:
+            signal = current_signal(pack, points, opened_on=self.opened_on, curve=curve)
+            if signal is None:
+                continue
+            last = self.signals.get(pack.id)
+            evidence = {**signal.evidence, "week": signal.week,
+                        "decision_point": signal.decision_point}
+            if signal.status == "not_on_track" and last != "not_on_track":
+                self._raise_alert(alerting.OFF_TRACK, signal.clinical_date,
+                                  signal.assessment_id, signal.rule, signal.explanation,
+                                  evidence, caused_by, recorded_by)
+            elif signal.status == "on_track" and last == "not_on_track":
+                self.trigger_event(
+                    self.BackOnTrack, rule=signal.rule, assessment_id=signal.assessment_id,
+                    clinical_date=signal.clinical_date, explanation=signal.explanation,
+                    evidence=evidence, alert_ids=[
+                        a.alert_id for a in self.unresolved_alerts(alerting.OFF_TRACK)
+                        if a.rule["id"] == pack.id],
+                    caused_by=caused_by, recorded_by=recorded_by)
 
     def _fold(self, discharge: date | None = None) -> FoldResult:
         return fold([a.observation() for a in self.valid_assessments()], self.criteria_set,
@@ -476,7 +805,22 @@ STAGE_EVENT_TYPES = {cls.__name__: cls for cls in (
 
 
 _FIELDS: dict[type[Any], frozenset[str]] = {
-    cls: frozenset(f.name for f in fields(cls)) for cls in (AssessmentState, StageState)}
+    cls: frozenset(f.name for f in fields(cls))
+    for cls in (AssessmentState, StageState, AlertState)}
+
+
+def _pack_ref(pack_id: str, **params: Any) -> dict[str, str]:
+    """The ref of the built-in rule pack ``pack_id``, or of its variant with ``params`` when
+    they differ from the pack's own (``overdue|overdue_days=21``)."""
+    pack = get_rule_pack(pack_id)
+    changed = {k: v for k, v in params.items() if pack.params.get(k) != v}
+    ref: dict[str, str] = (pack.with_params(changed) if changed else pack).ref()
+    return ref
+
+
+def _number(total: str | None) -> int | float | None:
+    """A stored total ("9", "9/2") as points (int, or float to 3 decimals)."""
+    return None if total is None else points(Fraction(total))
 
 
 def _restored(cls: type[_State], values: dict[str, Any]) -> _State:

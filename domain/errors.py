@@ -98,6 +98,13 @@ class AssessmentAlreadyVoidedError(ConflictError):
     code = "assessment-already-voided"
 
 
+class AlertStateError(ConflictError):
+    """An alert is already in the state a command would move it to (acknowledging an
+    acknowledged or resolved alert, resolving a resolved one; HTTP 409)."""
+
+    code = "alert-state"
+
+
 class NotFoundError(DomainError):
     """A referenced episode or assessment does not exist (HTTP 404)."""
 
@@ -110,3 +117,9 @@ class EpisodeNotFoundError(NotFoundError):
 
 class AssessmentNotFoundError(NotFoundError):
     code = "assessment-not-found"
+
+
+class AlertNotFoundError(NotFoundError):
+    """No alert with that id on the episode (HTTP 404)."""
+
+    code = "alert-not-found"
