@@ -36,6 +36,7 @@ from domain.criteria.custom import CustomCriteria
 from domain.criteria.fold import staged_instrument
 from domain.episode import Episode
 from domain.errors import DomainError
+from domain.signals.clinic import ClinicSignals
 from importers.records import Skipped, SourceAssessment
 
 DEFAULT_BATCH_SIZE = 500  # records per transaction (whole patients; ADR 0026)
@@ -149,6 +150,7 @@ class Importer:
         self.pseudonymise, self.recorded_by, self.dry_run = pseudonymise, recorded_by, dry_run
         # where the commands run: the ledger, or for a dry run a scratch store (never os.environ)
         self.app = OutcomesApplication({}, clock=app.clock) if dry_run else app
+        self._copy(ClinicSignals.id_for(clinic_id))  # the clinic's choice of rule packs, if any
         base_id = split_criteria_id(criteria)[0]
         if base_id not in BUILTIN:
             self._copy(CustomCriteria.id_for(base_id))
