@@ -12,9 +12,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError
 
 from application.adoption import SkippedEpisode
-from application.backtest import closed_series
 from application.outcomes import OutcomesApplication, project_events
-from application.recovery_fit import fit_recovery_curve
 from domain.errors import EpisodeClosedError, EpisodeNotFoundError, VersionConflictError
 from domain.signals.clinic import ClinicSignals
 from domain.signals.curves import RecoveryCurve
@@ -69,6 +67,10 @@ class ClinicSignalChoices:
         """Fit the expected-recovery pack (``min_episodes`` overriding its minimum per band)
         on the clinic's closed ``instrument`` episodes, as of today, and record it. Raises
         InvalidRulePackParameterError, ValueError (an instrument without bands)."""
+        # statsmodels is imported by the fit only, not by every process that builds Services
+        from application.backtest import closed_series
+        from application.recovery_fit import fit_recovery_curve
+
         pack = get_rule_pack("expected-recovery")
         if min_episodes is not None:
             pack = pack.with_params({"min_episodes": min_episodes})
