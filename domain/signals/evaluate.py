@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
-from domain.criteria.timeline import Point
+from domain.criteria.timeline import Observation, Point
 from domain.instruments import Points, format_points
 from domain.instruments import points as json_points
 from domain.signals.curves import RecoveryCurve
@@ -69,7 +69,9 @@ def current_signal(pack: RulePack, points: Sequence[Point], *, opened_on: date,
 
     Cut points: the latest decision point with a point in its window. Expected recovery: the
     latest point, when it is not the baseline and is at week >= ``earliest_week``; with no
-    ``curve``, or no curve for the baseline's band, status "insufficient". Returns None when no
+    ``curve``, or no curve for the baseline's band, status "insufficient"; the curve's own
+    ``probability`` and ``min_episodes`` (those it was fitted with) decide, the pack's
+    ``earliest_week`` when to start. Returns None when no
     decision is due yet, and for packs that give no on-track signal here (safety_item, overdue)
     or do not apply to the points' instrument (``applies``).
     """
@@ -80,6 +82,18 @@ def current_signal(pack: RulePack, points: Sequence[Point], *, opened_on: date,
     if pack.kind == "expected_recovery":
         return _expected_recovery_signal(pack, points, opened_on, curve)
     return None
+
+
+def safety_positive(pack: RulePack, obs: Observation) -> bool:
+    """Whether ``obs`` answers the safety item of a ``safety_item`` pack at or above
+    ``positive_from`` (phq9-item9: PHQ-9 item 9, thoughts of death or self-harm, >= 1; Kroenke
+    2001; the same as the SAFETY_ITEM9_POSITIVE flag of domain.instruments for the built-in).
+    False for another instrument, no items, an unanswered item, or another kind of pack."""
+    if pack.kind != "safety_item" or obs.instrument != pack.instrument or obs.items is None:
+        return False
+    index = int(pack.params["item"]) - 1
+    answer = obs.items[index] if index < len(obs.items) else None
+    return answer is not None and answer >= int(pack.params["positive_from"])
 
 
 # --- cut points ----------------------------------------------------------------------------------
