@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     cipher_key: SecretStr | None = None
     new_cipher_key: SecretStr | None = None
     erasure_log: Path | None = None
+    # Alerts (ADR 0031): days without a scorable assessment after which an episode is overdue
+    # (``outcomes alerts sweep``), and the seconds between the sweeps ``outcomes serve`` runs
+    # (0: none).
+    overdue_days: Annotated[int, Field(ge=1, le=365)] = 28
+    overdue_sweep_interval: Annotated[float, Field(ge=0)] = 3600
 
     @field_validator("postgres_schema")
     @classmethod

@@ -39,6 +39,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(audit_app, name="audit")
 app.add_typer(patients_app, name="patients")
 app.add_typer(keys_app, name="keys")
+alerts_app = typer.Typer(no_args_is_help=True, help="Alerts on the episodes (ADR 0031).")
+app.add_typer(alerts_app, name="alerts")
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
 
@@ -810,6 +812,34 @@ def _print_backtest(result: Any) -> None:
     console.print(f"method: {result.method}")
     for note in result.notes:
         console.print(f"note: {note}")
+
+
+
+@alerts_app.command("sweep")
+def alerts_sweep(
+    overdue_days: Annotated[int | None, typer.Option(
+        "--overdue-days", min=1, max=365,
+        help="Days without a scorable assessment (default OUTCOMES_OVERDUE_DAYS, 28).")] = None,
+) -> None:
+    """Raise an overdue alert on every open episode without a scorable assessment of its
+    staged instrument for --overdue-days days (none while one is unresolved); prints a JSON
+    summary: the day, the days, the episodes checked and flagged."""
+    from application.overdue import sweep_overdue
+    from bootstrap import Settings
+
+    settings = Settings()
+    services = _open(settings)
+    try:
+        done = sweep_overdue(services.app, services.read_models.open_episodes,
+                             overdue_days=overdue_days or settings.overdue_days,
+                             recorded_by=cli_user())
+        typer.echo(json.dumps({"today": done.today.isoformat(),
+                               "overdue_days": done.overdue_days, "episodes": done.episodes,
+                               "flagged": [str(i) for i in done.flagged]}, indent=1))
+    except (DomainError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
 
 
 if __name__ == "__main__":

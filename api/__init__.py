@@ -15,8 +15,9 @@ from api.availability import Breaker, FailFast
 from api.freshness import runs_inline
 from api.limits import BodyLimit, HostCheck, RateLimiter, rate_limited
 from api.request_log import RequestLog
-from api.routes import access, audit, episodes, misc, rescoring
+from api.routes import access, alerts, audit, episodes, misc, rescoring
 from api.schemas import clean_parameters
+from application import overdue
 from bootstrap import Services, Settings, build, configure_logging
 from trust import checkpoints
 
@@ -47,6 +48,11 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         # ``outcomes serve``: a signed checkpoint every checkpoint_interval seconds when a tree
         # grew (one writer across workers: a lock in the checkpoint folder; trust.checkpoints)
         stop_checkpoints = checkpoints.follow(settings, app.state.services) if owned else None
+        # ``outcomes serve``: an overdue sweep every overdue_sweep_interval seconds (ADR 0031)
+        stop_sweeps = overdue.follow(
+            app.state.services.app, app.state.services.read_models.open_episodes,
+            interval=settings.overdue_sweep_interval, overdue_days=settings.overdue_days,
+            recorded_by=overdue.SWEEPER) if owned else None
         store = app.state.services.store
         log.info("started", store=store.kind, path=store.path,
                  projections="inline" if inline else "runners")
@@ -58,6 +64,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             breaker.stop()
             if stop_checkpoints:
                 stop_checkpoints()
+            if stop_sweeps:
+                stop_sweeps()
             if stop:
                 stop()
             if owned:
@@ -87,7 +95,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # FastAPI serves itself: they describe the API and hold no data). The rate limit runs after
     # authentication (it counts per request.state.principal); then ids in paths and queries.
     guards = [Depends(auth.authenticate), Depends(rate_limited), Depends(clean_parameters)]
-    for router in (episodes.router, misc.router, rescoring.router, access.router, audit.router):
+    for router in (episodes.router, alerts.router, misc.router, rescoring.router, access.router,
+                   audit.router):
         app.include_router(router, dependencies=guards)
     app.include_router(misc.public, dependencies=[Depends(rate_limited)])  # by client address
     # outermost: every request is recorded, those the inner middlewares refuse included; keep

@@ -206,6 +206,68 @@ class ChangeResult(Response):
         "X-Min-Position to read the write from any worker."))
 
 
+class RuleRef(Response):
+    """The rule pack behind a signal or an alert: the id names the pack (or its variant,
+    ``overdue|overdue_days=21``), the version its revision, the hash its rules."""
+
+    id: str
+    version: str
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description=(
+        "SHA-256 of the canonical JSON of the pack's kind and parameters."))
+
+
+AlertKind = Literal["safety", "off_track", "overdue"]
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+AlertAction = Literal["contacted_patient", "safety_plan_reviewed", "reviewed_in_session",
+                      "treatment_changed", "referred", "support_review", "other"]
+
+
+class Alert(Response):
+    """An alert of an episode and where it is in its lifecycle (open -> acknowledged ->
+    resolved, or open -> resolved; ADR 0031)."""
+
+    alert_id: str
+    kind: AlertKind = Field(description="safety (PHQ-9 item 9), off_track (a watching rule "
+                                        "pack's signal) or overdue (no scorable assessment).")
+    status: AlertStatus
+    raised_on: dt.date = Field(description="The clinical date: the assessment's, or the sweep's.")
+    rule: RuleRef
+    explanation: str
+    evidence: dict[str, Any] = Field(description="What the rule read; shape by kind and pack.")
+    assessment_id: str | None = Field(None, description="The assessment the alert rests on.")
+    raised_at: Moment | None = None
+    raised_by: str | None = None
+    acknowledged_by: str | None = None
+    acknowledged_at: Moment | None = None
+    action: AlertAction | None = None
+    note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: Moment | None = None
+    resolution: str | None = Field(None, description="Why it was resolved.")
+
+
+class AlertChange(Response):
+    """The answer of an acknowledgement or a resolution: the alert as it now stands."""
+
+    episode_id: str
+    version: int = Field(ge=1)
+    stage: Stage
+    alert: Alert
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
+
+
+class SupportReviewRecorded(Response):
+    episode_id: str
+    review_id: str
+    version: int = Field(ge=1)
+    stage: Stage
+    position: int = Field(ge=0, description=(
+        "The event store position of the write (also X-Ledger-Position): send it as "
+        "X-Min-Position to read the write from any worker."))
+
+
 class ScorePoint(Response):
     assessment_id: str
     date: dt.date
@@ -246,6 +308,11 @@ class EpisodeSummary(Response):
 
 class Page(Response):
     next: str | None = Field(description="URL of the next page, null on the last.")
+
+
+class AlertPage(Page):
+    items: list[Alert] = Field(description=(
+        "Safety first, then off_track, then overdue; newest first within a kind."))
 
 
 class EpisodePage(Page):

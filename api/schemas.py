@@ -26,6 +26,7 @@ from pydantic import (
     StrictStr,
 )
 
+from domain.alerts import ACTIONS, MAX_TEXT, RATING_MAX, RATING_MIN
 from domain.criteria.custom import CUSTOM_ID
 from domain.episode import ASSESSMENT_ID
 from domain.errors import InvalidInputError
@@ -199,3 +200,32 @@ class RegisterCriteria(Request):
                     description="The new set's id: 3..64 lower-case letters, digits, '.', '-'.")
     params: Params = Field(default_factory=dict)
     source: FreeText = Field(min_length=1, max_length=1000, description="The source the clinic cites.")
+
+
+class AcknowledgeAlert(Request):
+    action: str = Field(json_schema_extra={"enum": list(ACTIONS)}, examples=["contacted_patient"],
+                        description="What was done about the alert (coded).")
+    note: FreeText = Field("", max_length=MAX_TEXT, description="Free text; may be empty.")
+
+
+class ResolveAlert(Request):
+    reason: FreeText = Field(min_length=1, max_length=MAX_TEXT,
+                             description="Why the alert needs nothing more.")
+
+
+class SupportRating(Request):
+    rating: StrictInt = Field(ge=RATING_MIN, le=RATING_MAX, description=(
+        "1 = a serious problem in this domain .. 5 = no concern."))
+    note: FreeText = Field("", max_length=MAX_TEXT)
+
+
+class RecordSupportReview(Request):
+    """A clinical support checklist in the domains of Lambert's Clinical Support Tools."""
+
+    alert_id: IdText | None = Field(None, max_length=64,
+                                    description="The (off-track) alert the review follows.")
+    administered_on: IsoDate | None = Field(None, description="Default: today (UTC).")
+    alliance: SupportRating = Field(description="The therapeutic alliance.")
+    motivation: SupportRating = Field(description="The patient's motivation for change.")
+    social_support: SupportRating = Field(description="Support from the patient's people.")
+    life_events: SupportRating = Field(description="Negative life events.")

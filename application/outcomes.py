@@ -355,8 +355,9 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
     def watch_signals(self, episode_id: UUID, *, packs: Sequence[RulePack],
                       curve: RecoveryCurve | None, reason: str, recorded_by: str,
                       expected_version: int | None = None) -> CommandResult:
-        """Watch the episode with ``packs`` (and the clinic's recovery ``curve``) from now on
-        (see Episode.watch_signals); ``replayed`` when exactly these watch it already. Raises
+        """Watch the episode with ``packs`` and the clinic's ``curve`` from now on
+        (SignalsWatched; see Episode.watch_signals): the result lists any off-track alert the
+        new packs raise; ``replayed`` when exactly these watch it already. Raises
         EpisodeNotFoundError, EpisodeClosedError, InvalidInputError, VersionConflictError."""
         result, _ = self._execute(episode_id, expected_version, lambda episode: (
             episode.watch_signals(packs=packs, curve=curve, reason=reason,

@@ -407,9 +407,9 @@ class ReadModels:
             thread.join(timeout=10)
         return stop
 
-    def open_episodes(self, clinic_id: str) -> Iterator[UUID]:
-        """The ids of a clinic's open episodes, in opening order (the episodes read model,
-        caught up first)."""
+    def open_episodes(self, clinic_id: str | None = None) -> Iterator[UUID]:
+        """The ids of a clinic's open episodes (every clinic's without ``clinic_id``), in
+        opening order (the episodes read model, caught up first)."""
         self.catch_up(["episodes"])
         after: int | None = 0
         while after is not None:

@@ -144,7 +144,8 @@ START = date(2025, 1, 6)
 EPISODE_ID = UUID("00000000-0000-4000-8000-000000000012")
 LIBRARY_STATE = {"_id", "_version", "_created_on", "_modified_on", "_pending_events"}
 EPISODE_STATE = {"patient_ref", "clinic_id", "criteria", "instrument", "opened_on",
-                 "assessments", "stages", "closed_on", "outcome"}
+                 "assessments", "stages", "closed_on", "outcome", "alerts", "signals",
+                 "watching"}
 
 
 @contextmanager
