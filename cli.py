@@ -814,7 +814,6 @@ def _print_backtest(result: Any) -> None:
         console.print(f"note: {note}")
 
 
-
 @alerts_app.command("sweep")
 def alerts_sweep(
     overdue_days: Annotated[int | None, typer.Option(
