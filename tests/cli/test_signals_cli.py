@@ -99,3 +99,29 @@ def test_watch_records_the_choice_and_watches_the_open_episodes(tmp_path: Path) 
     assert (again["recorded"], again["watched"], len(again["unchanged"])) == (False, [], 1)
     bad = run("signals", "watch", "--clinic", "c1", "--rule", "nope", "--reason", "r")
     assert bad.exit_code == 2 and "unknown rule pack" in bad.stderr
+
+
+def test_episodes_an_import_opens_are_watched_by_the_clinic_choice(tmp_path: Path) -> None:
+    from application.outcomes import OutcomesApplication
+    from bootstrap import Settings
+    from domain.episode import Episode
+
+    output(run("signals", "watch", "--clinic", "c1", "--rule", "overdue|overdue_days=21",
+               "--reason", "weekly sessions"))
+    scores = tmp_path / "scores.csv"
+    scores.write_text("patient,date,total\nb,2026-01-05,20\n")
+    command = ["import", "csv", str(scores), "--clinic", "c1", "--patient", "patient",
+               "--date", "date", "--instrument", "PHQ-9", "--total", "total", "--json"]
+    dry = output(run(*command, "--dry-run"))  # the scratch store holds a copy of the choice
+    assert (dry["assessments_recorded"], dry["episodes_opened"]) == (1, 1)
+    assert output(run(*command))["episodes_opened"] == 1
+    store = OutcomesApplication(Settings().eventsourcing_env())
+    try:
+        opened = [n.originator_id for n in store.notifications(Episode.Opened.TOPIC)]
+        events = store.episode_events(opened[0])
+    finally:
+        store.close()
+    assert [type(e).__name__ for e in events[:2]] == ["Opened", "SignalsWatched"]
+    watched = events[1]
+    assert isinstance(watched, Episode.SignalsWatched)
+    assert [p["id"] for p in watched.packs] == ["overdue|overdue_days=21"]
