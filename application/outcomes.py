@@ -352,15 +352,20 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             today=day, overdue_days=overdue_days, recorded_by=recorded_by))
         return result
 
-    def watch_signals(self, episode_id: UUID, *, packs: Sequence[RulePack],
-                      curve: RecoveryCurve | None, reason: str, recorded_by: str,
-                      expected_version: int | None = None) -> CommandResult:
-        """Watch the episode with ``packs`` and the clinic's ``curve`` from now on
+    def watch_signals(self, episode_id: UUID, *,
+                      packs: Sequence[RulePack | Mapping[str, Any]],
+                      curve: RecoveryCurve | Mapping[str, Any] | None, reason: str,
+                      recorded_by: str, expected_version: int | None = None) -> CommandResult:
+        """Watch the episode with ``packs`` (RulePacks or their ``describe()``) and the
+        clinic's ``curve`` (a RecoveryCurve, its ``describe()`` or None) from now on
         (SignalsWatched; see Episode.watch_signals): the result lists any off-track alert the
         new packs raise; ``replayed`` when exactly these watch it already. Raises
         EpisodeNotFoundError, EpisodeClosedError, InvalidInputError, VersionConflictError."""
+        chosen = [p if isinstance(p, RulePack) else RulePack.from_description(p) for p in packs]
+        fitted = (RecoveryCurve.from_description(curve) if isinstance(curve, Mapping)
+                  else curve)
         result, _ = self._execute(episode_id, expected_version, lambda episode: (
-            episode.watch_signals(packs=packs, curve=curve, reason=reason,
+            episode.watch_signals(packs=chosen, curve=fitted, reason=reason,
                                   recorded_by=recorded_by)))
         return result
 

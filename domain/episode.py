@@ -27,6 +27,7 @@ from domain.alerts import AlertState
 from domain.criteria.fold import (
     FoldResult,
     Observation,
+    Point,
     StageDecision,
     fold,
     score_observation,
@@ -47,8 +48,8 @@ from domain.errors import (
 from domain.instruments import get_instrument, points
 from domain.rules import current_stage, staged_points
 from domain.signals.curves import RecoveryCurve
-from domain.signals.evaluate import applies, current_signal
-from domain.signals.packs import BUILTIN_PACKS, RulePack, get_rule_pack
+from domain.signals.evaluate import applies, current_signal, safety_positive
+from domain.signals.packs import BUILTIN_PACKS, EARLIEST_DAY, RulePack, get_rule_pack
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
 MAX_UTC_OFFSET = timedelta(hours=14)
@@ -453,8 +454,8 @@ class Episode(Aggregate):
             flags=[*result.flags, *(source or {}).get("flags", [])], source=source,
             recorded_by=recorded_by)
         caused_by = f"assessment:{assessment_id}"
-        self._restage(caused_by, recorded_by)
-        self._alert_on_record(self.assessments[assessment_id], caused_by, recorded_by)
+        points = self._restage(caused_by, recorded_by)
+        self._alert_on_record(self.assessments[assessment_id], points, caused_by, recorded_by)
         return True
 
     def void_assessment(self, *, assessment_id: str, reason: str, recorded_by: str) -> None:
@@ -477,9 +478,10 @@ class Episode(Aggregate):
         self.trigger_event(self.AssessmentVoided, assessment_id=assessment_id,
                            reason=reason.strip(), clinical_date=record.administered_on,
                            recorded_by=recorded_by)
-        self._restage(f"void:{assessment_id}", recorded_by)
+        points = self._restage(f"void:{assessment_id}", recorded_by)
         if self._stages_signals(record):
-            self._watch_signals(f"void:{assessment_id}", recorded_by)
+            self._watch_signals(points, f"void:{assessment_id}", recorded_by,
+                                changed=record.administered_on)
 
     def close(self, *, discharged_on: date, recorded_by: str, now: datetime) -> None:
         """Discharge: record the course outcome of the criteria set (NHS TT outcome object,
@@ -518,8 +520,8 @@ class Episode(Aggregate):
             self.CriteriaAdopted, adoption_id=adoption_id, criteria=criteria.describe(),
             previous=self.criteria_ref, reason=reason.strip(), clinical_date=now.date(),
             recorded_by=recorded_by)
-        self._restage(f"adoption:{adoption_id}", recorded_by)
-        self._watch_signals(f"adoption:{adoption_id}", recorded_by)
+        points = self._restage(f"adoption:{adoption_id}", recorded_by)
+        self._watch_signals(points, f"adoption:{adoption_id}", recorded_by)
         return True
 
     def watch_signals(self, *, packs: Sequence[RulePack], curve: RecoveryCurve | None,
@@ -539,7 +541,7 @@ class Episode(Aggregate):
             return False
         self.trigger_event(self.SignalsWatched, packs=chosen["packs"], curve=chosen["curve"],
                            reason=why, recorded_by=recorded_by)
-        self._watch_signals(f"watch:{self.version}", recorded_by)
+        self._watch_signals(self._staged_points(), f"watch:{self.version}", recorded_by)
         return True
 
     def acknowledge_alert(self, *, alert_id: str, action: str, note: str,
@@ -688,17 +690,15 @@ class Episode(Aggregate):
                                           a.administered_at or a.recorded_at, a.recorded_at),
                    default=None)
 
-    def _alert_on_record(self, record: AssessmentState, caused_by: str,
-                         recorded_by: str) -> None:
+    def _alert_on_record(self, record: AssessmentState, points: Sequence[Point],
+                         caused_by: str, recorded_by: str) -> None:
         """The alerts a new assessment raises or resolves (ADR 0031): a safety alert for a
         PHQ-9 item 9 >= 1 (Kroenke 2001; SPEC §1.1, C4); a scorable assessment of the staged
         instrument resolves the unresolved overdue alerts and moves the signals."""
         safety = self._safety_pack()
-        item = int(safety.params["item"])
-        answer = (record.items[item - 1] if record.items is not None
-                  and len(record.items) >= item else None)
-        if (record.instrument == safety.instrument and answer is not None
-                and answer >= int(safety.params["positive_from"])):
+        if safety_positive(safety, record.observation()):
+            assert record.items is not None
+            answer = record.items[int(safety.params["item"]) - 1]
             rule = safety.ref()
             self._raise_alert(
                 alerting.SAFETY, record.administered_on, record.assessment_id, rule,
@@ -713,7 +713,7 @@ class Episode(Aggregate):
                 self.AlertResolved, alert_id=alert.alert_id,
                 reason=f"assessment {record.assessment_id} recorded on {record.administered_on}",
                 recorded_by=recorded_by)
-        self._watch_signals(caused_by, recorded_by)
+        self._watch_signals(points, caused_by, recorded_by, changed=record.administered_on)
 
     def _safety_pack(self) -> RulePack:
         """The safety-item pack that watches the episode: the one SignalsWatched chose, else
@@ -736,16 +736,25 @@ class Episode(Aggregate):
                  if d["kind"] in ("cut_points", "expected_recovery")]
         return [p for p in packs if applies(p, self.instrument, curve)], curve
 
-    def _watch_signals(self, caused_by: str, recorded_by: str) -> None:
-        """Re-evaluate each watching pack over the staged points (domain.signals.evaluate):
-        not on track after a signal that was not -> AlertRaised(off_track); on track after a
-        not-on-track one -> BackOnTrack naming the pack's unresolved off-track alerts."""
+    def _staged_points(self) -> list[Point]:
+        """The staged instrument's scorable points of the valid assessments (G2)."""
+        return staged_points([a.observation() for a in self.valid_assessments()],
+                             self.criteria_set, self.instrument)
+
+    def _watch_signals(self, points: Sequence[Point], caused_by: str, recorded_by: str, *,
+                       changed: date | None = None) -> None:
+        """Re-evaluate each watching pack over ``points``, the staged points after the
+        command (``staged_points``; the re-fold's own, so not computed twice): not on track
+        after a signal that was not -> AlertRaised(off_track); on track after a not-on-track
+        one -> BackOnTrack naming the pack's unresolved off-track alerts (ADR 0031).
+        ``changed``: the date of the one point the command added or voided; a cut-point pack
+        is not evaluated for a point before day 21 (EARLIEST_DAY), which no decision point
+        reads (the baseline, which expected recovery reads, always is)."""
         packs, curve = self._signal_packs()
-        if not packs:
-            return
-        points = staged_points([a.observation() for a in self.valid_assessments()],
-                               self.criteria_set, self.instrument)
+        early = changed is not None and (changed - self.opened_on).days < EARLIEST_DAY
         for pack in packs:
+            if early and pack.kind == "cut_points":
+                continue
             signal = current_signal(pack, points, opened_on=self.opened_on, curve=curve)
             if signal is None:
                 continue
@@ -769,9 +778,11 @@ class Episode(Aggregate):
         return fold([a.observation() for a in self.valid_assessments()], self.criteria_set,
                     instrument=self.instrument, discharge=discharge)
 
-    def _restage(self, caused_by: str, recorded_by: str) -> None:
-        """Append the difference between the asserted decisions and a fresh fold (G1)."""
-        decisions = {d.key: d for d in self._fold().events}
+    def _restage(self, caused_by: str, recorded_by: str) -> tuple[Point, ...]:
+        """Append the difference between the asserted decisions and a fresh fold (G1); returns
+        the fold's staged points (the trajectory the signals read)."""
+        folded = self._fold()
+        decisions = {d.key: d for d in folded.events}
         criteria = self.criteria_ref
         for state in sorted(self.stages.values(), key=lambda s: s.key):
             if state.key not in decisions:
@@ -784,6 +795,7 @@ class Episode(Aggregate):
         for key, decision in decisions.items():
             if key not in asserted:
                 self._assert(decision, criteria, caused_by, recorded_by)
+        return folded.points
 
     def _assert(self, d: StageDecision, criteria: dict[str, str], caused_by: str,
                 recorded_by: str) -> None:

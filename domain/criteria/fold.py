@@ -55,12 +55,15 @@ __all__ = [
 class FoldResult:
     """What a criteria set concludes from an episode: stage decisions in date order, and for the
     course-level sets (NHS TT, CMS159) the outcome object; ``scores`` maps assessment id to its
-    score under the set's scoring policy."""
+    score under the set's scoring policy; ``points``: the staged instrument's scorable points in
+    clinical order, one per day (what ``domain.rules.staged_points`` gives for the same input:
+    the trajectory the signals read, ADR 0031)."""
 
     criteria: CriteriaSet
     events: tuple[StageDecision, ...]
     outcome: Mapping[str, Any] | None
     scores: Mapping[str, Score]
+    points: tuple[Point, ...] = ()
 
 
 def staged_instrument(criteria: CriteriaSet, instrument: str) -> str:
@@ -104,15 +107,14 @@ def fold(
         if obs.assessment_id not in scores:
             scores[obs.assessment_id] = score_observation(obs, criteria)
     events = [safety_decision(p) for p in scored if SAFETY_ITEM9_POSITIVE in p.score.flags]
+    staged_points = [p for p in scored if p.obs.instrument == staged and p.score.scorable]
     outcome: dict[str, Any] | None = None
     if criteria.kind == "nhstt":
         outcome = nhstt_outcome(scored, criteria, discharge)
     elif criteria.kind == "cms159":
         outcome = cms159_outcome(scored, criteria)
-    else:
-        staged_points = [p for p in scored if p.obs.instrument == staged and p.score.scorable]
-        if staged_points:
-            events += stage_longitudinal(staged_points, criteria, staged)
+    elif staged_points:
+        events += stage_longitudinal(staged_points, criteria, staged)
     order = {kind: position for position, kind in enumerate(STAGE_TYPES)}
     events.sort(key=lambda e: (e.date, order[e.type], e.degree or ""))
-    return FoldResult(criteria, tuple(events), outcome, scores)
+    return FoldResult(criteria, tuple(events), outcome, scores, tuple(staged_points))

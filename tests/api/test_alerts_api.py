@@ -169,6 +169,11 @@ def test_pages_order_and_another_clinics_episode(api: Api) -> None:
                             json={"action": "other"}, headers=south), 404, "episode-not-found")
     problem(api.client.post(f"/episodes/{episode_id}/support-reviews", json=REVIEW,
                             headers=south), 404, "episode-not-found")
+    # clinic-b's own episode does not reach clinic-a's alert through its path either
+    other = api.open(clinic_id="clinic-b", patient_ref="pt-b")
+    problem(api.client.post(f"/episodes/{other}/alerts/{alert_id}/acknowledge",
+                            json={"action": "other"}, headers=south), 404, "alert-not-found")
+    assert api.get(f"/episodes/{episode_id}/alerts")["items"][0]["status"] == "open"
 
 
 def test_an_auditor_reads_alerts_and_cannot_acknowledge(api: Api) -> None:

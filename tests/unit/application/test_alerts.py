@@ -412,3 +412,48 @@ def test_replay_and_snapshots_hold_the_alerts(app):
     assert [(a.kind, a.raised_on, a.status) for a in app.alerts(episode_id)] == [
         ("safety", on(0), "acknowledged"), ("off_track", on(91), "open"),
         ("off_track", on(28), "open"), ("overdue", on(60), "resolved")]
+
+
+# -- expected recovery (a hand-built curve: score = 16 - 4 ln(1 + week) for a moderately severe
+# start; Cov [[0.25, -0.1], [-0.1, 0.04]], scale 9, t 1.3: at week 9 the band is [2.89, 10.69])
+
+def curve() -> Any:
+    from datetime import UTC, datetime
+
+    from domain.signals.curves import BandCurve, RecoveryCurve
+    band = BandCurve(band="moderately severe", episodes=240, observations=1310, intercept=16.0,
+                     slope=-4.0, cov=(0.25, -0.1, 0.04), scale=9.0, t_quantile=1.3)
+    return RecoveryCurve(
+        clinic_id="clinic-a", instrument="PHQ-9", probability="0.8", min_episodes=30,
+        fitted_at=datetime(2026, 6, 1, 12, 0, tzinfo=UTC), as_of=date(2026, 5, 31),
+        episodes=252, episode_ids_hash="0" * 64, bands=(band,),
+        band_counts={"moderately severe": 240, "severe": 12},
+        pack=get_rule_pack("expected-recovery").ref())
+
+
+def test_expected_recovery_raises_above_the_band_and_clears_within_it(app):
+    episode_id = open_episode(app)
+    pack = get_rule_pack("expected-recovery")
+    # given as describe() documents, as the clinic's choice stores them
+    app.watch_signals(episode_id, packs=[pack.describe()], curve=curve().describe(),
+                      reason="clinic fit", recorded_by=BY)
+    record(app, episode_id, 0, 16)  # moderately severe start
+    (alert,) = record(app, episode_id, 63, 15).alerts  # 15 > 10.69 at week 9
+    assert (alert.kind, alert.rule.as_json()) == ("off_track", pack.ref())
+    assert alert.explanation == ("PHQ-9 15 at week 9 is above the expected 3-11 for a "
+                                 "moderately severe start (expected-recovery v1.0.0, fitted on "
+                                 "240 episodes)")
+    assert (alert.evidence["expected"], alert.evidence["band"]) == (6.8, [2.9, 10.7])
+    # day 64 (week 9.1): 10 is within [2.8, 10.6]: back on track
+    record(app, episode_id, 64, 10)
+    (back,) = events_of(app, episode_id, Episode.BackOnTrack)
+    assert back.alert_ids == [alert.alert_id] and back.assessment_id == "a-64"
+
+
+def test_expected_recovery_without_a_curve_is_insufficient_and_raises_nothing(app):
+    episode_id = open_episode(app)
+    app.watch_signals(episode_id, packs=[get_rule_pack("expected-recovery")], curve=None,
+                      reason="no fit yet", recorded_by=BY)
+    record(app, episode_id, 0, 16)
+    assert record(app, episode_id, 63, 27).alerts == ()
+    assert app.get_episode(episode_id).signals == {}
