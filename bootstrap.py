@@ -31,6 +31,7 @@ from application.adoption import ClinicAdoptions
 from application.environment import ExplicitEnvironment
 from application.outcomes import Clock, OutcomesApplication, utc_now
 from application.rescoring import RescoringLog, ShadowRuns
+from application.signals import ClinicSignalChoices
 from projections.rescorings import RescoringStore
 from projections.runner import ReadModels
 from projections.storage import ViewStore, view_store_for
@@ -337,6 +338,12 @@ class Services:
     adoptions: ClinicAdoptions
     access_log: AccessLog  # its own event store (var/access-log.sqlite) and read model
     access_views: ReadModels
+
+    @property
+    def signals(self) -> ClinicSignalChoices:
+        """The clinic-wide signal use cases (choose rule packs, fit and record a recovery curve),
+        over the clinic's open episodes of the episodes read model (ADR 0033)."""
+        return ClinicSignalChoices(self.app, self.read_models.open_episodes)
 
     @property
     def store(self) -> StoreInUse:

@@ -1,5 +1,5 @@
 """The ``outcomes`` command line: evaluate, criteria, serve, db, dev-token, projections, import,
-rescore, adopt, audit, patients erase, keys, backup, restore. Commands that write record
+rescore, adopt, signals, audit, patients erase, keys, backup, restore. Commands that write record
 ``cli:<os user>`` as ``recorded_by``."""
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ BatchSize = Annotated[int | None, typer.Option(
     "--batch-size", min=0, help="Records per transaction, whole patients (default 500; 0: one "
     "transaction per assessment). An interrupted import run again resumes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
+CloseAtLastVisit = Annotated[bool, typer.Option(
+    "--close-at-last-visit", help="Discharge each imported episode on its last assessment's "
+    "clinical date (a trial file: the course ends at the last visit).")]
 
 
 def _version(value: bool) -> None:
@@ -432,7 +435,8 @@ def projections_run(
 
 
 def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, criteria: str,
-                source: str, dry_run: bool, as_json: bool, batch_size: int | None) -> None:
+                source: str, dry_run: bool, as_json: bool, batch_size: int | None,
+                close_at_last_visit: bool = False) -> None:
     """Read records (``read`` adds unreadable files to the summary), import them with a progress
     bar, print the summary; exit 1 when a file was unreadable."""
     from rich.progress import Progress
@@ -449,7 +453,7 @@ def _run_import(read: Callable[[ImportSummary], Iterator[Any]], *, clinic: str, 
     try:
         importer = Importer(services.app, clinic_id=clinic, criteria=criteria, source=source,
                             pseudonymise=pseudonymise, dry_run=dry_run,
-                            recorded_by=cli_user(),
+                            recorded_by=cli_user(), close_at_last_visit=close_at_last_visit,
                             **({} if batch_size is None else {"batch_size": batch_size}))
         summary = ImportSummary()
         with Progress(transient=True) as progress:
@@ -474,7 +478,9 @@ def _print_summary(summary: ImportSummary, as_json: bool) -> None:
 
     table = Table("", "count", title="dry run: nothing written" if summary.dry_run else None)
     for name in ("files", "resources_read", "assessments_recorded", "episodes_opened",
-                 "duplicates", "voided"):
+                 "episodes_closed", "duplicates", "voided"):
+        if name not in data:
+            continue
         table.add_row(name.replace("_", " "), str(data[name]))
     for kind, rows in (("recorded", data["by_instrument"]), ("skipped", data["skipped"]),
                        ("flagged", data["flagged"])):
@@ -509,6 +515,7 @@ def import_csv(
     dry_run: DryRun = False,
     as_json: AsJson = False,
     batch_size: BatchSize = None,
+    close_at_last_visit: CloseAtLastVisit = False,
 ) -> None:
     """Import a CSV file with a column mapping; a trial file with a day column and a baseline
     column imports as it is (see the README)."""
@@ -545,7 +552,8 @@ def import_csv(
             summary.unreadable.append(f"{exc.path}: {exc.reason}")
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or f"csv:{file.name}",
-                dry_run=dry_run, as_json=as_json, batch_size=batch_size)
+                dry_run=dry_run, as_json=as_json, batch_size=batch_size,
+                close_at_last_visit=close_at_last_visit)
 
 
 @import_app.command("fhir")
@@ -557,6 +565,7 @@ def import_fhir(
     dry_run: DryRun = False,
     as_json: AsJson = False,
     batch_size: BatchSize = None,
+    close_at_last_visit: CloseAtLastVisit = False,
 ) -> None:
     """Import QuestionnaireResponses and Observations (panels, items, totals) from FHIR R4 or
     STU3 files: Bundles (transaction, collection, searchset) or single resources."""
@@ -568,7 +577,8 @@ def import_fhir(
                              summary.unreadable.append(f"{exc.path}: {exc.reason}"))
 
     _run_import(read, clinic=clinic, criteria=criteria, source=source or "fhir",
-                dry_run=dry_run, as_json=as_json, batch_size=batch_size)
+                dry_run=dry_run, as_json=as_json, batch_size=batch_size,
+                close_at_last_visit=close_at_last_visit)
 
 
 Param = Annotated[list[str] | None, typer.Option(
@@ -661,6 +671,147 @@ def adopt(
         _fail(str(exc))
     finally:
         services.close()
+
+
+# -- signals (ADR 0033) -----------------------------------------------------------------------
+
+signals_app = typer.Typer(no_args_is_help=True, help="Off-track signals: rule packs, the clinic's "
+                          "choice, the expected-recovery fit and back-tests.")
+app.add_typer(signals_app, name="signals")
+SignalsClinic = Annotated[str, typer.Option("--clinic", help="The clinic id.")]
+
+
+@signals_app.command("list")
+def signals_list(as_json: AsJson = False) -> None:
+    """The built-in rule packs: id, version, kind, content hash, title (with --json: each
+    pack's whole definition, its parameters and source)."""
+    from domain.signals.packs import BUILTIN_PACKS
+
+    if as_json:
+        typer.echo(json.dumps([p.describe() for p in BUILTIN_PACKS.values()], indent=1))
+        return
+    from rich.table import Table
+
+    table = Table("id", "version", "kind", "hash", "title")
+    for pack in BUILTIN_PACKS.values():
+        table.add_row(pack.id, pack.version, pack.kind, pack.hash[:12], pack.title)
+    _console().print(table)
+
+
+@signals_app.command("fit")
+def signals_fit(
+    clinic: SignalsClinic,
+    instrument: Annotated[str, typer.Option(help="The staged instrument (PHQ-9, QIDS-SR16, "
+                                                 "HAM-D17).")],
+    min_episodes: Annotated[int | None, typer.Option(
+        "--min-episodes", help="Fewest episodes a baseline band needs (default 30).")] = None,
+) -> None:
+    """Fit the expected-recovery curves on the clinic's closed episodes (OLS of score on
+    ln(1 + week) per baseline band; Finch et al. 2001) and record the fit (RecoveryCurveFitted).
+    Prints the recorded model as JSON."""
+    from bootstrap import Settings
+
+    services = _open(Settings())
+    try:
+        curve, watch = services.signals.fit(clinic, instrument, min_episodes=min_episodes,
+                                            recorded_by=cli_user())
+    except (DomainError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    typer.echo(json.dumps({**curve.describe(), "recorded": watch.recorded,
+                           "episodes_watched": len(watch.watched)}, indent=1))
+    if not curve.bands:
+        typer.echo(f"note: no baseline band has {curve.min_episodes} closed episodes; "
+                   "expected-recovery signals will say so", err=True)
+
+
+@signals_app.command("watch")
+def signals_watch(
+    clinic: SignalsClinic,
+    rule: Annotated[list[str], typer.Option("--rule", help="A rule pack id (repeatable; "
+                                                           "variants: id|key=value).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded with the choice).")],
+) -> None:
+    """Choose the rule packs that watch the clinic's episodes (RulePacksChosen) and apply the
+    choice to each open episode (SignalsWatched); episodes opened later are watched by it too."""
+    from dataclasses import asdict
+
+    from bootstrap import Settings
+
+    services = _open(Settings())
+    try:
+        done = services.signals.choose_rule_packs(clinic, packs=rule, reason=reason,
+                                                  recorded_by=cli_user())
+    except DomainError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    typer.echo(json.dumps(asdict(done), indent=1, default=str))
+
+
+@signals_app.command("backtest")
+def signals_backtest(
+    rule: Annotated[str, typer.Option("--rule", help="The rule pack id to replay.")],
+    clinic: SignalsClinic,
+    outcome: Annotated[str, typer.Option(
+        help="What not on track predicts the absence of at discharge: response (>= 50 % "
+             "reduction) or remission (below the criteria set's remission threshold).")
+    ] = "response",
+    as_json: AsJson = False,
+) -> None:
+    """Replay the clinic's closed episodes as of each decision point and report how well "not
+    on track" predicted no response (or no remission) at discharge. Exit 1 when the rule
+    applies to none of them."""
+    from application.backtest import NothingToBacktestError, backtest, closed_series
+    from bootstrap import Settings
+    from domain.signals.packs import get_rule_pack
+
+    if outcome not in ("response", "remission"):
+        _fail("--outcome: response or remission")
+    try:
+        pack = get_rule_pack(rule)
+    except DomainError as exc:
+        _fail(str(exc))
+    services = _open(Settings())
+    try:
+        result = backtest(pack, clinic, closed_series(services.app, clinic),
+                          outcome=outcome, now=services.app.clock())  # type: ignore[arg-type]
+    except NothingToBacktestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except ValueError as exc:
+        _fail(str(exc))
+    finally:
+        services.close()
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=1))
+        return
+    _print_backtest(result)
+
+
+def _print_backtest(result: Any) -> None:
+    from rich.table import Table
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    table = Table("instrument", "decision point", "evaluated", "not on track", "insufficient",
+                  "TP", "FP", "TN", "FN", "sensitivity", "specificity", "PPV", "NPV",
+                  title=f"{result.rule['id']} v{result.rule['version']} at {result.clinic_id}: "
+                        f"not on track vs no {result.outcome} at discharge")
+    for r in result.rows:
+        table.add_row(r.instrument, r.decision_point, str(r.evaluated), str(r.not_on_track),
+                      str(r.insufficient), str(r.tp), str(r.fp), str(r.tn), str(r.fn),
+                      ratio(r.sensitivity), ratio(r.specificity), ratio(r.ppv), ratio(r.npv))
+    console = _console()
+    console.print(table)
+    excluded = ", ".join(f"{k}: {v}" for k, v in result.excluded.items()) or "none"
+    console.print(f"closed episodes the rule applies to: {result.episodes} (left out: "
+                  f"{excluded})")
+    console.print(f"method: {result.method}")
+    for note in result.notes:
+        console.print(f"note: {note}")
 
 
 @alerts_app.command("sweep")

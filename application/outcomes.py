@@ -51,6 +51,7 @@ from domain.errors import (
     UnknownCriteriaError,
     VersionConflictError,
 )
+from domain.signals.clinic import ClinicSignals
 from domain.signals.curves import RecoveryCurve
 from domain.signals.packs import RulePack
 from trust.cipher import EventErased, KeyedMapper
@@ -399,6 +400,16 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
 
     # -- queries ----------------------------------------------------------------------------
 
+    def clinic_signals(self, clinic_id: str) -> ClinicSignals | None:
+        """The clinic's chosen rule packs and recorded fits (one read), or None when it has
+        neither (its episodes are watched by the defaults)."""
+        ident = ClinicSignals.id_for(clinic_id)
+        try:
+            found = self.repository.get(ident, projector_func=project_events)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, ClinicSignals) else None
+
     def criteria_set(self, criteria_id: str,
                      params: Mapping[str, Any] | None = None) -> CriteriaSet:
         """A built-in or custom set (latest version), or its variant. Raises
@@ -558,12 +569,21 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
                      recorded_by: str, criteria: str = "acnp2006",
                      params: Mapping[str, Any] | None = None, instrument: str = "PHQ-9",
                      opened_on: date | None = None) -> Episode:
-        """open_episode's new Episode, not saved (one home for opening; same errors)."""
+        """open_episode's new Episode, not saved (one home for opening; same errors). When the
+        clinic has chosen its rule packs (ClinicSignals), the episode is watched by them from
+        its opening: SignalsWatched follows Opened, in the same save (ADR 0033)."""
         now = self.clock()
-        return Episode.open(
+        episode = Episode.open(
             episode_id=episode_id, patient_ref=patient_ref, clinic_id=clinic_id,
             criteria=self.criteria_set(criteria, params), instrument=instrument,
             opened_on=opened_on or now.date(), recorded_by=recorded_by, now=now)
+        choice = self.clinic_signals(clinic_id)
+        watching = choice.watching(episode.instrument) if choice is not None else None
+        if choice is not None and watching is not None:
+            episode.watch_signals(packs=watching[0], curve=watching[1],
+                                  reason=f"the clinic's choice: {choice.reason}",
+                                  recorded_by=recorded_by)
+        return episode
 
     def _assessment_command(self, step: RecordStep) -> Callable[[Episode], bool]:
         """record_assessment's command on an episode (one home for its validation, scoring and

@@ -36,6 +36,7 @@ from domain.criteria.custom import CustomCriteria
 from domain.criteria.fold import staged_instrument
 from domain.episode import Episode
 from domain.errors import DomainError
+from domain.signals.clinic import ClinicSignals
 from importers.records import Skipped, SourceAssessment
 
 DEFAULT_BATCH_SIZE = 500  # records per transaction (whole patients; ADR 0026)
@@ -66,6 +67,7 @@ class ImportSummary:
     flagged: Counter[str] = field(default_factory=Counter)
     by_instrument: Counter[str] = field(default_factory=Counter)  # assessments recorded
     dry_run: bool = False
+    episodes_closed: int | None = None  # None: the import was not asked to close episodes
 
     def skip(self, location: str, reason: str) -> None:
         """Count one record not imported, for ``reason``, and say where it is."""
@@ -84,6 +86,8 @@ class ImportSummary:
                 "duplicates": self.duplicates, "voided": self.voided,
                 "episodes_opened": self.episodes_opened, "skipped": dict(self.skipped),
                 "flagged": dict(self.flagged), "by_instrument": dict(self.by_instrument)}
+        if self.episodes_closed is not None:
+            data["episodes_closed"] = self.episodes_closed
         if skipped_records:
             data["skipped_records"] = list(self.skipped_records)
         return data
@@ -128,12 +132,16 @@ class Importer:
     need, so the summary is the one the real import would give. ``batch_size``: records per
     transaction (whole patients: a patient with more is a batch alone; 0: one transaction per
     assessment). Raises UnknownCriteriaError or InvalidCriteriaParameterError for ``criteria``,
-    ValueError for a negative ``batch_size``.
+    ValueError for a negative ``batch_size``. ``close_at_last_visit``: after the records, each
+    imported patient's open episode is discharged on the clinical date of its last valid
+    assessment (a trial file's last visit; ADR 0033), so its outcome at discharge can be judged.
     """
 
     def __init__(self, app: OutcomesApplication, *, clinic_id: str, criteria: str,
                  pseudonymise: Pseudonymiser, source: str, recorded_by: str = "import",
-                 dry_run: bool = False, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 dry_run: bool = False, batch_size: int = DEFAULT_BATCH_SIZE,
+                 close_at_last_visit: bool = False) -> None:
+        self.close_at_last_visit = close_at_last_visit
         if batch_size < 0:
             raise ValueError("batch_size: 0 (one transaction per assessment) or more records")
         self.batch_size = batch_size
@@ -142,6 +150,7 @@ class Importer:
         self.pseudonymise, self.recorded_by, self.dry_run = pseudonymise, recorded_by, dry_run
         # where the commands run: the ledger, or for a dry run a scratch store (never os.environ)
         self.app = OutcomesApplication({}, clock=app.clock) if dry_run else app
+        self._copy(ClinicSignals.id_for(clinic_id))  # the clinic's choice of rule packs, if any
         base_id = split_criteria_id(criteria)[0]
         if base_id not in BUILTIN:
             self._copy(CustomCriteria.id_for(base_id))
@@ -175,7 +184,28 @@ class Importer:
             self._batched(by_patient, summary, progress)
         else:
             self._per_assessment(by_patient, summary, progress)
+        if self.close_at_last_visit:
+            summary.episodes_closed = sum(self._close(patient, summary) for patient in by_patient)
         return summary
+
+    def _close(self, patient: str, summary: ImportSummary) -> bool:
+        """Discharge the patient's episode on its last valid assessment's clinical date;
+        False when it has no such assessment, is closed already (a repeated import) or is not
+        stored. A discharge the episode refuses is counted as a skip with the error's code."""
+        ident = episode_id(self.clinic_id, self.pseudonymise(self.source, patient))
+        if ident not in self.app.repository:
+            return False
+        episode = self.app.get_episode(ident)
+        valid = episode.valid_assessments()
+        if episode.is_closed or not valid:
+            return False
+        try:
+            self.app.close_episode(ident, discharged_on=max(a.administered_on for a in valid),
+                                   recorded_by=self.recorded_by)
+        except DomainError as exc:
+            summary.skipped[f"not closed: {exc.code}"] += 1
+            return False
+        return True
 
     # -- one transaction per batch of patients (ADR 0026) ----------------------------------
 
