@@ -107,18 +107,23 @@ def decision_point_choice(pack: RulePack, points: Sequence[Point], opened_on: da
     """The point decision point ``week`` rests on: among the points dated on day >= 21 within
     [7*week - tolerance_days, 7*week + tolerance_days] days of opened_on, the closest to day
     7*week (a tie: the later one); None when the window has none."""
+    return _choice(pack, [(p, _day(p, opened_on)) for p in points], week)
+
+
+def _choice(pack: RulePack, dated: Sequence[tuple[Point, int]], week: int) -> Point | None:
+    """``decision_point_choice`` over points paired with their day of the episode."""
     target, tolerance = 7 * week, int(pack.params["tolerance_days"])
-    window = [p for p in points
-              if _day(p, opened_on) >= EARLIEST_DAY
-              and abs(_day(p, opened_on) - target) <= tolerance]
+    window = [(p, day) for p, day in dated
+              if day >= EARLIEST_DAY and abs(day - target) <= tolerance]
     if not window:
         return None
-    return min(window, key=lambda p: (abs(_day(p, opened_on) - target), -_day(p, opened_on)))
+    return min(window, key=lambda pd: (abs(pd[1] - target), -pd[1]))[0]
 
 
 def _cut_point_signal(pack: RulePack, points: Sequence[Point], opened_on: date) -> Signal | None:
+    dated = [(p, _day(p, opened_on)) for p in points]  # each point's day, computed once
     for week in sorted((int(w) for w in pack.params["thresholds"]), reverse=True):
-        point = decision_point_choice(pack, points, opened_on, week)
+        point = _choice(pack, dated, week)
         if point is not None:
             return _cut_point_decision(pack, point, week, opened_on)
     return None

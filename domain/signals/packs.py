@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any, Literal
 
 from domain.errors import InvalidRulePackParameterError, UnknownRulePackError
@@ -47,9 +48,10 @@ class RulePack:
     source: str
     params: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def hash(self) -> str:
-        """SHA-256 (hex) of the canonical JSON of kind and parameters: equal rules, equal hash."""
+        """SHA-256 (hex) of the canonical JSON of kind and parameters: equal rules, equal hash.
+        Computed once per pack (a pack's params are read-only): every signal records it."""
         doc = json.dumps({"kind": self.kind, "params": self.params}, sort_keys=True,
                          separators=(",", ":"))
         return hashlib.sha256(doc.encode()).hexdigest()
