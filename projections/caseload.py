@@ -5,8 +5,10 @@ One row per episode: clinic, patient_ref, staged instrument, opening date, curre
 latest staged score (the episodes read model's own rules: ``projections.episodes.stage_of`` and
 ``latest_score``, i.e. ``domain.rules``), the unresolved alerts by kind, the on-track status
 and ``rank``, the sort key of the caseload. A small JSON ``state`` per row (the episode's
-criteria, assessments and stages as the episodes read model keeps them, its alerts and the last
-signal of each watching rule) lets each event update the row from the events alone.
+criteria, assessments and stages as the episodes read model keeps them, its alerts and the rule
+packs that watch it) lets each event update the row from the events alone. The on-track status
+is the watching packs' current signal over the staged scores (``domain.signals.watch``), so an
+episode on track at a decision point shows ``on_track`` without any alert event.
 
 The order (``rank``, text compared by code point on both stores): the group first (0 an
 unresolved safety alert, 1 an unresolved off-track alert, 2 an unresolved overdue alert, 3 the
@@ -29,13 +31,17 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.erasure import ErasureCompleted
+from domain.rules import staged_points
+from domain.signals.watch import on_track
 from projections.base import (
     ReadModel,
     ViewCursor,
     delete_episodes,
     erased_episode_ids,
+    observations,
     skipped,
     to_json,
     topics_of,
@@ -95,6 +101,7 @@ class CaseloadView(ReadModel):
                 latest = latest_score(state, row["instrument"])
                 columns.update(latest=to_json({"score": latest["total"], "on": latest["date"]})
                                if latest else None, assessed_on=latest["date"] if latest else None)
+                columns["on_track"] = on_track_of(state, row["instrument"], row["opened_on"])
         elif isinstance(event, Episode.Closed):
             columns["closed_on"] = event.clinical_date.isoformat()
         else:
@@ -104,7 +111,9 @@ class CaseloadView(ReadModel):
         waiting = min((a["raised_at"] for a in alerts
                        if a["kind"] == "safety" and a["status"] == "open"), default=None)
         assessed_on = columns["assessed_on"] if "assessed_on" in columns else row["assessed_on"]
-        columns.update(counts, on_track=on_track_of(state), safety_waiting_since=waiting,
+        if isinstance(event, Episode.SignalsWatched):
+            columns["on_track"] = on_track_of(state, row["instrument"], row["opened_on"])
+        columns.update(counts, safety_waiting_since=waiting,
                        rank=rank_of(alerts, assessed_on or row["opened_on"], row["position"]),
                        state=to_json(state))
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -113,7 +122,7 @@ class CaseloadView(ReadModel):
 
     def _opened(self, event: Episode.Opened, cursor: ViewCursor, position: int) -> None:
         state: dict[str, Any] = {"criteria": event.criteria, "assessments": [], "stages": {},
-                                 "alerts": {}, "signals": {}, "watching": None}
+                                 "alerts": {}, "watching": None}
         opened_on = event.clinical_date.isoformat()
         cursor.execute(
             "INSERT INTO caseload (position, episode_id, clinic_id, patient_ref, instrument, "
@@ -165,14 +174,12 @@ class CaseloadView(ReadModel):
 
 def _follow_alerts(event: Any, state: dict[str, Any], cursor: ViewCursor,
                    episode_id: str) -> None:
-    """Update the alerts and signals of ``state`` for an alert or signal event (others change
+    """Update the alerts and watching packs of ``state`` for an alert or signal event (others change
     nothing), and the unacknowledged safety alerts of ``caseload_safety``."""
     alerts = state["alerts"]
     if isinstance(event, Episode.AlertRaised):
         raised_at = utc_text(event.timestamp)
         alerts[event.alert_id] = {"kind": event.kind, "raised_at": raised_at, "status": "open"}
-        if event.kind == "off_track":
-            state["signals"][event.rule["id"]] = "not_on_track"
         if event.kind == "safety":
             cursor.execute("INSERT INTO caseload_safety VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                            (event.alert_id, episode_id, raised_at))
@@ -181,25 +188,17 @@ def _follow_alerts(event: Any, state: dict[str, Any], cursor: ViewCursor,
             alerts[event.alert_id]["status"] = (
                 "acknowledged" if isinstance(event, Episode.AlertAcknowledged) else "resolved")
         cursor.execute("DELETE FROM caseload_safety WHERE alert_id = ?", (event.alert_id,))
-    elif isinstance(event, Episode.BackOnTrack):
-        state["signals"][event.rule["id"]] = "on_track"
     elif isinstance(event, Episode.SignalsWatched):
-        state["watching"] = sorted(p["id"] for p in event.packs)
+        state["watching"] = {"packs": event.packs, "curve": event.curve}
 
 
-def on_track_of(state: dict[str, Any]) -> str:
-    """The episode's on-track status from the last signal event of each watching rule pack
-    (by pack id, as ``Episode.signals``; ``watching`` None: the defaults, every pack that
-    signalled): ``not_on_track`` when any is off track, else ``on_track`` when any came back
-    on track (``BackOnTrack``), else ``not_yet`` (no signal event yet). ``insufficient`` is
-    never derived: the expected-recovery pack raises no event for it (ADR 0032)."""
-    watching = state["watching"]
-    statuses = {status for pack, status in state["signals"].items()
-                if watching is None or pack in watching}
-    for status in ("not_on_track", "on_track"):
-        if status in statuses:
-            return status
-    return "not_yet"
+def on_track_of(state: dict[str, Any], instrument: str, opened_on: str) -> str:
+    """The episode's on-track status: the current signals of the rule packs that watch it over
+    its staged points (``domain.signals.watch.on_track``, the rule the Episode's alerts follow),
+    from the criteria, assessments and watching packs in ``state``."""
+    criteria = CriteriaSet.from_description(state["criteria"])
+    points = staged_points(observations(state["assessments"]), criteria, instrument)
+    return on_track(state["watching"], instrument, points, opened_on=date.fromisoformat(opened_on))
 
 
 def rank_of(unresolved: list[dict[str, Any]], waiting_since: str, position: int) -> str:

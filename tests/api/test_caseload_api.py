@@ -145,7 +145,8 @@ def test_an_acknowledged_safety_alert_keeps_its_group_but_is_no_longer_overdue(
     ({"kind": "off_track"}, ["off"]),
     ({"kind": "overdue"}, ["overdue"]),
     ({"on_track": "not_on_track"}, ["off"]),
-    ({"on_track": "on_track"}, []),
+    # responded: PHQ-9 8 on day 21, in the week-4 window (days 21-35) and under 17: on track
+    ({"on_track": "on_track"}, ["responded"]),
     ({"instrument": "QIDS-SR16"}, ["qids"]),
     ({"stage": "response"}, ["responded"]),
     ({"stage": "response", "kind": "safety"}, []),
@@ -156,7 +157,7 @@ def test_each_filter_keeps_only_its_episodes_in_caseload_order(api, caseload, pa
 
 def test_not_yet_is_every_episode_without_a_signal(api, caseload):
     found = [i["episode_id"] for i in all_items(api, on_track="not_yet")]
-    assert found == [caseload[k] for k in ORDER if k != "off"]
+    assert found == [caseload[k] for k in ORDER if k not in ("off", "responded")]
 
 
 def test_pages_follow_next_until_null_and_together_are_the_whole_caseload(api, caseload):

@@ -15,7 +15,7 @@ from test_both_stores import dump
 
 from application.outcomes import OutcomesApplication
 from domain.signals.packs import get_rule_pack
-from projections.caseload import CaseloadView, on_track_of, rank_of
+from projections.caseload import CaseloadView, rank_of
 from projections.runner import ReadModels, open_view
 
 ITEM9 = [2, 2, 2, 2, 2, 2, 2, 2, 1]  # PHQ-9 17, item 9 answered 1
@@ -172,14 +172,3 @@ def test_the_rank_orders_groups_then_the_oldest_alert_then_the_longest_wait_then
                                 "00000000000000000003")
     assert ranks["rest, assessed later"] == "3||2026-01-12|00000000000000000004"
 
-
-def test_on_track_is_the_watching_packs_last_signal_and_not_yet_before_any():
-    def state(signals: dict[str, str], watching: list[str] | None = None) -> dict[str, Any]:
-        return {"signals": signals, "watching": watching}
-    assert on_track_of(state({})) == "not_yet"
-    assert on_track_of(state({"schueller2015-phq9": "on_track"})) == "on_track"
-    assert on_track_of(state({"schueller2015-phq9": "on_track",
-                              "expected-recovery": "not_on_track"})) == "not_on_track"
-    # a pack no longer watching (SignalsWatched) does not count
-    assert on_track_of(state({"schueller2015-phq9": "not_on_track"},
-                             ["expected-recovery", "overdue", "phq9-item9"])) == "not_yet"
