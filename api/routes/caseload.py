@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,14 +14,35 @@ from api.openapi import problems
 from api.pages import Limit, next_url
 from api.responses import CaseloadPage, Stage
 from bootstrap import Settings
-from domain.errors import NotFoundError
+from domain.errors import InvalidInputError, NotFoundError
 
 router = APIRouter(tags=["clinics"])
 # The key of the last row of a page (``projections.caseload.rank_of``): group, the oldest
-# unresolved alert's raise time, the waiting date and the opening position.
-CURSOR = r"^[0-3]\|[0-9T:.+-]{0,40}\|[0-9]{4}-[0-9]{2}-[0-9]{2}\|[0-9]{20}$"
+# unresolved alert's raise time, the waiting date and the opening position; handed out opaque
+# (base64url), so that no date of a patient's care is legible in a URL or an access log.
+RANK = re.compile(r"^[0-3]\|[0-9T:.+-]{0,40}\|[0-9]{4}-[0-9]{2}-[0-9]{2}\|[0-9]{20}$")
 CaseloadCursor = Annotated[str | None, Query(
-    pattern=CURSOR, max_length=80, description="From the previous page's next.")]
+    pattern=r"^[A-Za-z0-9_-]{1,120}$", description="From the previous page's next (opaque).")]
+
+
+def encode_cursor(rank: str | None) -> str | None:
+    """The opaque cursor of a page's last row ``rank`` (None: the last page)."""
+    return None if rank is None else base64.urlsafe_b64encode(rank.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    """The rank an ``encode_cursor`` cursor names. Raises InvalidInputError (422) for one this
+    service did not hand out."""
+    if cursor is None:
+        return None
+    try:
+        rank = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        rank = ""
+    if not RANK.match(rank):
+        raise InvalidInputError("cursor: not a cursor of this list (use the next link as given)",
+                                field="cursor")
+    return rank
 
 
 @router.get("/clinics/{clinic_id}/caseload", response_model=CaseloadPage,
@@ -43,6 +67,7 @@ def caseload(clinic_id: str, view: CaseloadDep, services: ServicesDep, request: 
     settings: Settings = request.app.state.settings
     items, after = view.find(
         clinic_id, now=services.app.clock(), safety_ack_hours=settings.safety_ack_hours,
-        kind=kind, on_track=on_track, instrument=instrument, stage=stage, after=cursor,
-        limit=limit)
-    return CaseloadPage.model_validate({"items": items, "next": next_url(request, after)})
+        kind=kind, on_track=on_track, instrument=instrument, stage=stage,
+        after=decode_cursor(cursor), limit=limit)
+    return CaseloadPage.model_validate(
+        {"items": items, "next": next_url(request, encode_cursor(after))})

@@ -6,6 +6,7 @@ safety_overdue at exactly OUTCOMES_SAFETY_ACK_HOURS and just under. The clock st
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -166,6 +167,8 @@ def test_pages_follow_next_until_null_and_together_are_the_whole_caseload(api, c
     pages.append(body["items"])
     while body["next"]:
         assert "limit=2" in body["next"]
+        # the cursor is opaque: no clinical date or timestamp of the last row is legible
+        assert re.search(r"\d{4}-\d{2}-\d{2}|%7C|\|", body["next"]) is None, body["next"]
         body = follow(api, body["next"])
         pages.append(body["items"])
     assert [len(p) for p in pages] == [2, 2, 2, 2, 1]
@@ -179,7 +182,8 @@ def test_pages_follow_next_until_null_and_together_are_the_whole_caseload(api, c
 
 
 def test_a_malformed_cursor_or_filter_is_a_422_problem(client, caseload):
-    for params in ({"cursor": "12"}, {"kind": "urgent"}, {"on_track": "maybe"},
+    for params in ({"cursor": "12"}, {"cursor": "MHwyMDI2"}, {"cursor": "a|b"},
+                   {"kind": "urgent"}, {"on_track": "maybe"},
                    {"stage": "cured"}, {"limit": 0}, {"sort": "name"}):
         response = client.get(URL, params=params)
         assert response.status_code == 422, (params, response.text)

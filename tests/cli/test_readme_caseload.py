@@ -70,11 +70,12 @@ def test_the_readme_alert_and_caseload_scenario_runs_as_written(tmp_path):
     assert (alert["kind"], alert["status"], alert["rule"]["id"]) == (
         "off_track", "open", "schueller2015-phq9")
     assert acknowledged["episode_id"] == review["episode_id"] == item["episode_id"]
-    # after the acknowledgement and the review: still first, the first scenario's episode after
+    # after the acknowledgement and the review: still first; the first scenario's episode after,
+    # on track (PHQ-9 2 on day 56, in week 9's window, under 13)
     assert [i["patient_ref"] for i in caseload["items"]] == ["pt-91c2", "pt-7f3a"]
     assert caseload["items"][0]["alerts"]["off_track"] == 1
     assert (caseload["items"][1]["on_track"], caseload["items"][1]["alerts"]) == (
-        "not_yet", {"safety": 0, "off_track": 0, "overdue": 0})
+        "on_track", {"safety": 0, "off_track": 0, "overdue": 0})
     assert caseload["next"] is None
     assert [i["patient_ref"] for i in not_on_track["items"]] == ["pt-91c2"]
     assert health["safety_overdue"] == 0
