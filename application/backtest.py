@@ -17,8 +17,9 @@ weeks the data have). An episode is evaluated at a decision point only when it h
 score dated after that point's as-of day: otherwise the score the prediction rests on could be
 the very score the outcome is judged on (circular); such episodes are counted as "no later
 score", not evaluated. Expected-recovery curves
-are fitted and tested on different episodes: 5-fold cross-validation by episode (seeded), each
-fold judged with the curve fitted on the other four.
+are fitted and tested on different episodes: 5-fold cross-validation by patient (seeded: one
+patient's episodes share a fold, so a patient's own trajectory never trains the curve that judges
+them), each fold judged with the curve fitted on the other four.
 """
 
 from __future__ import annotations
@@ -168,9 +169,9 @@ def backtest(pack: RulePack, clinic_id: str, episodes: Sequence[EpisodeSeries], 
                   f"{pack.params['tolerance_days']} days around each decision point")
     else:
         rows = _recovery_rows(pack, clinic_id, judged, now or datetime.now(UTC), seed)
-        method = (f"{FOLDS}-fold cross-validation by episode (seed {seed}): each episode is "
-                  "judged with a curve fitted on the other folds' episodes, never its own "
-                  f"(out of sample); weeks {', '.join(map(str, RECOVERY_WEEKS))}, "
+        method = (f"{FOLDS}-fold cross-validation by patient (seed {seed}): each episode is "
+                  "judged with a curve fitted on the other folds' episodes, never its own nor "
+                  f"its patient's (out of sample); weeks {', '.join(map(str, RECOVERY_WEEKS))}, "
                   f"+/- {RECOVERY_TOLERANCE_DAYS} days, rows without episodes left out")
     return Backtest(pack.ref(), clinic_id, outcome, len(applicable), dict(excluded), method,
                     tuple(rows), _notes(pack, outcome))
@@ -218,16 +219,20 @@ def _recovery_rows(pack: RulePack, clinic_id: str,
 def _fold_curves(pack: RulePack, clinic_id: str, instrument: str,
                  members: Sequence[EpisodeSeries], now: datetime, seed: int
                  ) -> dict[str, RecoveryCurve]:
-    """Each episode's curve: fitted on the episodes of the other folds (ids shuffled with
-    ``seed``, dealt into ``FOLDS`` folds)."""
+    """Each episode's curve: fitted on the episodes of the other folds. The patients (sorted
+    ``patient_ref``s, shuffled with ``seed``) are dealt into ``FOLDS`` folds, each episode in
+    its patient's fold."""
+    patients = sorted({s.patient_ref for s in members})
+    random.Random(seed).shuffle(patients)
+    fold_of = {patient: i % FOLDS for i, patient in enumerate(patients)}
     order = sorted(members, key=lambda s: s.episode_id)
-    random.Random(seed).shuffle(order)
-    folds = [order[i::FOLDS] for i in range(FOLDS)]
+    folds = [[s for s in order if fold_of[s.patient_ref] == i] for i in range(FOLDS)]
+    as_of = max(s.closed_on or s.opened_on for s in order)
     curves: dict[str, RecoveryCurve] = {}
     for i, fold in enumerate(folds):
         training = [s for j, other in enumerate(folds) if j != i for s in other]
         curve = fit_recovery_curve(clinic_id, instrument, training, pack=pack, now=now,
-                                   as_of=max(s.closed_on or s.opened_on for s in order))
+                                   as_of=as_of)
         curves.update((s.episode_id, curve) for s in fold)
     return curves
 

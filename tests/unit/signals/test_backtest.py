@@ -136,3 +136,17 @@ def test_a_decision_point_whose_score_is_also_the_last_is_not_evaluated() -> Non
     later = phq("z", [(0, 20), (28, 18), (36, 16)])
     week4 = backtest(SCHUELLER, "c1", [later]).rows[0]
     assert (week4.evaluated, week4.tp, week4.no_later_score) == (1, 1, 0)
+
+
+def test_one_patients_episodes_share_a_fold() -> None:
+    # review 13: 40 patients with two episodes each (a first episode and a recurrence). Dealt
+    # by episode, a patient's other episode trains the curve that judges them.
+    members = [s for p in range(40)
+               for s in cohort(2, seed=p, prefix=f"p{p}-e", patient_ref=f"p{p}")]
+    pack = get_rule_pack("expected-recovery").with_params({"min_episodes": 3})
+    curves = _fold_curves(pack, "c1", "HAM-D17", members, NOW, seed=20010231)
+    split = [p for p in range(40) if curves[f"p{p}-e-0000"] is not curves[f"p{p}-e-0001"]]
+    assert split == []
+    # dealt by patient: 8 patients (16 episodes) a fold, each curve fitted on the other 64
+    assert {c.episodes for c in curves.values()} == {64}
+    assert len({c.episode_ids_hash for c in curves.values()}) == FOLDS
