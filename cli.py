@@ -797,12 +797,14 @@ def _print_backtest(result: Any) -> None:
         return "-" if value is None else f"{value:.2f}"
 
     table = Table("instrument", "decision point", "evaluated", "not on track", "insufficient",
-                  "TP", "FP", "TN", "FN", "sensitivity", "specificity", "PPV", "NPV",
+                  "no later score", "TP", "FP", "TN", "FN", "sensitivity", "specificity", "PPV",
+                  "NPV",
                   title=f"{result.rule['id']} v{result.rule['version']} at {result.clinic_id}: "
                         f"not on track vs no {result.outcome} at discharge")
     for r in result.rows:
         table.add_row(r.instrument, r.decision_point, str(r.evaluated), str(r.not_on_track),
-                      str(r.insufficient), str(r.tp), str(r.fp), str(r.tn), str(r.fn),
+                      str(r.insufficient), str(r.no_later_score), str(r.tp), str(r.fp),
+                      str(r.tn), str(r.fn),
                       ratio(r.sensitivity), ratio(r.specificity), ratio(r.ppv), ratio(r.npv))
     console = _console()
     console.print(table)

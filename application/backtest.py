@@ -10,11 +10,16 @@ track"; the event it predicts is "no response" (or "no remission"): TP = not on 
 responded, FP = not on track and responded, TN = on track and responded, FN = on track and not
 responded.
 
-Decision points: a cut-point pack's own weeks (its tolerance window); expected recovery at weeks
-3, 4, 6, 8 and 12, each as of day 7w + 3 on the latest point dated within 3 days of day 7w (the
-rows with no episode evaluated are left out: the weeks the data have). Expected-recovery curves
-are fitted and tested on different episodes: 5-fold cross-validation by episode (seeded), each
-fold judged with the curve fitted on the other four.
+Decision points: a cut-point pack's own weeks, each as of day 7w + its tolerance (the window's
+last day); expected recovery at weeks 3, 4, 6, 8 and 12, each as of day 7w + 3 on the latest
+point dated within 3 days of day 7w (the rows where no episode has such a point are left out: the
+weeks the data have). An episode is evaluated at a decision point only when it has a valid staged
+score dated after that point's as-of day: otherwise the score the prediction rests on could be
+the very score the outcome is judged on (circular); such episodes are counted as "no later
+score", not evaluated. Expected-recovery curves
+are fitted and tested on different episodes: 5-fold cross-validation by patient (seeded: one
+patient's episodes share a fold, so a patient's own trajectory never trains the curve that judges
+them), each fold judged with the curve fitted on the other four.
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ class NothingToBacktestError(Exception):
 @dataclass(frozen=True)
 class DecisionPointFigures:
     """One decision point's replay: episodes ``evaluated`` (a signal on track or not, and an
-    outcome), ``not_on_track`` among them, ``insufficient`` (no curve for the band: not
-    evaluated), the 2x2 counts and the ratios (None when their denominator is 0)."""
+    outcome judged on a later score), ``not_on_track`` among them, ``insufficient`` (no curve
+    for the band: not evaluated), ``no_later_score`` (a signal at this decision point but no
+    score after its as-of day: not evaluated, the outcome would not come later than the
+    prediction), the 2x2 counts and the ratios (None when their denominator is 0)."""
 
     instrument: str
     decision_point: str
@@ -60,6 +67,7 @@ class DecisionPointFigures:
     fp: int
     tn: int
     fn: int
+    no_later_score: int = 0
 
     @property
     def sensitivity(self) -> float | None:
@@ -80,7 +88,8 @@ class DecisionPointFigures:
     def as_json(self) -> dict[str, object]:
         return {"instrument": self.instrument, "decision_point": self.decision_point,
                 "evaluated": self.evaluated, "not_on_track": self.not_on_track,
-                "insufficient": self.insufficient, "tp": self.tp, "fp": self.fp,
+                "insufficient": self.insufficient,
+                "no_later_score": self.no_later_score, "tp": self.tp, "fp": self.fp,
                 "tn": self.tn, "fn": self.fn, "sensitivity": _round(self.sensitivity),
                 "specificity": _round(self.specificity), "ppv": _round(self.ppv),
                 "npv": _round(self.npv)}
@@ -160,9 +169,9 @@ def backtest(pack: RulePack, clinic_id: str, episodes: Sequence[EpisodeSeries], 
                   f"{pack.params['tolerance_days']} days around each decision point")
     else:
         rows = _recovery_rows(pack, clinic_id, judged, now or datetime.now(UTC), seed)
-        method = (f"{FOLDS}-fold cross-validation by episode (seed {seed}): each episode is "
-                  "judged with a curve fitted on the other folds' episodes, never its own "
-                  f"(out of sample); weeks {', '.join(map(str, RECOVERY_WEEKS))}, "
+        method = (f"{FOLDS}-fold cross-validation by patient (seed {seed}): each episode is "
+                  "judged with a curve fitted on the other folds' episodes, never its own nor "
+                  f"its patient's (out of sample); weeks {', '.join(map(str, RECOVERY_WEEKS))}, "
                   f"+/- {RECOVERY_TOLERANCE_DAYS} days, rows without episodes left out")
     return Backtest(pack.ref(), clinic_id, outcome, len(applicable), dict(excluded), method,
                     tuple(rows), _notes(pack, outcome))
@@ -182,11 +191,13 @@ def _cut_point_rows(pack: RulePack, judged: Sequence[tuple[EpisodeSeries, bool]]
     for week in sorted(int(w) for w in pack.params["thresholds"]):
         label = f"week {week}"
         counts: Counter[str] = Counter()
+        as_of = 7 * week + tolerance
         for series, reached in judged:
-            signal = current_signal(pack, _as_of(series, 7 * week + tolerance),
-                                    opened_on=series.opened_on)
-            if signal is not None and signal.decision_point == label:
-                counts[_cell(signal.status == "not_on_track", reached)] += 1
+            signal = current_signal(pack, _as_of(series, as_of), opened_on=series.opened_on)
+            if signal is None or signal.decision_point != label:
+                continue
+            counts[_cell(signal.status == "not_on_track", reached) if _later_score(series, as_of)
+                   else "no_later_score"] += 1
         rows.append(_figures(str(pack.instrument), label, counts))
     return rows
 
@@ -208,30 +219,38 @@ def _recovery_rows(pack: RulePack, clinic_id: str,
 def _fold_curves(pack: RulePack, clinic_id: str, instrument: str,
                  members: Sequence[EpisodeSeries], now: datetime, seed: int
                  ) -> dict[str, RecoveryCurve]:
-    """Each episode's curve: fitted on the episodes of the other folds (ids shuffled with
-    ``seed``, dealt into ``FOLDS`` folds)."""
+    """Each episode's curve: fitted on the episodes of the other folds. The patients (sorted
+    ``patient_ref``s, shuffled with ``seed``) are dealt into ``FOLDS`` folds, each episode in
+    its patient's fold."""
+    patients = sorted({s.patient_ref for s in members})
+    random.Random(seed).shuffle(patients)
+    fold_of = {patient: i % FOLDS for i, patient in enumerate(patients)}
     order = sorted(members, key=lambda s: s.episode_id)
-    random.Random(seed).shuffle(order)
-    folds = [order[i::FOLDS] for i in range(FOLDS)]
+    folds = [[s for s in order if fold_of[s.patient_ref] == i] for i in range(FOLDS)]
+    as_of = max(s.closed_on or s.opened_on for s in order)
     curves: dict[str, RecoveryCurve] = {}
     for i, fold in enumerate(folds):
         training = [s for j, other in enumerate(folds) if j != i for s in other]
         curve = fit_recovery_curve(clinic_id, instrument, training, pack=pack, now=now,
-                                   as_of=max(s.closed_on or s.opened_on for s in order))
+                                   as_of=as_of)
         curves.update((s.episode_id, curve) for s in fold)
     return curves
 
 
 def _recovery_cells(pack: RulePack, members: Sequence[tuple[EpisodeSeries, bool]],
                     curves: dict[str, RecoveryCurve], week: int) -> Iterator[str]:
+    as_of = 7 * week + RECOVERY_TOLERANCE_DAYS
     for series, reached in members:
-        points = _as_of(series, 7 * week + RECOVERY_TOLERANCE_DAYS)
+        points = _as_of(series, as_of)
         if not points or abs((points[-1].on - series.opened_on).days - 7 * week) \
                 > RECOVERY_TOLERANCE_DAYS:
             continue
         signal = current_signal(pack, points, opened_on=series.opened_on,
                                 curve=curves[series.episode_id])
         if signal is None:
+            continue
+        if not _later_score(series, as_of):
+            yield "no_later_score"
             continue
         yield "insufficient" if signal.status == "insufficient" else _cell(
             signal.status == "not_on_track", reached)
@@ -243,6 +262,12 @@ def _as_of(series: EpisodeSeries, day: int) -> list[Point]:
     return [p for p in series.points if (p.on - series.opened_on).days <= day and p.on <= last]
 
 
+def _later_score(series: EpisodeSeries, day: int) -> bool:
+    """Whether the series has a score dated after ``day`` of the episode: the outcome at
+    discharge (its last score) then comes later than what a decision point as of ``day`` saw."""
+    return bool(series.points) and (series.points[-1].on - series.opened_on).days > day
+
+
 def _cell(not_on_track: bool, reached: bool) -> str:
     if not_on_track:
         return "fp" if reached else "tp"
@@ -252,7 +277,7 @@ def _cell(not_on_track: bool, reached: bool) -> str:
 def _figures(instrument: str, label: str, counts: Counter[str]) -> DecisionPointFigures:
     tp, fp, tn, fn = (counts[k] for k in ("tp", "fp", "tn", "fn"))
     return DecisionPointFigures(instrument, label, tp + fp + tn + fn, tp + fp,
-                                counts["insufficient"], tp, fp, tn, fn)
+                                counts["insufficient"], tp, fp, tn, fn, counts["no_later_score"])
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -33,7 +33,8 @@ class EpisodeSeries:
     of the staged ``instrument`` (one per day, clinical order: ``domain.rules.staged_points``),
     ``opened_on`` day 0 of its weeks, ``closed_on`` its discharge (None while open) and
     ``remission_below`` its criteria set's full-remission threshold in points (None for a set
-    without thresholds)."""
+    without thresholds), ``patient_ref`` the episode's pseudonymous patient (the back-test keeps
+    one patient's episodes in one cross-validation fold)."""
 
     episode_id: str
     instrument: str
@@ -41,6 +42,7 @@ class EpisodeSeries:
     closed_on: date | None
     points: tuple[Point, ...]
     remission_below: int | None
+    patient_ref: str
 
     @classmethod
     def of(cls, episode: Episode) -> EpisodeSeries:
@@ -50,7 +52,8 @@ class EpisodeSeries:
                                episode.instrument)
         thresholds = criteria.thresholds(episode.instrument)
         return cls(str(episode.id), episode.instrument, episode.opened_on, episode.closed_on,
-                   tuple(points), thresholds.remission_below if thresholds else None)
+                   tuple(points), thresholds.remission_below if thresholds else None,
+                   episode.patient_ref)
 
     def week(self, point: Point) -> float:
         """Weeks since the episode opened (days / 7, a float)."""

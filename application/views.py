@@ -257,7 +257,9 @@ class AlertView:
     when, with which coded ``action`` and ``note``; who resolved it, when, and the
     ``resolution`` (reason). ``assessment_id``: the assessment it rests on (None for an
     overdue alert of an episode without assessments); ``raised_at`` / ``raised_by``: when the
-    alert was recorded and by whom."""
+    alert was recorded and by whom; ``raised_seq``: its place in the order the episode raised
+    its alerts (1 = the first; 0 when the view was made without its list), part of the list's
+    sort key (``alert_key``), not of the JSON."""
 
     alert_id: str
     kind: str
@@ -276,13 +278,14 @@ class AlertView:
     assessment_id: str | None = None
     raised_at: datetime | None = None
     raised_by: str | None = None
+    raised_seq: int = 0
 
     @classmethod
-    def of(cls, a: AlertState) -> AlertView:
+    def of(cls, a: AlertState, raised_seq: int = 0) -> AlertView:
         return cls(a.alert_id, a.kind, a.status, a.clinical_date, CriteriaRef.of(a.rule),
                    a.explanation, a.evidence, a.acknowledged_by, a.acknowledged_at, a.action,
                    a.note, a.resolved_by, a.resolved_at, a.resolution, a.assessment_id,
-                   a.raised_at, a.raised_by)
+                   a.raised_at, a.raised_by, raised_seq)
 
     def as_json(self) -> dict[str, Any]:
         def stamp(value: datetime | None) -> str | None:
@@ -298,12 +301,22 @@ class AlertView:
             "resolved_at": stamp(self.resolved_at), "resolution": self.resolution}
 
 
+AlertKey = tuple[int, int, int]
+
+
+def alert_key(view: AlertView) -> AlertKey:
+    """The list's sort key of an alert, ascending: its kind's rank (safety 0, off_track 1,
+    overdue 2), then newest first: minus the ordinal of ``raised_on``, minus ``raised_seq``.
+    Neither part changes once raised, so a page can start after a key (a keyset cursor)."""
+    return (KINDS.index(view.kind), -view.raised_on.toordinal(), -view.raised_seq)
+
+
 def alert_order(alerts: Iterable[AlertState]) -> list[AlertView]:
     """Alerts as a clinician reads them: safety first, then off_track, then overdue; newest
-    first within a kind (raised_on, then the order raised)."""
-    ranked = sorted(enumerate(alerts), key=lambda pair: (
-        KINDS.index(pair[1].kind), -pair[1].clinical_date.toordinal(), -pair[0]))
-    return [AlertView.of(a) for _, a in ranked]
+    first within a kind (raised_on, then the order raised). ``alerts`` in the order raised
+    (the episode's insertion-ordered alerts, which events only ever add to)."""
+    views = [AlertView.of(a, seq) for seq, a in enumerate(alerts, start=1)]
+    return sorted(views, key=alert_key)
 
 
 def describe_assessment(a: AssessmentState) -> dict[str, Any]:

@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import EpisodeId, IfMatchDep, ServicesDep, UserDep
 from api.freshness import ledger_position
 from api.openapi import ETAG, POSITION, headers, problems
-from api.pages import Cursor, Limit, next_url
+from api.pages import Limit, next_url
 from api.responses import AlertChange, AlertPage, SupportReviewRecorded
 from api.routes.episodes import READER, WRITER
 from api.schemas import AcknowledgeAlert, RecordSupportReview, ResolveAlert
 from application.outcomes import CommandResult
+from application.views import AlertKey, AlertView, alert_key
 from bootstrap import Services
 from domain.alerts import SUPPORT_DOMAINS
 
 router = APIRouter(prefix="/episodes", tags=["alerts"])
 CHANGED = {**problems(401, 403, 404, 409, 422), **headers(200, ETAG, POSITION)}
+# The sort key of a page's last alert (``application.views.alert_key``): kind rank, raised_on's
+# ordinal, order raised. Opaque to clients; anything else is a 422 problem.
+ALERT_CURSOR = r"^[0-2]\.[0-9]{1,7}\.[0-9]{1,9}$"
+AlertCursor = Annotated[str | None, Query(
+    pattern=ALERT_CURSOR, max_length=20, description="From the previous page's next.")]
+
+
+def _cursor_of(view: AlertView) -> str:
+    rank, minus_ordinal, minus_seq = alert_key(view)
+    return f"{rank}.{-minus_ordinal}.{-minus_seq}"
+
+
+def _key_of(cursor: str) -> AlertKey:
+    rank, ordinal, seq = (int(part) for part in cursor.split("."))
+    return (rank, -ordinal, -seq)
 
 
 def _alert_change(result: CommandResult, response: Response,
@@ -31,14 +49,18 @@ def _alert_change(result: CommandResult, response: Response,
 @router.get("/{episode_id}/alerts", response_model=AlertPage, dependencies=READER,
             responses=problems(401, 403, 404, 422))
 def list_alerts(episode_id: EpisodeId, services: ServicesDep, request: Request,
-                limit: Limit = 50, cursor: Cursor = 0) -> AlertPage:
+                limit: Limit = 50, cursor: AlertCursor = None) -> AlertPage:
     """The episode's alerts: safety first, then off_track, then overdue, newest first within a
     kind, each with its rule (id, version, hash), explanation, evidence and lifecycle. Read
-    from the event store, so never behind a write; ``cursor`` counts the alerts before the
-    page."""
+    from the event store, so never behind a write. ``cursor`` is the sort key of the previous
+    page's last alert (a keyset): an alert raised between two pages neither repeats an alert
+    on the next page nor hides one that was listed after the cursor."""
     alerts = services.app.alerts(episode_id)
-    page = alerts[cursor:cursor + limit]
-    after = cursor + limit if cursor + limit < len(alerts) else None
+    if cursor is not None:
+        after_key = _key_of(cursor)
+        alerts = [a for a in alerts if alert_key(a) > after_key]
+    page = alerts[:limit]
+    after = _cursor_of(page[-1]) if len(alerts) > limit else None
     return AlertPage.model_validate({"items": page, "next": next_url(request, after)})
 
 

@@ -191,3 +191,27 @@ def test_an_auditor_reads_alerts_and_cannot_acknowledge(api: Api) -> None:
             "forbidden")
     (item,) = api.get(f"/episodes/{episode_id}/alerts")["items"]
     assert item["status"] == "open"
+
+
+def test_a_new_alert_between_pages_neither_repeats_nor_hides_an_alert(api: Api) -> None:
+    # review 13: an offset cursor repeated page 1's alert on page 2 when a new safety alert
+    # (listed first) was raised between the pages. The cursor is the last row's sort key.
+    episode_id = api.open()
+    api.record(episode_id, "2026-01-05", items=POSITIVE, assessment_id="a-1")
+    api.record(episode_id, "2026-01-12", items=POSITIVE, assessment_id="a-2")
+    first = api.get(f"/episodes/{episode_id}/alerts", limit=1)
+    assert [a["assessment_id"] for a in first["items"]] == ["a-2"]
+    api.record(episode_id, "2026-01-19", items=POSITIVE, assessment_id="a-3")  # listed first
+    second = api.client.get(first["next"]).json()
+    assert [a["assessment_id"] for a in second["items"]] == ["a-1"]
+    assert second["next"] is None
+    # the same cursor kept by a client: the alerts after a-2 in the list's order, not offset 1
+    assert [a["assessment_id"] for a in api.get(f"/episodes/{episode_id}/alerts", limit=5)[
+        "items"]] == ["a-3", "a-2", "a-1"]
+
+
+def test_a_bad_alerts_cursor_is_a_422_problem(api: Api) -> None:
+    episode_id, _ = safety(api)
+    for cursor in ("1", "-1", str(2**62), "x", "3.1.1", "0.1", "0.739000.1.2", "0." + "9" * 30):
+        unprocessable(api.client.get(f"/episodes/{episode_id}/alerts",
+                                     params={"cursor": cursor}))

@@ -19,15 +19,16 @@ FRANK = get_criteria("frank1991")
 
 def series(episode_id: str, scores: Sequence[tuple[int, int]], *, instrument: str = "HAM-D17",
            opened_on: date = OPENED, remission_below: int | None = 8,
-           closed: bool = True) -> EpisodeSeries:
-    """An episode with ``scores`` as (day since opening, total points), staged under frank1991."""
+           closed: bool = True, patient_ref: str | None = None) -> EpisodeSeries:
+    """An episode with ``scores`` as (day since opening, total points), staged under frank1991;
+    its patient is ``patient_ref`` (default: one patient per episode, named as the episode)."""
     observations = [Observation(f"{episode_id}-d{day}", instrument, opened_on + timedelta(days=day),
                                 total=total) for day, total in scores]
     points = tuple(staged_points(observations, FRANK, instrument))
     last = max(day for day, _ in scores)
     return EpisodeSeries(episode_id, instrument, opened_on,
                          opened_on + timedelta(days=last) if closed else None, points,
-                         remission_below)
+                         remission_below, patient_ref or episode_id)
 
 
 # The generated cohort's truth: HAM-D17 = 30 - 5 ln(1 + week) + N(0, 3²), rounded to whole
@@ -41,9 +42,11 @@ def generated_score(rng: random.Random, week: int) -> int:
     return max(0, min(52, round(value)))
 
 
-def cohort(n: int, *, seed: int, prefix: str = "gen") -> list[EpisodeSeries]:
+def cohort(n: int, *, seed: int, prefix: str = "gen",
+           patient_ref: str | None = None) -> list[EpisodeSeries]:
     """``n`` severe-start HAM-D17 episodes drawn from the truth above (a baseline below 24 is
-    drawn again, so every episode is in the band the test fits)."""
+    drawn again, so every episode is in the band the test fits); all of patient ``patient_ref``
+    when given, else one patient each."""
     rng = random.Random(seed)
     made = []
     for i in range(n):
@@ -51,5 +54,5 @@ def cohort(n: int, *, seed: int, prefix: str = "gen") -> list[EpisodeSeries]:
         while baseline < 24:
             baseline = generated_score(rng, 0)
         scores = [(0, baseline), *((7 * w, generated_score(rng, w)) for w in WEEKS[1:])]
-        made.append(series(f"{prefix}-{i:04d}", scores))
+        made.append(series(f"{prefix}-{i:04d}", scores, patient_ref=patient_ref))
     return made
