@@ -24,6 +24,7 @@ them), each fold judged with the curve fitted on the other four.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -219,13 +220,19 @@ def _recovery_rows(pack: RulePack, clinic_id: str,
 def _fold_curves(pack: RulePack, clinic_id: str, instrument: str,
                  members: Sequence[EpisodeSeries], now: datetime, seed: int
                  ) -> dict[str, RecoveryCurve]:
-    """Each episode's curve: fitted on the episodes of the other folds. The patients (sorted
-    ``patient_ref``s, shuffled with ``seed``) are dealt into ``FOLDS`` folds, each episode in
-    its patient's fold."""
-    patients = sorted({s.patient_ref for s in members})
+    """Each episode's curve: fitted on the episodes of the other folds. The patients, in the
+    order of a digest of their data (``EpisodeSeries.content``: dates and scores, never an id, so the same
+    data give the same folds whatever the pseudonym key that made the ids) shuffled with
+    ``seed``, are dealt into ``FOLDS`` folds, each episode in its patient's fold."""
+    episodes_of: dict[str, list[EpisodeSeries]] = {}
+    for series in members:
+        episodes_of.setdefault(series.patient_ref, []).append(series)
+    digest = {patient: hashlib.sha256("\n".join(sorted(e.content() for e in episodes)).encode())
+              .hexdigest() for patient, episodes in episodes_of.items()}
+    patients = sorted(episodes_of, key=lambda patient: (digest[patient], patient))
     random.Random(seed).shuffle(patients)
     fold_of = {patient: i % FOLDS for i, patient in enumerate(patients)}
-    order = sorted(members, key=lambda s: s.episode_id)
+    order = sorted(members, key=lambda s: (digest[s.patient_ref], s.content(), s.episode_id))
     folds = [[s for s in order if fold_of[s.patient_ref] == i] for i in range(FOLDS)]
     as_of = max(s.closed_on or s.opened_on for s in order)
     curves: dict[str, RecoveryCurve] = {}

@@ -59,6 +59,13 @@ class EpisodeSeries:
         """Weeks since the episode opened (days / 7, a float)."""
         return (point.on - self.opened_on).days / 7
 
+    def content(self) -> str:
+        """The episode's data as text, no id: instrument, opening and discharge dates, each
+        staged score. What orders episodes in a fit and the back-test's folds, so that the
+        same data give the same figures whatever the pseudonym key that made the ids."""
+        scores = ";".join(f"{p.on.isoformat()}={p.value}" for p in self.points)
+        return f"{self.instrument}|{self.opened_on}|{self.closed_on}|{scores}"
+
 
 def fit_recovery_curve(clinic_id: str, instrument: str, episodes: Iterable[EpisodeSeries], *,
                        pack: RulePack, now: datetime, as_of: date) -> RecoveryCurve:
@@ -73,7 +80,7 @@ def fit_recovery_curve(clinic_id: str, instrument: str, episodes: Iterable[Episo
     bands, NaiveDatetimeError for a naive ``now``.
     """
     used = sorted((e for e in episodes if e.instrument == instrument and len(e.points) >= 2),
-                  key=lambda e: e.episode_id)
+                  key=lambda e: (e.content(), e.episode_id))
     labels = [str(b["label"]) for b in pack.params["bands"].get(instrument, ())]
     if not labels:
         raise ValueError(f"no baseline severity bands for {instrument}")
