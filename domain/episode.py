@@ -48,7 +48,7 @@ from domain.errors import (
 from domain.instruments import get_instrument, points
 from domain.rules import current_stage, staged_points
 from domain.signals.curves import RecoveryCurve
-from domain.signals.evaluate import applies, current_signal, safety_positive
+from domain.signals.evaluate import Signal, applies, current_signal, safety_positive
 from domain.signals.packs import BUILTIN_PACKS, EARLIEST_DAY, RulePack, get_rule_pack
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
@@ -745,8 +745,11 @@ class Episode(Aggregate):
                        changed: date | None = None) -> None:
         """Re-evaluate each watching pack over ``points``, the staged points after the
         command (``staged_points``; the re-fold's own, so not computed twice): not on track
-        after a signal that was not -> AlertRaised(off_track); on track after a not-on-track
-        one -> BackOnTrack naming the pack's unresolved off-track alerts (ADR 0031).
+        after a signal that was not, or at another decision point than the pack's latest
+        off-track alert (cut points), or on a later-dated assessment than that alert once it
+        is resolved (see ``_newly_off_track``) -> AlertRaised(off_track); on track after a
+        not-on-track one -> BackOnTrack naming the pack's unresolved off-track alerts (ADR
+        0031, revised after review).
         ``changed``: the date of the one point the command added or voided; a cut-point pack
         is not evaluated for a point before day 21 (EARLIEST_DAY), which no decision point
         reads (the baseline, which expected recovery reads, always is)."""
@@ -761,7 +764,7 @@ class Episode(Aggregate):
             last = self.signals.get(pack.id)
             evidence = {**signal.evidence, "week": signal.week,
                         "decision_point": signal.decision_point}
-            if signal.status == "not_on_track" and last != "not_on_track":
+            if signal.status == "not_on_track" and self._newly_off_track(pack, signal, last):
                 self._raise_alert(alerting.OFF_TRACK, signal.clinical_date,
                                   signal.assessment_id, signal.rule, signal.explanation,
                                   evidence, caused_by, recorded_by)
@@ -773,6 +776,23 @@ class Episode(Aggregate):
                         a.alert_id for a in self.unresolved_alerts(alerting.OFF_TRACK)
                         if a.rule["id"] == pack.id],
                     caused_by=caused_by, recorded_by=recorded_by)
+
+    def _newly_off_track(self, pack: RulePack, signal: Signal, last: str | None) -> bool:
+        """Whether a not-on-track ``signal`` of ``pack`` raises an alert (ADR 0031, revised
+        after review): the pack's last signal was not not_on_track; or (cut points) the
+        signal's decision point differs from that of the pack's latest off-track alert (week 9
+        still not on track after week 4 is a new decision); or that alert is resolved and the
+        signal rests on a later-dated assessment than the alert."""
+        if last != "not_on_track":
+            return True
+        latest = next((a for a in reversed(self.alerts.values())
+                       if a.kind == alerting.OFF_TRACK and a.rule["id"] == pack.id), None)
+        if latest is None:
+            return True
+        if pack.kind == "cut_points" and (
+                latest.evidence.get("decision_point") != signal.decision_point):
+            return True
+        return not latest.unresolved and signal.clinical_date > latest.clinical_date
 
     def _fold(self, discharge: date | None = None) -> FoldResult:
         return fold([a.observation() for a in self.valid_assessments()], self.criteria_set,
