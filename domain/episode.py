@@ -320,7 +320,8 @@ class Episode(Aggregate):
 
     class AlertResolved(Aggregate.Event):
         """The alert needs nothing more: ``reason`` (a clinician's, or "assessment <id>
-        recorded on <date>" for an overdue alert the next scorable assessment resolves)."""
+        recorded on <date>" for an overdue alert the next scorable assessment dated after its
+        ``last_on`` resolves)."""
 
         TOPIC = "outcome-ledger:Episode.AlertResolved"
         alert_id: str
@@ -694,7 +695,9 @@ class Episode(Aggregate):
                          caused_by: str, recorded_by: str) -> None:
         """The alerts a new assessment raises or resolves (ADR 0031): a safety alert for a
         PHQ-9 item 9 >= 1 (Kroenke 2001; SPEC §1.1, C4); a scorable assessment of the staged
-        instrument resolves the unresolved overdue alerts and moves the signals."""
+        instrument resolves the unresolved overdue alerts it is dated after the start of
+        (the alert's evidence ``last_on``: a backdated one does not end the wait) and moves the
+        signals."""
         safety = self._safety_pack()
         if safety_positive(safety, record.observation()):
             assert record.items is not None
@@ -709,6 +712,8 @@ class Episode(Aggregate):
         if not self._stages_signals(record):
             return
         for alert in self.unresolved_alerts(alerting.OVERDUE):
+            if record.administered_on <= date.fromisoformat(alert.evidence["last_on"]):
+                continue  # backdated: nothing newer than the count's start (ADR 0031)
             self.trigger_event(
                 self.AlertResolved, alert_id=alert.alert_id,
                 reason=f"assessment {record.assessment_id} recorded on {record.administered_on}",

@@ -497,3 +497,18 @@ def test_resolved_off_track_alert_is_raised_again_by_a_later_assessment_only(app
     (again,) = record(app, episode_id, 35, 19).alerts
     assert (again.kind, again.assessment_id) == ("off_track", "a-35")
 
+
+def test_a_backdated_assessment_does_not_end_an_overdue_alert(app):
+    episode_id = open_episode(app)
+    record(app, episode_id, 0, 15)
+    record(app, episode_id, 14, 14)
+    (overdue,) = app.flag_overdue(episode_id, today=on(60), overdue_days=28,
+                                  recorded_by=BY).alerts
+    assert overdue.evidence["last_on"] == "2026-01-19"
+    # a paper form of day 7 entered late, and one of day 14 itself: nothing after day 14
+    assert record(app, episode_id, 7, 13).alerts == ()
+    assert record(app, episode_id, 14, 12, assessment_id="b-14").alerts == ()
+    assert app.alerts(episode_id)[0].status == "open"
+    (resolved,) = record(app, episode_id, 15, 12).alerts
+    assert (resolved.alert_id, resolved.status, resolved.resolution) == (
+        overdue.alert_id, "resolved", "assessment a-15 recorded on 2026-01-20")
