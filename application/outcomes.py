@@ -344,7 +344,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
     def flag_overdue(self, episode_id: UUID, *, recorded_by: str, today: date | None = None,
                      overdue_days: int = 28) -> CommandResult:
         """Raise an overdue alert when the episode has had no scorable assessment of its
-        staged instrument for ``overdue_days`` days up to ``today`` (default: the clock's
+        staged instrument for ``overdue_days`` days (unless its chosen overdue pack says
+        otherwise) up to ``today`` (default: the clock's
         date) and none is unresolved (see Episode.flag_overdue); ``replayed`` when nothing
         was raised. Raises EpisodeNotFoundError, InvalidInputError (``overdue_days`` < 1)."""
         day = today or self.clock().date()

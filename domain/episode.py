@@ -600,19 +600,27 @@ class Episode(Aggregate):
 
     def flag_overdue(self, *, today: date, overdue_days: int, recorded_by: str) -> bool:
         """Raise an overdue alert when no valid scorable assessment of the staged instrument
-        is dated within ``overdue_days`` days before ``today`` (counted from the latest one, or
-        from ``opened_on``: overdue at exactly ``overdue_days``) and no overdue alert is
-        unresolved. Returns whether one was raised (never on a closed episode).
+        is dated within N days before ``today`` (counted from the latest one, or from
+        ``opened_on``: overdue at exactly N) and no overdue alert is unresolved. N is the
+        ``overdue_days`` of the overdue pack SignalsWatched chose (the clinic's, e.g.
+        ``overdue|overdue_days=14``), else ``overdue_days`` (the setting
+        OUTCOMES_OVERDUE_DAYS, days). Returns whether one was raised (never on a closed
+        episode).
 
         Raises InvalidInputError (``overdue_days`` < 1).
         """
+        chosen = self._overdue_pack()
+        if chosen is not None:
+            alerting.overdue_since(today, today, overdue_days)  # the default is still checked
+            overdue_days = int(chosen.params["overdue_days"])
         latest = self._latest_scorable()
         last_on = latest.administered_on if latest else self.opened_on
         days = alerting.overdue_since(last_on, today, overdue_days)
         if days is None or self.is_closed or any(
                 a.kind == alerting.OVERDUE and a.unresolved for a in self.alerts.values()):
             return False
-        rule = _pack_ref("overdue", overdue_days=overdue_days)
+        rule = (chosen.ref() if chosen is not None
+                else _pack_ref("overdue", overdue_days=overdue_days))
         since = (f"{latest.instrument} {_number(latest.total)} on {last_on}" if latest
                  else f"the episode opened on {last_on}")
         self._raise_alert(
@@ -727,6 +735,14 @@ class Episode(Aggregate):
             if d["kind"] == "safety_item":
                 return RulePack.from_description(d)
         return BUILTIN_PACKS["phq9-item9"]
+
+    def _overdue_pack(self) -> RulePack | None:
+        """The overdue pack SignalsWatched chose (a variant such as ``overdue|overdue_days=14``),
+        or None: then the caller's ``overdue_days`` applies."""
+        for d in (self.watching or {}).get("packs", ()):
+            if d["kind"] == "overdue":
+                return RulePack.from_description(d)
+        return None
 
     def _signal_packs(self) -> tuple[list[RulePack], RecoveryCurve | None]:
         """The cut-point and expected-recovery packs that watch this episode's staged

@@ -498,6 +498,26 @@ def test_resolved_off_track_alert_is_raised_again_by_a_later_assessment_only(app
     assert (again.kind, again.assessment_id) == ("off_track", "a-35")
 
 
+def test_voiding_the_only_point_of_an_off_track_signal_withdraws_it(app):
+    episode_id = open_episode(app)
+    record(app, episode_id, 0, 20)
+    (alert,) = record(app, episode_id, 28, 20).alerts  # week 4: 20 >= 17
+    app.void_assessment(episode_id, "a-28", reason="wrong patient", recorded_by=BY)
+    # week 4 has no point any more: no signal at all; the signal is withdrawn, the alert open
+    assert app.get_episode(episode_id).signals == {"schueller2015-phq9": "cleared"}
+    (back,) = events_of(app, episode_id, Episode.BackOnTrack)
+    pack = get_rule_pack("schueller2015-phq9")
+    assert (back.rule, back.assessment_id, back.clinical_date, back.alert_ids,
+            back.caused_by, back.evidence) == (
+        pack.ref(), "a-28", on(28), [alert.alert_id], "void:a-28", {"withdrawn": True})
+    assert back.explanation == ("The schueller2015-phq9 signal is withdrawn: assessment a-28, "
+                                "which it rested on, was voided (schueller2015-phq9 v1.0.0)")
+    assert app.alerts(episode_id)[0].status == "open"
+    # a new week-4 point not on track raises a new alert
+    (again,) = record(app, episode_id, 29, 19).alerts
+    assert (again.kind, again.assessment_id) == ("off_track", "a-29")
+
+
 def test_a_backdated_assessment_does_not_end_an_overdue_alert(app):
     episode_id = open_episode(app)
     record(app, episode_id, 0, 15)
