@@ -11,6 +11,7 @@ from application.outcomes import OutcomesApplication
 from application.overdue import sweep_overdue
 from application.signals import ClinicSignalChoices
 from domain.episode import Episode
+from domain.signals.clinic import ClinicSignals
 from domain.signals.packs import get_rule_pack
 
 OPENED = date(2026, 1, 5)
@@ -68,3 +69,33 @@ def test_the_clinics_overdue_variant_decides_and_the_setting_is_the_default(app)
     assert set(done.flagged) == {chose_none, default}
     assert [a.rule.id for a in app.alerts(default)] == ["overdue|overdue_days=21"]
 
+
+
+def test_an_episode_opened_during_a_choice_is_watched_by_the_choice(app):
+    def clinic_open(clinic_id: str) -> list[UUID]:
+        return [e for e in open_ids(app) if app.clinic_of(e) == clinic_id]
+
+    choices = ClinicSignalChoices(app, clinic_open)
+    original = app.clinic_signals
+
+    def interleaved(clinic_id: str) -> ClinicSignals | None:
+        # open_episode's first read sees no choice; the choice lands before the episode is
+        # saved and is applied to the open episodes it can see (not yet this one)
+        seen = original(clinic_id)
+        app.clinic_signals = original  # type: ignore[method-assign]
+        choices.choose_rule_packs(clinic_id, packs=["schueller2015-phq9|thresholds.4=10",
+                                                    "phq9-item9", "overdue"],
+                                  reason="lower week-4 cut-off", recorded_by="lead")
+        return seen
+
+    app.clinic_signals = interleaved  # type: ignore[method-assign]
+    episode_id = open_episode(app)
+    episode = app.get_episode(episode_id)
+    assert episode.watching is not None
+    assert [p["id"] for p in episode.watching["packs"]] == [
+        "schueller2015-phq9|thresholds.4=10", "phq9-item9", "overdue"]
+    assert [type(e).__name__ for e in app.episode_events(episode_id)] == [
+        "Opened", "SignalsWatched"]
+    # without a race: the choice rides in the opening's own save, no second SignalsWatched
+    other = open_episode(app)
+    assert [type(e).__name__ for e in app.episode_events(other)] == ["Opened", "SignalsWatched"]
