@@ -347,7 +347,9 @@ class Episode(Aggregate):
     class BackOnTrack(Aggregate.Event):
         """A watching pack's signal is on track again after a not-on-track one (``rule``: the
         pack's ref); ``alert_ids``: its off-track alerts not yet resolved (they stay open: a
-        clinician resolves them)."""
+        clinician resolves them). With ``evidence`` ``{"withdrawn": true}`` the signal was
+        withdrawn instead (the assessment it rested on, ``assessment_id``, was voided and no
+        point gives a signal): the pack's signal is then "cleared", not "on_track"."""
 
         TOPIC = "outcome-ledger:Episode.BackOnTrack"
         rule: dict[str, str]
@@ -360,7 +362,8 @@ class Episode(Aggregate):
         recorded_by: str
 
         def apply(self, aggregate: Episode) -> None:
-            aggregate.signals[self.rule["id"]] = "on_track"
+            aggregate.signals[self.rule["id"]] = (
+                "cleared" if self.evidence.get("withdrawn") else "on_track")
 
     class SignalsWatched(Aggregate.Event):
         """The rule packs that watch this episode from now on (``packs``: each pack's
@@ -386,7 +389,7 @@ class Episode(Aggregate):
         self.outcome: dict[str, Any] | None = None
         self.alerts: dict[str, AlertState] = {}
         # The latest signal of each watching pack (by pack id) that raised an off-track alert
-        # or a BackOnTrack: "not_on_track" | "on_track".
+        # or a BackOnTrack: "not_on_track" | "on_track" | "cleared" (withdrawn after a void).
         self.signals: dict[str, str] = {}
         # SignalsWatched's {"packs", "curve"}; None: the defaults (ADR 0031).
         self.watching: dict[str, Any] | None = None
@@ -482,7 +485,7 @@ class Episode(Aggregate):
         points = self._restage(f"void:{assessment_id}", recorded_by)
         if self._stages_signals(record):
             self._watch_signals(points, f"void:{assessment_id}", recorded_by,
-                                changed=record.administered_on)
+                                changed=record.administered_on, voided=record)
 
     def close(self, *, discharged_on: date, recorded_by: str, now: datetime) -> None:
         """Discharge: record the course outcome of the criteria set (NHS TT outcome object,
@@ -763,7 +766,8 @@ class Episode(Aggregate):
                              self.criteria_set, self.instrument)
 
     def _watch_signals(self, points: Sequence[Point], caused_by: str, recorded_by: str, *,
-                       changed: date | None = None) -> None:
+                       changed: date | None = None,
+                       voided: AssessmentState | None = None) -> None:
         """Re-evaluate each watching pack over ``points``, the staged points after the
         command (``staged_points``; the re-fold's own, so not computed twice): not on track
         after a signal that was not, or at another decision point than the pack's latest
@@ -773,16 +777,20 @@ class Episode(Aggregate):
         0031, revised after review).
         ``changed``: the date of the one point the command added or voided; a cut-point pack
         is not evaluated for a point before day 21 (EARLIEST_DAY), which no decision point
-        reads (the baseline, which expected recovery reads, always is)."""
+        reads (the baseline, which expected recovery reads, always is). ``voided``: the
+        assessment a void command voided; when it leaves a pack whose last signal was not on
+        track with no signal at all, the signal is withdrawn (``_withdraw``)."""
         packs, curve = self._signal_packs()
         early = changed is not None and (changed - self.opened_on).days < EARLIEST_DAY
         for pack in packs:
             if early and pack.kind == "cut_points":
                 continue
             signal = current_signal(pack, points, opened_on=self.opened_on, curve=curve)
-            if signal is None:
-                continue
             last = self.signals.get(pack.id)
+            if signal is None:
+                if voided is not None and last == "not_on_track":
+                    self._withdraw(pack, voided, caused_by, recorded_by)
+                continue
             evidence = {**signal.evidence, "week": signal.week,
                         "decision_point": signal.decision_point}
             if signal.status == "not_on_track" and self._newly_off_track(pack, signal, last):
@@ -797,6 +805,24 @@ class Episode(Aggregate):
                         a.alert_id for a in self.unresolved_alerts(alerting.OFF_TRACK)
                         if a.rule["id"] == pack.id],
                     caused_by=caused_by, recorded_by=recorded_by)
+
+    def _withdraw(self, pack: RulePack, voided: AssessmentState, caused_by: str,
+                  recorded_by: str) -> None:
+        """The not-on-track signal of ``pack`` rested on ``voided``, and no point gives a
+        signal now: BackOnTrack with evidence ``{"withdrawn": true}`` (the pack's signal
+        becomes "cleared": neither on nor off track), naming its unresolved off-track alerts,
+        which stay open for a clinician to resolve (ADR 0031, revised after review)."""
+        rule = pack.ref()
+        self.trigger_event(
+            self.BackOnTrack, rule=rule, assessment_id=voided.assessment_id,
+            clinical_date=voided.administered_on,
+            explanation=(f"The {rule['id']} signal is withdrawn because assessment "
+                         f"{voided.assessment_id}, which it rested on, was voided: no "
+                         f"remaining score gives a signal ({rule['id']} v{rule['version']})"),
+            evidence={"withdrawn": True}, alert_ids=[
+                a.alert_id for a in self.unresolved_alerts(alerting.OFF_TRACK)
+                if a.rule["id"] == pack.id],
+            caused_by=caused_by, recorded_by=recorded_by)
 
     def _newly_off_track(self, pack: RulePack, signal: Signal, last: str | None) -> bool:
         """Whether a not-on-track ``signal`` of ``pack`` raises an alert (ADR 0031, revised

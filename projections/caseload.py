@@ -182,7 +182,9 @@ def _follow_alerts(event: Any, state: dict[str, Any], cursor: ViewCursor,
                 "acknowledged" if isinstance(event, Episode.AlertAcknowledged) else "resolved")
         cursor.execute("DELETE FROM caseload_safety WHERE alert_id = ?", (event.alert_id,))
     elif isinstance(event, Episode.BackOnTrack):
-        state["signals"][event.rule["id"]] = "on_track"
+        # a withdrawn signal (its assessment voided) is "cleared": neither on nor off track
+        state["signals"][event.rule["id"]] = (
+            "cleared" if event.evidence.get("withdrawn") else "on_track")
     elif isinstance(event, Episode.SignalsWatched):
         state["watching"] = sorted(p["id"] for p in event.packs)
 
@@ -191,7 +193,8 @@ def on_track_of(state: dict[str, Any]) -> str:
     """The episode's on-track status from the last signal event of each watching rule pack
     (by pack id, as ``Episode.signals``; ``watching`` None: the defaults, every pack that
     signalled): ``not_on_track`` when any is off track, else ``on_track`` when any came back
-    on track (``BackOnTrack``), else ``not_yet`` (no signal event yet). ``insufficient`` is
+    on track (``BackOnTrack``), else ``not_yet`` (no signal event yet, or only withdrawn
+    ones: "cleared", ``BackOnTrack`` with ``{"withdrawn": true}``). ``insufficient`` is
     never derived: the expected-recovery pack raises no event for it (ADR 0032)."""
     watching = state["watching"]
     statuses = {status for pack, status in state["signals"].items()

@@ -510,8 +510,9 @@ def test_voiding_the_only_point_of_an_off_track_signal_withdraws_it(app):
     assert (back.rule, back.assessment_id, back.clinical_date, back.alert_ids,
             back.caused_by, back.evidence) == (
         pack.ref(), "a-28", on(28), [alert.alert_id], "void:a-28", {"withdrawn": True})
-    assert back.explanation == ("The schueller2015-phq9 signal is withdrawn: assessment a-28, "
-                                "which it rested on, was voided (schueller2015-phq9 v1.0.0)")
+    assert back.explanation == (
+        "The schueller2015-phq9 signal is withdrawn because assessment a-28, which it rested "
+        "on, was voided: no remaining score gives a signal (schueller2015-phq9 v1.0.0)")
     assert app.alerts(episode_id)[0].status == "open"
     # a new week-4 point not on track raises a new alert
     (again,) = record(app, episode_id, 29, 19).alerts
