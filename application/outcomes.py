@@ -47,6 +47,7 @@ from domain.criteria.sets import CriteriaSet
 from domain.episode import Episode
 from domain.errors import (
     DomainError,
+    EpisodeClosedError,
     EpisodeNotFoundError,
     UnknownCriteriaError,
     VersionConflictError,
@@ -247,14 +248,32 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
                      episode_id: UUID | None = None) -> CommandResult:
         """Open an episode; ``opened_on`` defaults to today (UTC). Raises UnknownCriteriaError,
         InvalidCriteriaParameterError, UnstageableInstrumentError, InvalidInputError,
-        FutureDateError."""
-        episode = self._new_episode(
+        FutureDateError.
+
+        The clinic's choice is read before the save and once more after it: a choice recorded
+        in between (choose_rule_packs did not see this episode yet) is applied to it with
+        watch_signals, so no episode stays on the defaults (ADR 0033)."""
+        episode, seen = self._opening(
             episode_id=episode_id or uuid4(), patient_ref=patient_ref, clinic_id=clinic_id,
             criteria=criteria, params=params, instrument=instrument, opened_on=opened_on,
             recorded_by=recorded_by)
         recordings = self.save(episode)
-        return CommandResult(episode.id, episode.version, recordings[-1].notification.id,
-                             episode.stage, criteria=CriteriaRef.of(episode.criteria_set.ref()))
+        opened = CommandResult(episode.id, episode.version, recordings[-1].notification.id,
+                               episode.stage, criteria=CriteriaRef.of(episode.criteria_set.ref()))
+        choice = self.clinic_signals(clinic_id)
+        watching = choice.watching(episode.instrument) if choice is not None else None
+        if choice is None or choice.version == seen or watching is None:
+            return opened
+        try:
+            watched = self.watch_signals(
+                episode.id, packs=watching[0], curve=watching[1],
+                reason=f"the clinic's choice: {choice.reason}", recorded_by=recorded_by)
+        except (EpisodeClosedError, EpisodeNotFoundError):
+            return opened  # closed or erased meanwhile: nothing more to watch
+        if watched.replayed:
+            return opened
+        return replace(opened, version=watched.version, position=watched.position,
+                       stage=watched.stage, alerts=watched.alerts)
 
     def record_assessment(self, episode_id: UUID, *, instrument: str,
                           administered: date | datetime, recorded_by: str,
@@ -344,7 +363,8 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
     def flag_overdue(self, episode_id: UUID, *, recorded_by: str, today: date | None = None,
                      overdue_days: int = 28) -> CommandResult:
         """Raise an overdue alert when the episode has had no scorable assessment of its
-        staged instrument for ``overdue_days`` days up to ``today`` (default: the clock's
+        staged instrument for ``overdue_days`` days (unless its chosen overdue pack says
+        otherwise) up to ``today`` (default: the clock's
         date) and none is unresolved (see Episode.flag_overdue); ``replayed`` when nothing
         was raised. Raises EpisodeNotFoundError, InvalidInputError (``overdue_days`` < 1)."""
         day = today or self.clock().date()
@@ -572,6 +592,16 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
         """open_episode's new Episode, not saved (one home for opening; same errors). When the
         clinic has chosen its rule packs (ClinicSignals), the episode is watched by them from
         its opening: SignalsWatched follows Opened, in the same save (ADR 0033)."""
+        return self._opening(episode_id=episode_id, patient_ref=patient_ref,
+                             clinic_id=clinic_id, recorded_by=recorded_by, criteria=criteria,
+                             params=params, instrument=instrument, opened_on=opened_on)[0]
+
+    def _opening(self, *, episode_id: UUID, patient_ref: str, clinic_id: str,
+                 recorded_by: str, criteria: str = "acnp2006",
+                 params: Mapping[str, Any] | None = None, instrument: str = "PHQ-9",
+                 opened_on: date | None = None) -> tuple[Episode, int | None]:
+        """_new_episode's episode and the version of the clinic's ClinicSignals it read (None:
+        the clinic has none)."""
         now = self.clock()
         episode = Episode.open(
             episode_id=episode_id, patient_ref=patient_ref, clinic_id=clinic_id,
@@ -583,7 +613,7 @@ class OutcomesApplication(ExplicitEnvironment[UUID]):
             episode.watch_signals(packs=watching[0], curve=watching[1],
                                   reason=f"the clinic's choice: {choice.reason}",
                                   recorded_by=recorded_by)
-        return episode
+        return episode, choice.version if choice is not None else None
 
     def _assessment_command(self, step: RecordStep) -> Callable[[Episode], bool]:
         """record_assessment's command on an episode (one home for its validation, scoring and

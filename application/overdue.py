@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class OverdueSweep:
-    """What a sweep did: the day it swept (``today``), the ``overdue_days`` it applied, how many
+    """What a sweep did: the day it swept (``today``), the default ``overdue_days`` it applied
+    (an episode watched by a chosen overdue pack uses that pack's), how many
     open ``episodes`` it checked and the ones it ``flagged`` (a new overdue alert each)."""
 
     today: date
@@ -34,9 +35,10 @@ class OverdueSweep:
 def sweep_overdue(app: OutcomesApplication, open_episodes: OpenEpisodes, *, overdue_days: int,
                   recorded_by: str, today: date | None = None) -> OverdueSweep:
     """Flag every open episode without a scorable assessment of its staged instrument for
-    ``overdue_days`` days up to ``today`` (default: the application clock's date) and no
-    unresolved overdue alert. An episode erased meanwhile is passed over. Raises
-    InvalidInputError (``overdue_days`` < 1) before any episode is touched."""
+    ``overdue_days`` days (the default: its chosen overdue pack's days win) up to ``today``
+    (default: the application clock's date) and no unresolved overdue alert. An episode erased
+    meanwhile is passed over. Raises InvalidInputError (``overdue_days`` < 1) before any
+    episode is touched."""
     day = today or app.clock().date()
     if isinstance(overdue_days, bool) or not isinstance(overdue_days, int) or overdue_days < 1:
         raise InvalidInputError("overdue_days must be a whole number >= 1", field="overdue_days")

@@ -48,7 +48,7 @@ from domain.errors import (
 from domain.instruments import get_instrument, points
 from domain.rules import current_stage, staged_points
 from domain.signals.curves import RecoveryCurve
-from domain.signals.evaluate import applies, current_signal, safety_positive
+from domain.signals.evaluate import Signal, applies, current_signal, safety_positive
 from domain.signals.packs import BUILTIN_PACKS, EARLIEST_DAY, RulePack, get_rule_pack
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
@@ -320,7 +320,8 @@ class Episode(Aggregate):
 
     class AlertResolved(Aggregate.Event):
         """The alert needs nothing more: ``reason`` (a clinician's, or "assessment <id>
-        recorded on <date>" for an overdue alert the next scorable assessment resolves)."""
+        recorded on <date>" for an overdue alert the next scorable assessment dated after its
+        ``last_on`` resolves)."""
 
         TOPIC = "outcome-ledger:Episode.AlertResolved"
         alert_id: str
@@ -346,7 +347,9 @@ class Episode(Aggregate):
     class BackOnTrack(Aggregate.Event):
         """A watching pack's signal is on track again after a not-on-track one (``rule``: the
         pack's ref); ``alert_ids``: its off-track alerts not yet resolved (they stay open: a
-        clinician resolves them)."""
+        clinician resolves them). With ``evidence`` ``{"withdrawn": true}`` the signal was
+        withdrawn instead (the assessment it rested on, ``assessment_id``, was voided and no
+        point gives a signal): the pack's signal is then "cleared", not "on_track"."""
 
         TOPIC = "outcome-ledger:Episode.BackOnTrack"
         rule: dict[str, str]
@@ -359,7 +362,8 @@ class Episode(Aggregate):
         recorded_by: str
 
         def apply(self, aggregate: Episode) -> None:
-            aggregate.signals[self.rule["id"]] = "on_track"
+            aggregate.signals[self.rule["id"]] = (
+                "cleared" if self.evidence.get("withdrawn") else "on_track")
 
     class SignalsWatched(Aggregate.Event):
         """The rule packs that watch this episode from now on (``packs``: each pack's
@@ -385,7 +389,7 @@ class Episode(Aggregate):
         self.outcome: dict[str, Any] | None = None
         self.alerts: dict[str, AlertState] = {}
         # The latest signal of each watching pack (by pack id) that raised an off-track alert
-        # or a BackOnTrack: "not_on_track" | "on_track".
+        # or a BackOnTrack: "not_on_track" | "on_track" | "cleared" (withdrawn after a void).
         self.signals: dict[str, str] = {}
         # SignalsWatched's {"packs", "curve"}; None: the defaults (ADR 0031).
         self.watching: dict[str, Any] | None = None
@@ -481,7 +485,7 @@ class Episode(Aggregate):
         points = self._restage(f"void:{assessment_id}", recorded_by)
         if self._stages_signals(record):
             self._watch_signals(points, f"void:{assessment_id}", recorded_by,
-                                changed=record.administered_on)
+                                changed=record.administered_on, voided=record)
 
     def close(self, *, discharged_on: date, recorded_by: str, now: datetime) -> None:
         """Discharge: record the course outcome of the criteria set (NHS TT outcome object,
@@ -599,19 +603,27 @@ class Episode(Aggregate):
 
     def flag_overdue(self, *, today: date, overdue_days: int, recorded_by: str) -> bool:
         """Raise an overdue alert when no valid scorable assessment of the staged instrument
-        is dated within ``overdue_days`` days before ``today`` (counted from the latest one, or
-        from ``opened_on``: overdue at exactly ``overdue_days``) and no overdue alert is
-        unresolved. Returns whether one was raised (never on a closed episode).
+        is dated within N days before ``today`` (counted from the latest one, or from
+        ``opened_on``: overdue at exactly N) and no overdue alert is unresolved. N is the
+        ``overdue_days`` of the overdue pack SignalsWatched chose (the clinic's, e.g.
+        ``overdue|overdue_days=14``), else ``overdue_days`` (the setting
+        OUTCOMES_OVERDUE_DAYS, days). Returns whether one was raised (never on a closed
+        episode).
 
         Raises InvalidInputError (``overdue_days`` < 1).
         """
+        chosen = self._overdue_pack()
+        if chosen is not None:
+            alerting.overdue_since(today, today, overdue_days)  # the default is still checked
+            overdue_days = int(chosen.params["overdue_days"])
         latest = self._latest_scorable()
         last_on = latest.administered_on if latest else self.opened_on
         days = alerting.overdue_since(last_on, today, overdue_days)
         if days is None or self.is_closed or any(
                 a.kind == alerting.OVERDUE and a.unresolved for a in self.alerts.values()):
             return False
-        rule = _pack_ref("overdue", overdue_days=overdue_days)
+        rule = (chosen.ref() if chosen is not None
+                else _pack_ref("overdue", overdue_days=overdue_days))
         since = (f"{latest.instrument} {_number(latest.total)} on {last_on}" if latest
                  else f"the episode opened on {last_on}")
         self._raise_alert(
@@ -694,7 +706,9 @@ class Episode(Aggregate):
                          caused_by: str, recorded_by: str) -> None:
         """The alerts a new assessment raises or resolves (ADR 0031): a safety alert for a
         PHQ-9 item 9 >= 1 (Kroenke 2001; SPEC §1.1, C4); a scorable assessment of the staged
-        instrument resolves the unresolved overdue alerts and moves the signals."""
+        instrument resolves the unresolved overdue alerts it is dated after the start of
+        (the alert's evidence ``last_on``: a backdated one does not end the wait) and moves the
+        signals."""
         safety = self._safety_pack()
         if safety_positive(safety, record.observation()):
             assert record.items is not None
@@ -709,6 +723,8 @@ class Episode(Aggregate):
         if not self._stages_signals(record):
             return
         for alert in self.unresolved_alerts(alerting.OVERDUE):
+            if record.administered_on <= date.fromisoformat(alert.evidence["last_on"]):
+                continue  # backdated: nothing newer than the count's start (ADR 0031)
             self.trigger_event(
                 self.AlertResolved, alert_id=alert.alert_id,
                 reason=f"assessment {record.assessment_id} recorded on {record.administered_on}",
@@ -722,6 +738,14 @@ class Episode(Aggregate):
             if d["kind"] == "safety_item":
                 return RulePack.from_description(d)
         return BUILTIN_PACKS["phq9-item9"]
+
+    def _overdue_pack(self) -> RulePack | None:
+        """The overdue pack SignalsWatched chose (a variant such as ``overdue|overdue_days=14``),
+        or None: then the caller's ``overdue_days`` applies."""
+        for d in (self.watching or {}).get("packs", ()):
+            if d["kind"] == "overdue":
+                return RulePack.from_description(d)
+        return None
 
     def _signal_packs(self) -> tuple[list[RulePack], RecoveryCurve | None]:
         """The cut-point and expected-recovery packs that watch this episode's staged
@@ -742,26 +766,34 @@ class Episode(Aggregate):
                              self.criteria_set, self.instrument)
 
     def _watch_signals(self, points: Sequence[Point], caused_by: str, recorded_by: str, *,
-                       changed: date | None = None) -> None:
+                       changed: date | None = None,
+                       voided: AssessmentState | None = None) -> None:
         """Re-evaluate each watching pack over ``points``, the staged points after the
         command (``staged_points``; the re-fold's own, so not computed twice): not on track
-        after a signal that was not -> AlertRaised(off_track); on track after a not-on-track
-        one -> BackOnTrack naming the pack's unresolved off-track alerts (ADR 0031).
+        after a signal that was not, or at another decision point than the pack's latest
+        off-track alert (cut points), or on a later-dated assessment than that alert once it
+        is resolved (see ``_newly_off_track``) -> AlertRaised(off_track); on track after a
+        not-on-track one -> BackOnTrack naming the pack's unresolved off-track alerts (ADR
+        0031, revised after review).
         ``changed``: the date of the one point the command added or voided; a cut-point pack
         is not evaluated for a point before day 21 (EARLIEST_DAY), which no decision point
-        reads (the baseline, which expected recovery reads, always is)."""
+        reads (the baseline, which expected recovery reads, always is). ``voided``: the
+        assessment a void command voided; when it leaves a pack whose last signal was not on
+        track with no signal at all, the signal is withdrawn (``_withdraw``)."""
         packs, curve = self._signal_packs()
         early = changed is not None and (changed - self.opened_on).days < EARLIEST_DAY
         for pack in packs:
             if early and pack.kind == "cut_points":
                 continue
             signal = current_signal(pack, points, opened_on=self.opened_on, curve=curve)
-            if signal is None:
-                continue
             last = self.signals.get(pack.id)
+            if signal is None:
+                if voided is not None and last == "not_on_track":
+                    self._withdraw(pack, voided, caused_by, recorded_by)
+                continue
             evidence = {**signal.evidence, "week": signal.week,
                         "decision_point": signal.decision_point}
-            if signal.status == "not_on_track" and last != "not_on_track":
+            if signal.status == "not_on_track" and self._newly_off_track(pack, signal, last):
                 self._raise_alert(alerting.OFF_TRACK, signal.clinical_date,
                                   signal.assessment_id, signal.rule, signal.explanation,
                                   evidence, caused_by, recorded_by)
@@ -773,6 +805,41 @@ class Episode(Aggregate):
                         a.alert_id for a in self.unresolved_alerts(alerting.OFF_TRACK)
                         if a.rule["id"] == pack.id],
                     caused_by=caused_by, recorded_by=recorded_by)
+
+    def _withdraw(self, pack: RulePack, voided: AssessmentState, caused_by: str,
+                  recorded_by: str) -> None:
+        """The not-on-track signal of ``pack`` rested on ``voided``, and no point gives a
+        signal now: BackOnTrack with evidence ``{"withdrawn": true}`` (the pack's signal
+        becomes "cleared": neither on nor off track), naming its unresolved off-track alerts,
+        which stay open for a clinician to resolve (ADR 0031, revised after review)."""
+        rule = pack.ref()
+        self.trigger_event(
+            self.BackOnTrack, rule=rule, assessment_id=voided.assessment_id,
+            clinical_date=voided.administered_on,
+            explanation=(f"The {rule['id']} signal is withdrawn because assessment "
+                         f"{voided.assessment_id}, which it rested on, was voided: no "
+                         f"remaining score gives a signal ({rule['id']} v{rule['version']})"),
+            evidence={"withdrawn": True}, alert_ids=[
+                a.alert_id for a in self.unresolved_alerts(alerting.OFF_TRACK)
+                if a.rule["id"] == pack.id],
+            caused_by=caused_by, recorded_by=recorded_by)
+
+    def _newly_off_track(self, pack: RulePack, signal: Signal, last: str | None) -> bool:
+        """Whether a not-on-track ``signal`` of ``pack`` raises an alert (ADR 0031, revised
+        after review): the pack's last signal was not not_on_track; or (cut points) the
+        signal's decision point differs from that of the pack's latest off-track alert (week 9
+        still not on track after week 4 is a new decision); or that alert is resolved and the
+        signal rests on a later-dated assessment than the alert."""
+        if last != "not_on_track":
+            return True
+        latest = next((a for a in reversed(self.alerts.values())
+                       if a.kind == alerting.OFF_TRACK and a.rule["id"] == pack.id), None)
+        if latest is None:
+            return True
+        if pack.kind == "cut_points" and (
+                latest.evidence.get("decision_point") != signal.decision_point):
+            return True
+        return not latest.unresolved and signal.clinical_date > latest.clinical_date
 
     def _fold(self, discharge: date | None = None) -> FoldResult:
         return fold([a.observation() for a in self.valid_assessments()], self.criteria_set,

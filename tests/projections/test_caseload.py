@@ -34,7 +34,8 @@ def history(app: OutcomesApplication, models: ReadModels) -> dict[str, UUID]:
     flagged overdue, then an assessment (which resolves it), one voided; ``qids``: off track at
     week 4 (QIDS-SR16 15 >= 9, STAR*D); ``closed``: a positive item 9, then discharged;
     ``rewatched``: off track at week 4, then watched by phq9-item9 and overdue only
-    (SignalsWatched: no pack that signalled watches any more)."""
+    (SignalsWatched: no pack that signalled watches any more); ``withdrawn``: off track at
+    week 4, then that assessment voided (the signal withdrawn: BackOnTrack, "withdrawn")."""
     ids: dict[str, UUID] = {}
 
     def run(result: Any) -> Any:
@@ -42,7 +43,8 @@ def history(app: OutcomesApplication, models: ReadModels) -> dict[str, UUID]:
         return result
 
     for key, instrument in (("safety", "PHQ-9"), ("overdue", "PHQ-9"), ("qids", "QIDS-SR16"),
-                            ("closed", "PHQ-9"), ("rewatched", "PHQ-9")):
+                            ("closed", "PHQ-9"), ("rewatched", "PHQ-9"),
+                            ("withdrawn", "PHQ-9")):
         ids[key] = run(app.open_episode(patient_ref=f"p-{key}", clinic_id="clinic-a",
                                         recorded_by="dr-a", instrument=instrument,
                                         opened_on=date(2026, 1, 5))).episode_id
@@ -81,6 +83,11 @@ def history(app: OutcomesApplication, models: ReadModels) -> dict[str, UUID]:
                                   recorded_by="nurse"))
     run(app.watch_signals(e, packs=[get_rule_pack("phq9-item9"), get_rule_pack("overdue")],
                           curve=None, reason="cut points off for this episode", recorded_by="dr-a"))
+    e = ids["withdrawn"]
+    for day in (date(2026, 1, 5), date(2026, 2, 2)):
+        run(app.record_assessment(e, instrument="PHQ-9", administered=day, total=20,
+                                  assessment_id=f"w-{day}", recorded_by="nurse"))
+    run(app.void_assessment(e, "w-2026-02-02", reason="wrong patient", recorded_by="nurse"))
     e = ids["closed"]
     run(app.record_assessment(e, instrument="PHQ-9", administered=date(2026, 1, 5), items=ITEM9,
                               recorded_by="nurse"))
@@ -125,18 +132,22 @@ def test_rows_after_every_alert_event_and_a_rebuild_and_one_by_one_are_the_same(
         # rewatched: its off-track alert stays unresolved; no watching pack has signalled
         rewatched = found[str(ids["rewatched"])]
         assert (rewatched["off_track"], rewatched["on_track"]) == (1, "not_yet")
+        # withdrawn: its alert stays open; the withdrawn signal is neither on nor off track
+        withdrawn = found[str(ids["withdrawn"])]
+        assert (withdrawn["off_track"], withdrawn["on_track"]) == (1, "not_yet")
         # closed: kept with its discharge date; its unacknowledged safety alert still counts
         assert closed["closed_on"] == "2026-03-02" and closed["safety"] == 1
         assert closed["safety_waiting_since"] is not None
         assert view.safety_overdue(now=NOW, safety_ack_hours=24) == 1
         listed, after = view.find("clinic-a", now=NOW, safety_ack_hours=24)
-        # qids and rewatched: off-track alerts raised in that order
+        # qids, rewatched and withdrawn: off-track alerts raised in that order
         assert [i["episode_id"] for i in listed] == [str(ids[k]) for k in (
-            "safety", "qids", "rewatched", "overdue")] and after is None
+            "safety", "qids", "rewatched", "withdrawn", "overdue")] and after is None
         assert [i["days_since_assessment"] for i in listed] == [
             (NOW.date() - date(2026, 3, 9)).days, (NOW.date() - date(2026, 2, 2)).days,
-            (NOW.date() - date(2026, 2, 2)).days, (NOW.date() - date(2026, 2, 17)).days
-        ] == [478, 513, 513, 498]
+            (NOW.date() - date(2026, 2, 2)).days, (NOW.date() - date(2026, 1, 5)).days,
+            (NOW.date() - date(2026, 2, 17)).days
+        ] == [478, 513, 513, 541, 498]
 
         incremental = dump(view)
         one_by_one = open_view(CaseloadView, None)

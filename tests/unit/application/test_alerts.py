@@ -457,3 +457,79 @@ def test_expected_recovery_without_a_curve_is_insufficient_and_raises_nothing(ap
     record(app, episode_id, 0, 16)
     assert record(app, episode_id, 63, 27).alerts == ()
     assert app.get_episode(episode_id).signals == {}
+
+
+# -- review of issue 13 -----------------------------------------------------------------------
+
+def test_a_later_decision_point_still_not_on_track_raises_a_new_alert_after_resolution(app):
+    episode_id = open_episode(app)
+    record(app, episode_id, 0, 22)
+    (week4,) = record(app, episode_id, 28, 20).alerts  # week 4: 20 >= 17
+    app.resolve_alert(episode_id, week4.alert_id, reason="medication changed", recorded_by=BY)
+    # day 63 (week 9): 18 >= 13, a new decision point still not on track: a new alert
+    (week9,) = record(app, episode_id, 63, 18).alerts
+    assert (week9.kind, week9.status, week9.assessment_id, week9.evidence) == (
+        "off_track", "open", "a-63", {"score": 18, "threshold": 13, "week": 9.0,
+                                      "decision_point": "week 9"})
+    # day 66: week 9 still rests on day 63 (closest to day 63): no third alert
+    assert record(app, episode_id, 66, 18).alerts == ()
+    assert [a.evidence["decision_point"] for a in app.alerts(episode_id)] == ["week 9", "week 4"]
+
+
+def test_a_new_decision_point_not_on_track_raises_an_alert_while_the_last_is_open(app):
+    episode_id = open_episode(app)
+    record(app, episode_id, 0, 22)
+    (week4,) = record(app, episode_id, 28, 20).alerts
+    (week9,) = record(app, episode_id, 63, 13).alerts  # 13 >= 13 at week 9
+    assert (week9.evidence["decision_point"], week4.status) == ("week 9", "open")
+
+
+def test_resolved_off_track_alert_is_raised_again_by_a_later_assessment_only(app):
+    # expected recovery has no decision points: after its alert is resolved, a later-dated
+    # assessment still above the band raises a new one; an earlier-dated one does not
+    episode_id = open_episode(app)
+    pack = get_rule_pack("expected-recovery")
+    app.watch_signals(episode_id, packs=[pack], curve=curve(), reason="fit", recorded_by=BY)
+    record(app, episode_id, 0, 16)  # moderately severe start
+    (first,) = [a for a in record(app, episode_id, 28, 19).alerts if a.kind == "off_track"]
+    app.resolve_alert(episode_id, first.alert_id, reason="reviewed", recorded_by=BY)
+    assert record(app, episode_id, 21, 19).alerts == ()  # dated before the alert's day 28
+    (again,) = record(app, episode_id, 35, 19).alerts
+    assert (again.kind, again.assessment_id) == ("off_track", "a-35")
+
+
+def test_voiding_the_only_point_of_an_off_track_signal_withdraws_it(app):
+    episode_id = open_episode(app)
+    record(app, episode_id, 0, 20)
+    (alert,) = record(app, episode_id, 28, 20).alerts  # week 4: 20 >= 17
+    app.void_assessment(episode_id, "a-28", reason="wrong patient", recorded_by=BY)
+    # week 4 has no point any more: no signal at all; the signal is withdrawn, the alert open
+    assert app.get_episode(episode_id).signals == {"schueller2015-phq9": "cleared"}
+    (back,) = events_of(app, episode_id, Episode.BackOnTrack)
+    pack = get_rule_pack("schueller2015-phq9")
+    assert (back.rule, back.assessment_id, back.clinical_date, back.alert_ids,
+            back.caused_by, back.evidence) == (
+        pack.ref(), "a-28", on(28), [alert.alert_id], "void:a-28", {"withdrawn": True})
+    assert back.explanation == (
+        "The schueller2015-phq9 signal is withdrawn because assessment a-28, which it rested "
+        "on, was voided: no remaining score gives a signal (schueller2015-phq9 v1.0.0)")
+    assert app.alerts(episode_id)[0].status == "open"
+    # a new week-4 point not on track raises a new alert
+    (again,) = record(app, episode_id, 29, 19).alerts
+    assert (again.kind, again.assessment_id) == ("off_track", "a-29")
+
+
+def test_a_backdated_assessment_does_not_end_an_overdue_alert(app):
+    episode_id = open_episode(app)
+    record(app, episode_id, 0, 15)
+    record(app, episode_id, 14, 14)
+    (overdue,) = app.flag_overdue(episode_id, today=on(60), overdue_days=28,
+                                  recorded_by=BY).alerts
+    assert overdue.evidence["last_on"] == "2026-01-19"
+    # a paper form of day 7 entered late, and one of day 14 itself: nothing after day 14
+    assert record(app, episode_id, 7, 13).alerts == ()
+    assert record(app, episode_id, 14, 12, assessment_id="b-14").alerts == ()
+    assert app.alerts(episode_id)[0].status == "open"
+    (resolved,) = record(app, episode_id, 15, 12).alerts
+    assert (resolved.alert_id, resolved.status, resolved.resolution) == (
+        overdue.alert_id, "resolved", "assessment a-15 recorded on 2026-01-20")

@@ -48,9 +48,10 @@ def test_a_snapshot_is_taken_at_every_multiple_of_the_interval(app: OutcomesAppl
     episode_id = long_episode(app)
     version = app.get_episode(episode_id).version
     assert SNAPSHOT_INTERVAL == 50
-    # 120 assessments, their stage events, and schueller2015-phq9's off-track alert at week 9
-    # (day 60: PHQ-9 18 >= 13) and BackOnTrack at week 14 (day 99: 8 < 9) (ADR 0031)
-    assert version == 124
+    # 120 assessments, their stage events, and schueller2015-phq9's off-track alerts at week 9
+    # (day 60: PHQ-9 18 >= 13) and at week 14 (day 93: 16 >= 9, a new decision point still not
+    # on track) and BackOnTrack at week 14 (day 99: 8 < 9) (ADR 0031, revised after review)
+    assert version == 125
     assert snapshot_versions(app, episode_id) == [50, 100]
 
 
