@@ -743,11 +743,20 @@ def signals_watch(
     try:
         done = services.signals.choose_rule_packs(clinic, packs=rule, reason=reason,
                                                   recorded_by=cli_user())
+        record = services.app.clinic_signals(clinic)
     except DomainError as exc:
         _fail(str(exc))
     finally:
         services.close()
     typer.echo(json.dumps(asdict(done), indent=1, default=str))
+    # on stderr, so that stdout stays one JSON document
+    typer.echo(f"note: these packs replace what watched clinic {clinic}'s episodes (the "
+               "defaults too: name them to keep them)", err=True)
+    if any(r.split("|")[0] == "expected-recovery" for r in rule) and not (
+            record is not None and record.curves):
+        typer.echo(f"note: clinic {clinic} has no expected-recovery fit yet: its signal says "
+                   "'insufficient' until `outcomes signals fit --clinic "
+                   f"{clinic} --instrument I` records one", err=True)
 
 
 @signals_app.command("backtest")

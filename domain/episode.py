@@ -48,8 +48,9 @@ from domain.errors import (
 from domain.instruments import get_instrument, points
 from domain.rules import current_stage, staged_points
 from domain.signals.curves import RecoveryCurve
-from domain.signals.evaluate import Signal, applies, current_signal, safety_positive
+from domain.signals.evaluate import Signal, current_signal, safety_positive
 from domain.signals.packs import BUILTIN_PACKS, EARLIEST_DAY, RulePack, get_rule_pack
+from domain.signals.watch import signal_packs
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
 MAX_UTC_OFFSET = timedelta(hours=14)
@@ -749,16 +750,9 @@ class Episode(Aggregate):
 
     def _signal_packs(self) -> tuple[list[RulePack], RecoveryCurve | None]:
         """The cut-point and expected-recovery packs that watch this episode's staged
-        instrument, and the clinic's recovery curve: SignalsWatched's, else the defaults
-        (schueller2015-phq9 for PHQ-9, stard-qids for QIDS-SR16; no curve)."""
-        if self.watching is None:
-            return [p for p in (BUILTIN_PACKS["schueller2015-phq9"], BUILTIN_PACKS["stard-qids"])
-                    if applies(p, self.instrument)], None
-        recorded = self.watching.get("curve")
-        curve = RecoveryCurve.from_description(recorded) if recorded else None
-        packs = [RulePack.from_description(d) for d in self.watching["packs"]
-                 if d["kind"] in ("cut_points", "expected_recovery")]
-        return [p for p in packs if applies(p, self.instrument, curve)], curve
+        instrument, and the clinic's recovery curve (``domain.signals.watch.signal_packs``:
+        SignalsWatched's, else the defaults)."""
+        return signal_packs(self.watching, self.instrument)
 
     def _staged_points(self) -> list[Point]:
         """The staged instrument's scorable points of the valid assessments (G2)."""

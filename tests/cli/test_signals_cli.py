@@ -97,9 +97,19 @@ def test_watch_records_the_choice_and_watches_the_open_episodes(tmp_path: Path) 
                       "--rule", "overdue|overdue_days=21", "--reason", "clinic protocol"))
     assert (done["clinic_id"], done["recorded"], len(done["watched"]), done["skipped"]) == (
         "c1", True, 1, [])
-    again = output(run("signals", "watch", "--clinic", "c1", "--rule", "schueller2015-phq9",
-                       "--rule", "overdue|overdue_days=21", "--reason", "clinic protocol"))
+    repeated = run("signals", "watch", "--clinic", "c1", "--rule", "schueller2015-phq9",
+                   "--rule", "overdue|overdue_days=21", "--reason", "clinic protocol")
+    again = output(repeated)
     assert (again["recorded"], again["watched"], len(again["unchanged"])) == (False, [], 1)
+    assert "replace what watched clinic c1's episodes" in repeated.stderr
+    assert "no expected-recovery fit" not in repeated.stderr
+    # expected recovery chosen before any fit: said, not silently "insufficient" (a new user's
+    # trial chose it with no curve and saw the off-track patient turn not_yet)
+    unfitted = run("signals", "watch", "--clinic", "c1", "--rule", "expected-recovery",
+                   "--reason", "curves")
+    assert unfitted.exit_code == 0 and json.loads(unfitted.stdout)["clinic_id"] == "c1"
+    assert ("clinic c1 has no expected-recovery fit yet: its signal says 'insufficient' until "
+            "`outcomes signals fit --clinic c1 --instrument I` records one") in unfitted.stderr
     bad = run("signals", "watch", "--clinic", "c1", "--rule", "nope", "--reason", "r")
     assert bad.exit_code == 2 and "unknown rule pack" in bad.stderr
 
