@@ -85,7 +85,7 @@ class CriteriaSet:
         applied = []
         for key in sorted(overrides):
             value = _parse(self.kind, key, overrides[key])
-            _assign(params, key, value)
+            assign_param(params, key, value)
             applied.append(f"{key}={_render(value)}")
         _check_consistency(self.kind, params)
         return CriteriaSet(
@@ -212,7 +212,10 @@ def _parse(kind: Kind, key: str, raw: Any) -> Any:
     return parser(key, raw)
 
 
-def _assign(params: dict[str, Any], key: str, value: Any) -> None:
+def assign_param(params: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` (``thresholds.MADRS.episode_from``) of a parameter document to
+    ``value``, creating the nested objects on the way: how a variant's overrides are applied
+    (criteria sets here, rule packs in domain.signals.packs)."""
     *path, leaf = key.split(".")
     node = params
     for part in path:

@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any, Literal
 
+from domain.criteria.sets import assign_param
 from domain.errors import InvalidRulePackParameterError, UnknownRulePackError
 from domain.instruments import HAMD17, INSTRUMENTS, PHQ9, QIDS_SR16, Band, Points
 
@@ -102,7 +103,7 @@ class RulePack:
         applied = []
         for key in sorted(overrides):
             value = _parse(self, key, overrides[key])
-            _assign(params, key, value)
+            assign_param(params, key, value)
             applied.append(f"{key}={value}")
         _check_consistency(self.kind, params)
         return RulePack(
@@ -198,14 +199,6 @@ def _parse(pack: RulePack, key: str, raw: Any) -> Any:
         raise InvalidRulePackParameterError(
             f"{key}: no decision point at that week; decision points: weeks {weeks}", field=key)
     return parser(key, raw)
-
-
-def _assign(params: dict[str, Any], key: str, value: Any) -> None:
-    *path, leaf = key.split(".")
-    node = params
-    for part in path:
-        node = node.setdefault(part, {})
-    node[leaf] = value
 
 
 def _check_consistency(kind: PackKind, params: Mapping[str, Any]) -> None:
