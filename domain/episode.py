@@ -48,8 +48,8 @@ from domain.errors import (
 from domain.instruments import get_instrument, points
 from domain.rules import current_stage, staged_points
 from domain.signals.curves import RecoveryCurve
-from domain.signals.evaluate import Signal, current_signal, safety_positive
-from domain.signals.packs import BUILTIN_PACKS, EARLIEST_DAY, RulePack, get_rule_pack
+from domain.signals.evaluate import Signal, current_signal, in_decision_window, safety_positive
+from domain.signals.packs import BUILTIN_PACKS, RulePack, get_rule_pack
 from domain.signals.watch import signal_packs
 
 # The furthest local calendar runs ahead of UTC (UTC+14): a clinical date up to then is not future.
@@ -770,14 +770,15 @@ class Episode(Aggregate):
         not-on-track one -> BackOnTrack naming the pack's unresolved off-track alerts (ADR
         0031, revised after review).
         ``changed``: the date of the one point the command added or voided; a cut-point pack
-        is not evaluated for a point before day 21 (EARLIEST_DAY), which no decision point
-        reads (the baseline, which expected recovery reads, always is). ``voided``: the
+        is not evaluated for a point outside all its decision windows (``in_decision_window``:
+        before day 21, or between windows), which cannot change its signal (expected recovery,
+        which reads every point, always is). ``voided``: the
         assessment a void command voided; when it leaves a pack whose last signal was not on
         track with no signal at all, the signal is withdrawn (``_withdraw``)."""
         packs, curve = self._signal_packs()
-        early = changed is not None and (changed - self.opened_on).days < EARLIEST_DAY
+        day = (changed - self.opened_on).days if changed is not None else None
         for pack in packs:
-            if early and pack.kind == "cut_points":
+            if day is not None and not in_decision_window(pack, day):
                 continue
             signal = current_signal(pack, points, opened_on=self.opened_on, curve=curve)
             last = self.signals.get(pack.id)

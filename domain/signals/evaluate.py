@@ -112,12 +112,28 @@ def decision_point_choice(pack: RulePack, points: Sequence[Point], opened_on: da
 
 def _choice(pack: RulePack, dated: Sequence[tuple[Point, int]], week: int) -> Point | None:
     """``decision_point_choice`` over points paired with their day of the episode."""
-    target, tolerance = 7 * week, int(pack.params["tolerance_days"])
-    window = [(p, day) for p, day in dated
-              if day >= EARLIEST_DAY and abs(day - target) <= tolerance]
+    tolerance = int(pack.params["tolerance_days"])
+    window = [(p, day) for p, day in dated if _in_window(day, week, tolerance)]
     if not window:
         return None
-    return min(window, key=lambda pd: (abs(pd[1] - target), -pd[1]))[0]
+    return min(window, key=lambda pd: (abs(pd[1] - 7 * week), -pd[1]))[0]
+
+
+def _in_window(day: int, week: int, tolerance: int) -> bool:
+    """Whether day ``day`` of the episode is in decision point ``week``'s window (and not
+    before day 21)."""
+    return day >= EARLIEST_DAY and abs(day - 7 * week) <= tolerance
+
+
+def in_decision_window(pack: RulePack, day: int) -> bool:
+    """Whether a point on day ``day`` of the episode can take part in a cut-point pack's
+    decision (in some decision point's window, day >= 21): a point outside every window leaves
+    the pack's signal as it was, so adding or voiding one need not re-evaluate it. True for
+    the other kinds (expected recovery reads every point, the baseline included)."""
+    if pack.kind != "cut_points":
+        return True
+    tolerance = int(pack.params["tolerance_days"])
+    return any(_in_window(day, int(week), tolerance) for week in pack.params["thresholds"])
 
 
 def _cut_point_signal(pack: RulePack, points: Sequence[Point], opened_on: date) -> Signal | None:

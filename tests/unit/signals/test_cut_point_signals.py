@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from signals_helpers import OPENED, point, trajectory
 
-from domain.signals.evaluate import applies, current_signal, safety_positive
+from domain.signals.evaluate import (
+    applies,
+    current_signal,
+    decision_point_choice,
+    in_decision_window,
+    safety_positive,
+)
 from domain.signals.packs import get_rule_pack
 
 SCHUELLER = get_rule_pack("schueller2015-phq9")
@@ -179,3 +185,20 @@ def test_the_safety_pack_ignores_other_instruments_and_totals_only():
     assert not safety_positive(pack, point(3, 20).obs)
     assert not safety_positive(pack, point(3, None, "PHQ-A", items=(1,) * 9).obs)
     assert not safety_positive(get_rule_pack("overdue"), point(3, None, items=(1,) * 9).obs)
+
+
+@pytest.mark.parametrize("pack_id", ["schueller2015-phq9", "stard-qids"])
+def test_in_decision_window_is_exactly_the_days_a_decision_point_reads(pack_id: str) -> None:
+    """The Episode skips re-evaluating a cut-point pack for a point outside every window: the
+    predicate must hold for exactly the days some decision point would choose a lone point on
+    (schueller: days 21-35, 56-70, 91-105; stard: 25-31, 39-45, 60-66, 81-87)."""
+    pack = get_rule_pack(pack_id)
+    instrument = "PHQ-9" if pack_id == "schueller2015-phq9" else "QIDS-SR16"
+    weeks = [int(w) for w in pack.params["thresholds"]]
+    for day in range(0, 120):
+        read = any(decision_point_choice(pack, [point(day, 10, instrument)], OPENED, w)
+                   is not None for w in weeks)
+        assert in_decision_window(pack, day) is read, day
+    assert [d for d in range(120) if in_decision_window(pack, d)][:2] == (
+        [21, 22] if pack_id == "schueller2015-phq9" else [25, 26])
+    assert in_decision_window(get_rule_pack("expected-recovery"), 0) is True
