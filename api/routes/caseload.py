@@ -19,7 +19,8 @@ from domain.errors import InvalidInputError, NotFoundError
 router = APIRouter(tags=["clinics"])
 # The key of the last row of a page (``projections.caseload.rank_of``): group, the oldest
 # unresolved alert's raise time, the waiting date and the opening position; handed out opaque
-# (base64url), so that no date of a patient's care is legible in a URL or an access log.
+# (base64url): clients follow next as given, and no date reads in plain text in a URL or an
+# access log. An encoding, not a secret: it holds no identifier, score or clinic.
 RANK = re.compile(r"^[0-3]\|[0-9T:.+-]{0,40}\|[0-9]{4}-[0-9]{2}-[0-9]{2}\|[0-9]{20}$")
 CaseloadCursor = Annotated[str | None, Query(
     pattern=r"^[A-Za-z0-9_-]{1,120}$", description="From the previous page's next (opaque).")]
@@ -31,8 +32,8 @@ def encode_cursor(rank: str | None) -> str | None:
 
 
 def decode_cursor(cursor: str | None) -> str | None:
-    """The rank an ``encode_cursor`` cursor names. Raises InvalidInputError (422) for one this
-    service did not hand out."""
+    """The rank an ``encode_cursor`` cursor names. Raises InvalidInputError (422) for one that
+    does not decode to a sort key of this list."""
     if cursor is None:
         return None
     try:

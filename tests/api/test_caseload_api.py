@@ -167,7 +167,7 @@ def test_pages_follow_next_until_null_and_together_are_the_whole_caseload(api, c
     pages.append(body["items"])
     while body["next"]:
         assert "limit=2" in body["next"]
-        # the cursor is opaque: no clinical date or timestamp of the last row is legible
+        # the cursor is opaque: no clinical date or timestamp of the last row in plain text
         assert re.search(r"\d{4}-\d{2}-\d{2}|%7C|\|", body["next"]) is None, body["next"]
         body = follow(api, body["next"])
         pages.append(body["items"])
