@@ -6,6 +6,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UI_MODULES := ui/node_modules/.package-lock.json
 
 .PHONY: run run-postgres test lint typecheck pytest faults vectors bench bench-readme lock clean
 
@@ -18,9 +19,16 @@ $(VENV)/.runtime: $(BIN)/python requirements.lock pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
-	$(BIN)/pip install -q -r requirements-dev.lock
+# Playwright (Python) drives Debian's /usr/bin/chromium (tests/ui/browser_helpers.py): no browser
+# of its own is ever downloaded. axe-core comes from ui/package-lock.json (exact pin, npm ci).
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock $(UI_MODULES)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/pip install -q -r requirements-dev.lock
 	touch $@
+
+# The browser tests' npm packages (axe-core), exactly as ui/package-lock.json pins them; npm ci
+# writes node_modules/.package-lock.json last, so it stands for a finished install.
+$(UI_MODULES): ui/package.json ui/package-lock.json
+	npm ci --prefix ui --no-audit --no-fund
 
 run: $(VENV)/.runtime
 	$(BIN)/outcomes serve
