@@ -9,7 +9,7 @@ import structlog
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import auth, openapi, problems
+from api import auth, openapi, problems, ui
 from api.access import AccessLogMiddleware
 from api.availability import Breaker, FailFast
 from api.freshness import runs_inline
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
                    audit.router, caseload.router):
         app.include_router(router, dependencies=guards)
     app.include_router(misc.public, dependencies=[Depends(rate_limited)])  # by client address
+    ui.install(app, settings)  # the pages under /ui/ (their own guard: bearer or session token)
     # outermost: every request is recorded, those the inner middlewares refuse included; keep
     # it the last middleware added
     app.add_middleware(AccessLogMiddleware)

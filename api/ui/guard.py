@@ -1,0 +1,50 @@
+"""Who is asking a page: the API's bearer token in ``Authorization``, else the session's token
+(dev sign-in), validated by the API's ``TokenValidator``; roles and clinics as in the API."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.auth import InvalidToken, TokenValidator
+from api.deps import in_clinics
+from api.identity import Principal
+from api.limits import count_request
+from api.ui.rendering import PageError, has_session
+
+
+def page_principal(request: Request) -> Principal:
+    """The caller (also stored on ``request.state.principal`` for the access log). Raises
+    ``PageError`` 401 without a valid token (a ``def``: fetching keys may block)."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise PageError(401, "the Authorization header is not 'Bearer <token>'")
+    else:
+        token = request.session.get("token", "") if has_session(request) else ""
+        if not token:
+            raise PageError(401, "sign in first, or send a bearer token")
+    validator: TokenValidator = request.app.state.validator
+    try:
+        principal = validator.principal(token.strip())
+    except InvalidToken as exc:
+        count_request(request)
+        if not header and has_session(request):
+            request.session.pop("token", None)  # expired: sign in again
+        raise PageError(401, str(exc)) from None
+    request.state.principal = principal
+    count_request(request)
+    return principal
+
+
+def require_role(principal: Principal, *roles: str) -> None:
+    """Raises ``PageError`` 403 unless ``principal`` holds one of ``roles``."""
+    if not any(principal.has(role) for role in roles):
+        raise PageError(403, f"this page needs the role {' or '.join(roles)}; you have "
+                             f"{', '.join(sorted(principal.roles)) or 'none'}")
+
+
+def require_clinic(request: Request, clinic_id: str, principal: Principal) -> None:
+    """Raises ``PageError`` 404 for a clinic not the caller's (no existence oracle)."""
+    if not in_clinics(request, clinic_id, principal):
+        raise PageError(404, f"no clinic {clinic_id[:64]!r}")
