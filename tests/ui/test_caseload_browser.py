@@ -45,3 +45,6 @@ def test_a_dev_clinician_signs_in_and_the_caseload_is_accessible(page: Page, tmp
         page.keyboard.press("Enter")
         page.keyboard.press("Tab")
         expect(page.get_by_label("Unresolved alert")).to_be_focused()
+        # the focus is visible: the stylesheet's :focus-visible outline, not the browser's
+        outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+        assert outline == "solid"
