@@ -48,3 +48,12 @@ def test_a_dev_clinician_signs_in_and_the_caseload_is_accessible(page: Page, tmp
         # the focus is visible: the stylesheet's :focus-visible outline, not the browser's
         outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
         assert outline == "solid"
+        # without the skip link too: Tab through the header (brand, nav, sign-out) to it
+        page.reload()
+        focused = []
+        for _ in range(8):
+            page.keyboard.press("Tab")
+            focused.append(page.evaluate("() => document.activeElement.id || document.activeElement.tagName"))
+            if focused[-1] == "f-kind":
+                break
+        assert focused[-1] == "f-kind", focused
