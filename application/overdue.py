@@ -12,7 +12,8 @@ from datetime import date
 from uuid import UUID
 
 from application.outcomes import OutcomesApplication
-from domain.errors import EpisodeNotFoundError, InvalidInputError
+from domain.alerts import overdue_days_checked
+from domain.errors import EpisodeNotFoundError
 
 # The ids of the open episodes of every clinic (the episodes read model, caught up first).
 OpenEpisodes = Callable[[], Iterable[UUID]]
@@ -40,8 +41,7 @@ def sweep_overdue(app: OutcomesApplication, open_episodes: OpenEpisodes, *, over
     meanwhile is passed over. Raises InvalidInputError (``overdue_days`` < 1) before any
     episode is touched."""
     day = today or app.clock().date()
-    if isinstance(overdue_days, bool) or not isinstance(overdue_days, int) or overdue_days < 1:
-        raise InvalidInputError("overdue_days must be a whole number >= 1", field="overdue_days")
+    overdue_days_checked(overdue_days)
     checked, flagged = 0, []
     for episode_id in open_episodes():
         checked += 1

@@ -106,7 +106,15 @@ def overdue_since(last_on: date, today: date, overdue_days: int) -> int | None:
     """Days since ``last_on`` (the latest valid scorable assessment of the staged instrument,
     or the episode's opening) when they reach ``overdue_days`` (an assessment is overdue),
     else None. Raises InvalidInputError for ``overdue_days`` < 1."""
+    days = (today - last_on).days
+    if days < overdue_days_checked(overdue_days):
+        return None
+    return days
+
+
+def overdue_days_checked(overdue_days: object) -> int:
+    """``overdue_days`` (days without a scorable assessment before one is overdue) when it is a
+    whole number >= 1. Raises InvalidInputError otherwise."""
     if isinstance(overdue_days, bool) or not isinstance(overdue_days, int) or overdue_days < 1:
         raise InvalidInputError("overdue_days must be a whole number >= 1", field="overdue_days")
-    days = (today - last_on).days
-    return days if days >= overdue_days else None
+    return overdue_days

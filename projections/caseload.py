@@ -2,9 +2,9 @@
 for ``GET /clinics/{clinic_id}/caseload`` and ``/health``'s ``safety_overdue`` (ADR 0032).
 
 One row per episode: clinic, patient_ref, staged instrument, opening date, current stage and
-latest staged score (the episodes read model's own rules: ``projections.episodes.stage_of`` and
-``latest_score``, i.e. ``domain.rules``), the unresolved alerts by kind, the on-track status
-and ``rank``, the sort key of the caseload. A small JSON ``state`` per row (the episode's
+latest staged score (the episodes read model's own rules: ``projections.episodes.stage_of``,
+``state_points`` and ``score_of``, i.e. ``domain.rules``), the unresolved alerts by kind, the
+on-track status and ``rank``, the sort key of the caseload. A small JSON ``state`` per row (the episode's
 criteria, assessments and stages as the episodes read model keeps them, its alerts and the rule
 packs that watch it) lets each event update the row from the events alone. The on-track status
 is the watching packs' current signal over the staged scores (``domain.signals.watch``), so an
@@ -31,23 +31,21 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from domain.criteria.sets import CriteriaSet
+from domain.criteria.timeline import Point
 from domain.episode import Episode
 from domain.erasure import ErasureCompleted
-from domain.rules import staged_points
 from domain.signals.watch import on_track
 from projections.base import (
     ReadModel,
     ViewCursor,
     delete_episodes,
     erased_episode_ids,
-    observations,
     skipped,
     to_json,
     topics_of,
     utc_text,
 )
-from projections.episodes import latest_score, mutate_state, stage_of
+from projections.episodes import mutate_state, score_of, stage_of, state_points
 
 KINDS = ("safety", "off_track", "overdue")  # the caseload's groups, in order; then the rest
 ON_TRACK = ("on_track", "not_on_track", "insufficient", "not_yet")
@@ -97,11 +95,13 @@ class CaseloadView(ReadModel):
         if isinstance(event, _EPISODE_FACTS):
             mutate_state(event, state)
             columns["stage"] = stage_of(state)
-            if isinstance(event, _SCORE_FACTS):
-                latest = latest_score(state, row["instrument"])
+            if isinstance(event, _SCORE_FACTS):  # the staged points, computed once for both
+                points = state_points(state, row["instrument"])
+                latest = score_of(state, points[-1]) if points else None
                 columns.update(latest=to_json({"score": latest["total"], "on": latest["date"]})
                                if latest else None, assessed_on=latest["date"] if latest else None)
-                columns["on_track"] = on_track_of(state, row["instrument"], row["opened_on"])
+                columns["on_track"] = on_track_of(state, row["instrument"], row["opened_on"],
+                                                  points)
         elif isinstance(event, Episode.Closed):
             columns["closed_on"] = event.clinical_date.isoformat()
         else:
@@ -112,7 +112,8 @@ class CaseloadView(ReadModel):
                        if a["kind"] == "safety" and a["status"] == "open"), default=None)
         assessed_on = columns["assessed_on"] if "assessed_on" in columns else row["assessed_on"]
         if isinstance(event, Episode.SignalsWatched):
-            columns["on_track"] = on_track_of(state, row["instrument"], row["opened_on"])
+            columns["on_track"] = on_track_of(state, row["instrument"], row["opened_on"],
+                                              state_points(state, row["instrument"]))
         columns.update(counts, safety_waiting_since=waiting,
                        rank=rank_of(alerts, assessed_on or row["opened_on"], row["position"]),
                        state=to_json(state))
@@ -192,12 +193,11 @@ def _follow_alerts(event: Any, state: dict[str, Any], cursor: ViewCursor,
         state["watching"] = {"packs": event.packs, "curve": event.curve}
 
 
-def on_track_of(state: dict[str, Any], instrument: str, opened_on: str) -> str:
-    """The episode's on-track status: the current signals of the rule packs that watch it over
-    its staged points (``domain.signals.watch.on_track``, the rule the Episode's alerts follow),
-    from the criteria, assessments and watching packs in ``state``."""
-    criteria = CriteriaSet.from_description(state["criteria"])
-    points = staged_points(observations(state["assessments"]), criteria, instrument)
+def on_track_of(state: dict[str, Any], instrument: str, opened_on: str,
+                points: list[Point]) -> str:
+    """The episode's on-track status: the current signals of the rule packs that watch it
+    (``state["watching"]``) over its staged ``points`` (``state_points``), by
+    ``domain.signals.watch.on_track``, the rule the Episode's alerts follow."""
     return on_track(state["watching"], instrument, points, opened_on=date.fromisoformat(opened_on))
 
 

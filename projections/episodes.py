@@ -21,6 +21,7 @@ from uuid import UUID
 
 from domain.criteria.fold import day_scores
 from domain.criteria.sets import CriteriaSet
+from domain.criteria.timeline import Point
 from domain.episode import Episode
 from domain.erasure import ErasureCompleted
 from domain.instruments import (
@@ -203,19 +204,24 @@ def stage_of(state: dict[str, Any]) -> str:
                           for s in state["stages"].values()])
 
 
-def latest_score(state: dict[str, Any], instrument: str) -> dict[str, Any] | None:
-    """The latest staged score of an episode's JSON state (G2: one point per day, scorable,
-    of the staged ``instrument``, valid assessments only): ``{"assessment_id", "date" (ISO
-    date), "total" (points), "severity"}``, or None before any."""
-    staged = _staged(state, instrument)
-    return _score(staged[-1]) if staged else None
+def state_points(state: dict[str, Any], instrument: str) -> list[Point]:
+    """The staged points of an episode's JSON state: the valid assessments of ``instrument``,
+    one per day, scorable, in clinical order (``domain.rules.staged_points`` under the state's
+    criteria; G2)."""
+    criteria = CriteriaSet.from_description(state["criteria"])
+    return staged_points(observations(state["assessments"]), criteria, instrument)
+
+
+def score_of(state: dict[str, Any], point: Point) -> dict[str, Any]:
+    """One of ``state_points`` as the read models show a score: ``{"assessment_id", "date"
+    (ISO date), "total" (points), "severity"}``."""
+    [fact] = [a for a in state["assessments"] if a["assessment_id"] == point.id]
+    return _score(fact)
 
 
 def _staged(state: dict[str, Any], instrument: str) -> list[dict[str, Any]]:
-    criteria = CriteriaSet.from_description(state["criteria"])
     facts = {a["assessment_id"]: a for a in state["assessments"]}
-    valid = observations(state["assessments"])
-    return [facts[p.id] for p in staged_points(valid, criteria, instrument)]
+    return [facts[p.id] for p in state_points(state, instrument)]
 
 
 def _scores(state: dict[str, Any], instrument: str) -> dict[str, Any]:
