@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import Request
 
 from api.auth import InvalidToken, TokenValidator
@@ -10,6 +12,7 @@ from api.deps import in_clinics
 from api.identity import Principal
 from api.limits import count_request
 from api.ui.rendering import PageError, has_session
+from bootstrap import Services
 
 
 def page_principal(request: Request) -> Principal:
@@ -48,3 +51,32 @@ def require_clinic(request: Request, clinic_id: str, principal: Principal) -> No
     """Raises ``PageError`` 404 for a clinic not the caller's (no existence oracle)."""
     if not in_clinics(request, clinic_id, principal):
         raise PageError(404, f"no clinic {clinic_id[:64]!r}")
+
+
+def page_episode(request: Request, episode_id: str, principal: Principal) -> UUID:
+    """The episode id of a page's path when that episode exists in one of the caller's clinics;
+    raises ``PageError`` 404 otherwise, with the same text for a malformed id, a missing episode
+    and another clinic's episode (no existence oracle, as ``api.deps.episode_in_scope``)."""
+    try:
+        uuid = UUID(episode_id)
+    except ValueError:
+        raise PageError(404, f"no episode {episode_id[:64]!r}") from None
+    services: Services = request.app.state.services
+    if not in_clinics(request, services.app.clinic_of(uuid), principal):
+        raise PageError(404, f"no episode {uuid}")
+    return uuid
+
+
+def page_run(request: Request, run_id: str, principal: Principal) -> UUID:
+    """The re-scoring run id of a page's path when the run covers one of the caller's clinics;
+    raises ``PageError`` 404 otherwise (a run over every clinic, started from the CLI, too),
+    as ``api.routes.rescoring``'s run dependency."""
+    try:
+        uuid = UUID(run_id)
+    except ValueError:
+        raise PageError(404, f"no re-scoring run {run_id[:64]!r}") from None
+    services: Services = request.app.state.services
+    run = services.rescorings.run(uuid)
+    if not in_clinics(request, run["clinic_id"] if run else None, principal):
+        raise PageError(404, f"no re-scoring run {uuid}")
+    return uuid

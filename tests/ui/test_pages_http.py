@@ -181,7 +181,7 @@ def episodes(client: TestClient, settings: Settings) -> dict[str, str]:
 
 
 def rows(html: str) -> list[str]:
-    return re.findall(r'<th scope="row">([^<]+)</th>', html)
+    return re.findall(r'<th scope="row"><a href="/ui/episodes/[0-9a-f-]{36}">([^<]+)</a></th>', html)
 
 
 def test_the_caseload_lists_safety_then_off_track_then_overdue_then_the_rest(client, episodes):
