@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UI_MODULES := ui/node_modules/.package-lock.json
 
-.PHONY: run run-postgres test lint typecheck pytest faults vectors bench bench-readme lock clean
+.PHONY: run run-postgres test lint typecheck pytest faults vectors bench bench-ui bench-readme lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,6 +77,13 @@ bench: $(VENV)/.dev
 	# PostgreSQL at small sizes (its own throwaway cluster, fsync on); README "Benchmarks" for full size
 	$(BIN)/python -m bench.postgres_scale --episodes 500 --large 1000 --repeat 1 --requests 10 \
 		--burst 2000 --catchup-budget 120
+
+# Issue 14: server-side p99 of every /ui/ page on a 100,000-episode SQLite store (built once under
+# var/bench/, reused by its parameters' digest), next to GET /health and the API's JSON reads.
+# BENCH_UI_ARGS="--episodes 10000 --requests 100" for a quicker run.
+BENCH_UI_ARGS ?=
+bench-ui: $(VENV)/.dev
+	$(BIN)/python -m bench.ui_pages $(BENCH_UI_ARGS)
 
 # Rerun the make bench sizes and rewrite README.md's marked figures table from their JSON lines.
 bench-readme: $(VENV)/.dev
