@@ -22,9 +22,10 @@ Measurement: the app in this process (``api.create_app`` on the built services, 
 called through starlette's TestClient from loopback with dev bearer tokens of the right role
 (clinician: caseload, episode; auditor: the episode page with its audit table; researcher:
 outcomes, re-scoring run; criteria: clinician). Each request is timed from send to its whole
-body (``time.perf_counter``). One warm-up request per endpoint first (a page answering other
-than 200 there is reported ``error <status>`` and skipped; a route not in the app is reported
-``absent``). Then ``--repeat`` rounds of ``--requests`` requests per endpoint, interleaved
+body (``time.perf_counter``). Every read model is caught up first (one of a newer version
+than the store's, e.g. after a merge, is rebuilt then, outside the timing), then one warm-up
+request per endpoint (a page answering other than 200 there is reported ``error <status>`` and
+skipped; a route not in the app is reported ``absent``). Then ``--repeat`` rounds of ``--requests`` requests per endpoint, interleaved
 request by request (page A, page B, ..., /health, JSON episode, JSON caseload, page A, ...), on
 episodes and clinics drawn with ``random.Random(--seed)``. Per endpoint and round: p50, p99 and
 max (ms); reported: the medians of the rounds' p50 and p99, the largest max, and the ratio of a
@@ -310,6 +311,10 @@ def measure(folder: Path, built: dict[str, Any], requests: int, repeat: int,
     services: Services = build(settings, clock=lambda: NOW)
     ids = [c.episode_id for c in courses(built["episodes"], built["seed"])]
     try:
+        at = time.perf_counter()
+        services.read_models.catch_up()  # a read model of a newer version is rebuilt here
+        print(f"read models brought up to date before measuring: "
+              f"{time.perf_counter() - at:.1f} s")
         app = create_app(settings, services=services)
         issuer = DevIssuer(dev_key_path(settings))
         headers = {role: {"Authorization": "Bearer " + issuer.mint(
