@@ -393,8 +393,13 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
             continue
         ratio = f"{row['ratio']:.2f}" if "ratio" in row else "reference"
         verdict = ("PASS" if row["pass"] else "FAIL") if "pass" in row else ""
+        if row["status"] != "measured":
+            verdict = f"{verdict} ({row['status']})".strip()
         lines.append(f"| {name} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
                      f"{row['max_ms']:.1f} | {ratio} | {verdict} |")
+    lines.append("\nratio to bare: the page's p99 / the p99 of its reference, GET "
+                 "/clinics/{c}/caseload (JSON) for the caseload pages, GET /episodes/{id} (JSON) "
+                 "for the others")
     return "\n".join(lines)
 
 
