@@ -76,7 +76,8 @@ def install(app: FastAPI, settings: Settings) -> None:
             detail = ("no such page" if exc.status_code == 404 else str(exc.detail))
             return page_error(request, PageError(exc.status_code, detail))
         assert api_http_error is not None  # api.problems' (a plain function)
-        reply: Response = api_http_error(request, exc)
+        reply = api_http_error(request, exc)
+        assert isinstance(reply, Response)
         return reply
 
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]

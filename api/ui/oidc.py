@@ -19,9 +19,9 @@ import structlog
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.starlette_client import OAuth
-from joserfc.errors import JoseError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import InvalidToken, TokenValidator
