@@ -79,6 +79,12 @@ def sign_in_page(request: Request) -> Response:
     return render(request, "sign_in.html", {"title": "Sign in", "issuer_host": oidc.host})
 
 
+@router.post("/sign-in")
+def no_dev_sign_in(request: Request) -> Response:
+    """The development sign-in's form: not with an issuer (404, as an unknown page)."""
+    raise PageError(404, "there is no development sign-in on this server: use the sign-in page")
+
+
 @router.get("/sign-in/oidc")
 async def start(request: Request) -> Response:
     """To the provider's authorization endpoint (state, nonce and the PKCE verifier kept in
