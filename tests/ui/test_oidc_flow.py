@@ -7,6 +7,7 @@ sign-in with an issuer; HTML 404 pages under /ui/; CSRF refused."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import time
 from collections.abc import Iterator
@@ -202,10 +203,8 @@ def decodings(value: str) -> list[bytes]:
     found = [raw]
     for decode in (base64.urlsafe_b64decode, base64.b64decode):
         for pad in ("", "=", "=="):
-            try:
+            with contextlib.suppress(ValueError):
                 found.append(decode(raw + pad.encode()))
-            except ValueError:
-                pass
     return found
 
 
