@@ -11,6 +11,7 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +44,7 @@ def provider() -> FakeProvider:
     return FakeProvider()
 
 
+@contextmanager
 def serve(settings: Settings, provider: FakeProvider, client: tuple[str, int] = LOOPBACK,
           base_url: str = "http://testserver") -> Iterator[TestClient]:
     services = build(settings, clock=lambda: NOW)
@@ -57,7 +59,8 @@ def serve(settings: Settings, provider: FakeProvider, client: tuple[str, int] = 
 
 @pytest.fixture
 def client(tmp_path: Path, provider: FakeProvider) -> Iterator[TestClient]:
-    yield from serve(oidc_settings(tmp_path), provider)
+    with serve(oidc_settings(tmp_path), provider) as test_client:
+        yield test_client
 
 
 def start(client: TestClient) -> str:
@@ -171,8 +174,8 @@ def test_the_cookie_is_httponly_lax_under_ui_and_not_secure_on_loopback_http(cli
 
 
 def test_the_cookie_is_secure_for_a_client_not_on_loopback(tmp_path, provider):
-    for remote in serve(oidc_settings(tmp_path), provider, client=REMOTE,
-                        base_url="https://testserver"):
+    with serve(oidc_settings(tmp_path), provider, client=REMOTE,
+               base_url="https://testserver") as remote:
         reply = remote.get("/ui/sign-in/oidc", follow_redirects=False)
         assert "secure" in flags(set_cookie(reply)) and "httponly" in flags(set_cookie(reply))
         callback = provider.authorize(reply.headers["location"])
@@ -184,7 +187,7 @@ def test_the_cookie_is_secure_for_a_client_not_on_loopback(tmp_path, provider):
 
 def test_the_cookie_is_secure_with_an_https_base_url_even_from_loopback(tmp_path, provider):
     settings = oidc_settings(tmp_path, ui_base_url="https://outcomes.example.org/")
-    for proxied in serve(settings, provider):
+    with serve(settings, provider) as proxied:
         reply = proxied.get("/ui/sign-in/oidc", follow_redirects=False)
         assert "secure" in flags(set_cookie(reply))
         asked = parse_qs(urlsplit(reply.headers["location"]).query)

@@ -54,11 +54,11 @@ def test_the_session_secret_file_is_read_and_checked_at_start(tmp_path):
     found = settings(tmp_path, **auth_settings(), ui_client_id="ui", ui_session_secret_file=path)
     assert found.ui_session_secret_value() == SECRET.encode()
     path.write_text("short")
-    with pytest.raises(ValueError, match="OUTCOMES_UI_SESSION_SECRET_FILE .* at least 32"):
+    with pytest.raises(ValueError, match=r"OUTCOMES_UI_SESSION_SECRET_FILE .* at least 32"):
         create_app(found)
     missing = settings(tmp_path, **auth_settings(), ui_client_id="ui",
                        ui_session_secret_file=tmp_path / "absent")
-    with pytest.raises(ValueError, match="OUTCOMES_UI_SESSION_SECRET_FILE .* cannot be read"):
+    with pytest.raises(ValueError, match=r"OUTCOMES_UI_SESSION_SECRET_FILE .* cannot be read"):
         create_app(missing)
 
 
