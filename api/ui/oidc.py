@@ -90,6 +90,8 @@ async def start(request: Request) -> Response:
     """To the provider's authorization endpoint (state, nonce and the PKCE verifier kept in
     the session by authlib)."""
     oidc = oidc_of(request)
+    for key in [k for k in request.session if k.startswith(f"_state_{NAME}_")]:
+        del request.session[key]  # one sign-in under way at a time: the cookie stays small
     try:
         return await oidc.client.authorize_redirect(  # type: ignore[no-any-return]
             request, oidc.url(request, "/ui/auth/callback"))
@@ -108,20 +110,21 @@ async def callback(request: Request) -> Response:
 
     Errors (HTML pages, nothing signed in): 400 for a wrong or missing state, a provider's
     error reply or a refused ID token; 403 for an access token the API does not accept; 502
-    when the provider cannot be reached."""
+    when the provider cannot be reached. A refused ID or access token (after a good state)
+    also ends any earlier session: the person at the browser is not who it was."""
     oidc = oidc_of(request)
     try:
         token: dict[str, Any] = await oidc.client.authorize_access_token(
             request, claims_options={"iss": {"essential": True, "values": [oidc.issuer]},
                                      "aud": {"essential": True, "values": [oidc.client_id]}})
     except OAuthError as exc:
-        log.info("sign-in refused", error=exc.error)
-        request.session.clear()
-        raise PageError(400, f"the sign-in did not complete ({exc.error}): start again from "
+        log.info("sign-in refused", error=str(exc.error)[:64])
+        # The session stays as it was: a forged or stale callback neither signs in nor out,
+        # nor cancels the sign-in under way.
+        raise PageError(400, f"the sign-in did not complete ({str(exc.error)[:64]}): start again from "
                              "the sign-in page") from None
     except httpx.HTTPError as exc:
         log.warning("identity provider unreachable", error_type=type(exc).__name__)
-        request.session.clear()
         raise PageError(502, f"the identity provider at {oidc.host} cannot be reached; try "
                              "again later") from None
     except (JoseError, AuthlibBaseError) as exc:  # the ID token's signature or a claim

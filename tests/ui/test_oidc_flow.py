@@ -292,3 +292,20 @@ def test_a_session_whose_token_expired_signs_in_again(client, provider):
     provider.access_changes = {"exp": int(time.time()) - 3600}  # expired beyond the leeway
     reply = client.get(provider.authorize(start(client)), follow_redirects=False)
     assert reply.status_code == 403 and "expired" in reply.text and signed_out(client)
+
+
+def test_only_the_latest_started_sign_in_completes_and_the_cookie_stays_small(client, provider):
+    first = provider.authorize(start(client))
+    for _ in range(10):
+        start(client)
+    assert len(client.cookies["outcomes_ui"]) < 1500  # one state kept, not eleven
+    latest = provider.authorize(start(client))
+    assert client.get(first, follow_redirects=False).status_code == 400  # superseded
+    assert client.get(latest, follow_redirects=False).status_code == 303
+    assert client.get(NORTH).status_code == 200
+
+
+def test_the_apis_paths_carry_no_session(client, provider):
+    sign_in(client, provider)
+    reply = client.get("/health")
+    assert reply.status_code == 200 and "set-cookie" not in reply.headers
