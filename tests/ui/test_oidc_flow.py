@@ -283,6 +283,11 @@ def test_an_unknown_ui_path_is_an_html_404_and_the_apis_stay_problem_json(client
     reply = client.get("/ui/nope")
     assert reply.status_code == 404 and "text/html" in reply.headers["content-type"]
     assert "<h1>Not found</h1>" in reply.text and '<main id="main"' in reply.text
+    for path in ("/ui/static/nope.css", "/ui/clinics/clinic-north/nope", "/ui/sign-in/nope"):
+        other = client.get(path)
+        assert other.status_code == 404 and "<h1>Not found</h1>" in other.text, path
+    wrong_method = client.delete("/ui/sign-in")
+    assert wrong_method.status_code == 405 and "<h1>Method not allowed</h1>" in wrong_method.text
     api = client.get("/nope")
     assert api.status_code == 404
     assert api.headers["content-type"].startswith("application/problem+json")
@@ -309,3 +314,19 @@ def test_the_apis_paths_carry_no_session(client, provider):
     sign_in(client, provider)
     reply = client.get("/health")
     assert reply.status_code == 200 and "set-cookie" not in reply.headers
+
+
+@pytest.mark.parametrize("mode", ["development", "bearer only"])
+def test_unknown_ui_paths_are_html_404_in_the_other_modes_too(tmp_path, mode):
+    fields = {} if mode == "development" else auth_settings()
+    settings = Settings(persistence="memory", sqlite_path=tmp_path / "o.sqlite",
+                        allowed_hosts="testserver", rate_limit="off", **fields)
+    services = build(settings, clock=lambda: NOW)
+    try:
+        with TestClient(create_app(settings, services=services), client=LOOPBACK) as other:
+            reply = other.get("/ui/nope")
+            assert reply.status_code == 404 and "<h1>Not found</h1>" in reply.text
+            assert other.get("/ui/sign-in/oidc").status_code == 404  # no OIDC sign-in here
+            assert other.get("/nope").headers["content-type"].startswith("application/problem+json")
+    finally:
+        services.close()
