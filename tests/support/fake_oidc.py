@@ -55,6 +55,7 @@ class FakeProvider:
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    token_auth: list[str | None] = field(default_factory=list)  # each one's Authorization
     issued: list[dict[str, Any]] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
@@ -83,6 +84,7 @@ class FakeProvider:
     async def token(self, request: Request) -> JSONResponse:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         self.token_requests.append(form)
+        self.token_auth.append(request.headers.get("authorization"))
         asked = self.codes.pop(form.get("code", ""), None)  # a code is good once
         if asked is None or form.get("grant_type") != "authorization_code" or (
                 form.get("redirect_uri") != asked["redirect_uri"]):

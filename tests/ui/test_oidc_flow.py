@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
+import httpx
 import pytest
 from fake_oidc import CLIENT_ID, FakeProvider, s256
 from fastapi.testclient import TestClient
@@ -330,3 +332,30 @@ def test_unknown_ui_paths_are_html_404_in_the_other_modes_too(tmp_path, mode):
             assert other.get("/nope").headers["content-type"].startswith("application/problem+json")
     finally:
         services.close()
+
+
+def test_the_fake_provider_refuses_a_wrong_verifier_so_the_pkce_test_means_something(provider):
+    callback = provider.authorize(
+        f"{ISSUER}/protocol/auth?response_type=code&client_id={CLIENT_ID}&state=s&nonce=n"
+        f"&redirect_uri=http://testserver/cb&code_challenge={s256('right' * 9)}"
+        "&code_challenge_method=S256")
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+
+    async def exchange(verifier: str) -> int:
+        async with httpx.AsyncClient(transport=provider.transport) as http:
+            reply = await http.post(f"{ISSUER}/protocol/token", data={
+                "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                "redirect_uri": "http://testserver/cb", "client_id": CLIENT_ID})
+            return reply.status_code
+
+    assert anyio.run(exchange, "wrong" * 9) == 400
+
+
+def test_a_confidential_client_authenticates_at_the_token_endpoint(tmp_path, provider):
+    settings = oidc_settings(tmp_path, ui_client_secret="s3cret")
+    with serve(settings, provider) as confidential:
+        sign_in(confidential, provider)
+        assert confidential.get(NORTH).status_code == 200
+    expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:s3cret".encode()).decode()
+    assert provider.token_auth == [expected]
+    assert "code_verifier" in provider.token_requests[-1]  # PKCE as well
