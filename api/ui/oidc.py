@@ -10,6 +10,7 @@ provider's ``end_session_endpoint`` when its metadata has one)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,8 +18,6 @@ import httpx
 import jwt
 import structlog
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
@@ -28,6 +27,16 @@ from api.auth import InvalidToken, TokenValidator
 from api.ui.rendering import PageError, checked_form, render
 from api.ui.session import EXPIRES_KEY
 from bootstrap import Settings
+
+with warnings.catch_warnings():
+    # authlib 1.9 warns (to stderr, always) that it falls back on httpx while httpx2 is not
+    # installed; the fallback is what we use (ADR 0035). Importing authlib.deprecate adds that
+    # "always" filter, undone when this block ends; our "ignore" goes in front of it.
+    import authlib.deprecate  # noqa: F401
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated",
+                            category=DeprecationWarning)
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.starlette_client import OAuth
 
 log = structlog.get_logger("ui.oidc")
 router = APIRouter(prefix="/ui", include_in_schema=False)
