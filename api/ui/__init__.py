@@ -88,8 +88,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     elif settings.ui_client_id is not None:
         app.state.oidc = oidc.OidcSignIn(settings)
         app.include_router(oidc.router)
-    if settings.auth_issuer is not None and settings.ui_client_id is None:
-        return  # bearer tokens only: no sign-in, no session
-    app.add_middleware(EncryptedSessionMiddleware, secret=session_secret(settings),
-                       secure=secure_cookie(settings), cookie=SESSION_COOKIE,
-                       max_age=SESSION_SECONDS, path="/ui")
+    if settings.auth_issuer is None or settings.ui_client_id is not None:
+        # (an issuer without a client id: bearer tokens only, no sign-in, no session)
+        app.add_middleware(EncryptedSessionMiddleware, secret=session_secret(settings),
+                           secure=secure_cookie(settings), cookie=SESSION_COOKIE,
+                           max_age=SESSION_SECONDS, path="/ui")
