@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from markupsafe import Markup
@@ -116,6 +117,9 @@ class Figure:
     description: str
 
 
+# The same input draws the same bytes, so the last figures drawn are kept (about 20 kB each):
+# an episode page shown again after a form's redirect, or by the next clinician, draws nothing.
+CACHE_SIZE = 256
 WIDTH, HEIGHT = 720, 320  # CSS pixels; the SVG's viewBox, scaled by CSS (max-width: 100%)
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 40, 52  # plot margins, pixels
 # Severity band fills, least to most severe: a sequential orange whose relative luminance falls
@@ -155,10 +159,16 @@ def trajectory_figure(chart: Trajectory, *, figure_id: str, title: str,
     right edge; thresholds dashed/dotted and labelled at the left; scores a line of filled
     circles, voided ones hollow diamonds not joined; decisions vertical lines (retracted ones
     dashed, "(retracted)"); the expected band hatched, "expected (80 %)". The x axis is the
-    clinical date (ticks "5 Jan") or the session number (1..n), as ``chart.axis`` says."""
-    with drawing(WIDTH, HEIGHT) as figure:
-        svg = _draw_trajectory(figure, chart, figure_id, title, description)
+    clinical date (ticks "5 Jan") or the session number (1..n), as ``chart.axis`` says. The
+    last ``CACHE_SIZE`` figures are kept: the same arguments return the same ``Markup``."""
+    svg = _trajectory_svg(chart, figure_id, title, description)
     return Figure(svg=svg, title=title, description=description)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _trajectory_svg(chart: Trajectory, figure_id: str, title: str, description: str) -> Markup:
+    with drawing(WIDTH, HEIGHT) as figure:
+        return _draw_trajectory(figure, chart, figure_id, title, description)
 
 
 def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title: str,
@@ -188,9 +198,14 @@ def rates_figure(chart: RatesChart, *, figure_id: str, title: str, description: 
     x the months in order; each series its own colour, marker and dash pattern, named in the
     legend; a month without evaluable episodes (None) is a gap. ``ValueError`` for a series
     whose values do not match the months, or a bad ``figure_id``."""
-    with drawing(WIDTH, HEIGHT) as figure:
-        svg = _draw_rates(figure, chart, figure_id, title, description)
+    svg = _rates_svg(chart, figure_id, title, description)
     return Figure(svg=svg, title=title, description=description)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _rates_svg(chart: RatesChart, figure_id: str, title: str, description: str) -> Markup:
+    with drawing(WIDTH, HEIGHT) as figure:
+        return _draw_rates(figure, chart, figure_id, title, description)
 
 
 def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str,
