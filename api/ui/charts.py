@@ -137,6 +137,7 @@ SERIES_STYLES = (  # rates: colour, marker and dash pattern all differ, and a la
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 EXPECTED_LABEL = "expected (80 %)"
 SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
+NO_SCORES = "no scores to show"
 LEGEND_ORDER = (SCORES_LABEL, VOIDED_LABEL, EXPECTED_LABEL)
 PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
 
@@ -283,13 +284,18 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
     plot_px = WIDTH - LEFT - RIGHT
     share = 1 - min(0.4, label_room / plot_px)
     ax.set_xlim(start, start + (end - start) / share)
+    ax.set_xlabel("session" if session else "clinical date")
+    if not known:
+        ax.xaxis.set_major_locator(FixedLocator([]))
+        ax.text(0.4, 0.5, NO_SCORES, transform=ax.transAxes, ha="center", va="center", color=INK,
+                zorder=5, gid="no-scores", bbox={"facecolor": "white", "edgecolor": "none", "pad": 3})
+        return
     if session:
         n = int(last)
         step = 1 if n <= 16 else math.ceil(n / 12)
         ticks = [float(s) for s in range(1, n + 1, step)]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.set_xticklabels([str(int(t)) for t in ticks])
-        ax.set_xlabel("session")
         return
     span = last - first
     step = next((s for s in (1, 2, 7, 14, 28, 56, 91, 182, 364) if span / s <= 7), 728)
@@ -297,7 +303,6 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     origin = x_of.origin.toordinal()
     ax.set_xticklabels(_date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
-    ax.set_xlabel("clinical date")
 
 
 def _date_labels(days: Sequence[date]) -> list[str]:

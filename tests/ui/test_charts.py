@@ -311,6 +311,8 @@ def test_a_chart_without_points_still_draws_its_scale() -> None:
     root = parsed(draw(Trajectory(instrument="GAD-7", scale=(0, 21), points=(), bands=BANDS[:4])))
     assert root.find(".//*[@id='chart-phq-9-points']") is None
     assert "moderately severe" in texts(root)
+    assert texts(by_id(root, "chart-phq-9-no-scores")) == ["no scores to show"]
+    assert texts(by_id(root, "chart-phq-9-x-axis")) == ["clinical date"]  # no made-up dates
 
 
 def test_a_bad_figure_id_is_refused() -> None:
