@@ -359,16 +359,21 @@ def _draw_expected(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
 
 
 def _draw_decisions(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
-    transform = ax.get_xaxis_transform()
-    for i, mark in enumerate(chart.decisions):
+    """One vertical line per date (session) and state: decisions on the same one share it and
+    its label ("response, partial remission"); kept ones labelled left of the line, retracted
+    ones dashed and labelled right of it, so the two never cover each other."""
+    groups: dict[tuple[float, bool], list[str]] = {}
+    for mark in chart.decisions:
         x = x_of(mark.on, mark.session)
-        if x is None:
-            continue
-        ax.axvline(x, color=DECISION, linewidth=1.5, linestyle="--" if mark.retracted else "-",
+        if x is not None:
+            groups.setdefault((x, mark.retracted), []).append(mark.label)
+    transform = ax.get_xaxis_transform()
+    for i, ((x, retracted), labels) in enumerate(groups.items()):
+        ax.axvline(x, color=DECISION, linewidth=1.5, linestyle="--" if retracted else "-",
                    zorder=4, gid=f"decision-{i}")
-        text = f"{mark.label} (retracted)" if mark.retracted else mark.label
-        ax.text(x, 0.98, text, transform=transform, rotation=90, ha="right", va="top",
-                color=INK, zorder=5, gid=f"decision-label-{i}",
+        text = ", ".join(labels) + (" (retracted)" if retracted else "")
+        ax.text(x, 0.98, text, transform=transform, rotation=90, ha="left" if retracted else "right",
+                va="top", color=INK, zorder=5, gid=f"decision-label-{i}",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
 
 
