@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from markupsafe import Markup
 from matplotlib.axes import Axes
@@ -140,6 +140,7 @@ SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
 NO_SCORES = "no scores to show"
 LEGEND_ORDER = (SCORES_LABEL, VOIDED_LABEL, EXPECTED_LABEL)
 PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
+LEGEND_HANDLE_PX, LEGEND_ROW_PX = 70, 20  # a legend entry's line sample, gaps; a row's height
 
 
 def band_fills(count: int) -> tuple[str, ...]:
@@ -189,8 +190,7 @@ def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title
     _draw_points(ax, chart, x_of)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: LEGEND_ORDER.index(labels[i]))
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
-              bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2, handlelength=2.4)
+    _legend_above(figure, ax, [handles[i] for i in order], [labels[i] for i in order])
     return to_fragment(figure, figure_id=figure_id, title=title, description=description)
 
 
@@ -222,7 +222,7 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
     step = max(1, math.ceil(count / 12))
     ticks = list(range(0, count, step))
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.set_xticklabels([_month_label(chart.months, i) for i in ticks])
+    ax.set_xticklabels(_month_labels([chart.months[i] for i in ticks]))
     for i, series in enumerate(chart.series):
         if len(series.values) != count:
             raise ValueError(f"series {series.label!r}: {len(series.values)} values, {count} months")
@@ -230,9 +230,8 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
         ys = [math.nan if v is None else v for v in series.values]
         ax.plot(range(count), ys, color=colour, marker=marker, linestyle=dashes, linewidth=2,
                 markersize=7, label=series.label, gid=f"series-{i}", clip_on=False)
-    if chart.series:
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(len(chart.series), 5),
-                  frameon=False, borderaxespad=0.2, handlelength=3)
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_above(figure, ax, handles, labels)
     return to_fragment(figure, figure_id=figure_id, title=title, description=description)
 
 
@@ -315,11 +314,30 @@ def _date_labels(days: Sequence[date]) -> list[str]:
     return labels
 
 
-def _month_label(months: Sequence[str], i: int) -> str:
-    """ "Jan" for "2026-01", with the year below on the first month and on each January."""
-    year, month = months[i].split("-")[:2]
-    name = MONTHS[int(month) - 1]
-    return f"{name}\n{year}" if i == 0 or month == "01" else name
+def _month_labels(months: Sequence[str]) -> list[str]:
+    """ "Jan" per "2026-01" tick, with the year beneath on the first tick and where it changes."""
+    labels, shown = [], None
+    for text in months:
+        year, month = text.split("-")[:2]
+        name = MONTHS[int(month) - 1]
+        labels.append(name if year == shown else f"{name}\n{year}")
+        shown = year
+    return labels
+
+
+def _legend_above(figure: MplFigure, ax: Axes, handles: list[Any], labels: list[str]) -> None:
+    """The legend in rows above the plot, as many entries a row as fit the width (entries'
+    widths estimated from their text), the plot lowered by any row past the first."""
+    if not labels:
+        return
+    widths = [LEGEND_HANDLE_PX + len(label) * PX_PER_CHAR for label in labels]
+    columns = len(labels)
+    while columns > 1 and sum(sorted(widths, reverse=True)[:columns]) > WIDTH - LEFT:
+        columns -= 1
+    rows = math.ceil(len(labels) / columns)
+    figure.subplots_adjust(top=1 - (TOP + (rows - 1) * LEGEND_ROW_PX) / HEIGHT)
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=columns,
+              frameon=False, borderaxespad=0.2, handlelength=2.6, columnspacing=1.6)
 
 
 def _draw_bands(ax: Axes, chart: Trajectory) -> None:

@@ -30,6 +30,7 @@ from api.ui.charts import (
 )
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
+MONTH_NAMES = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 SVG = "{http://www.w3.org/2000/svg}"
 START = date(2026, 1, 5)
 TOTALS = (18, 16, 15, 12, 10, 8, 6)
@@ -378,3 +379,30 @@ def test_rates_run_from_zero_to_a_hundred_percent_upwards() -> None:
 def test_a_series_that_does_not_fit_the_months_is_refused() -> None:
     with pytest.raises(ValueError, match="3 values, 4 months"):
         draw_rates(RatesChart(months=RATES.months, series=(RateSeries("response", (1.0, 2.0, 3.0)),)))
+
+
+def test_a_long_legend_wraps_into_rows_above_a_lowered_plot() -> None:
+    names = ("response", "remission", "recovery", "relapse", "reliable improvement",
+             "reliable recovery (NHS Talking Therapies)")
+    wide = RatesChart(months=RATES.months, series=tuple(
+        RateSeries(n, (10.0, 20.0, 30.0, 40.0)) for n in names))
+
+    def top_tick_y(root: ET.Element) -> float:
+        ticks = {"".join(t.itertext()): float(t.get("y", "0"))
+                 for t in by_id(root, "chart-rates-y-axis").iter(f"{SVG}text")}
+        return ticks["100"]
+
+    root = draw_rates(wide)
+    legend_ys = {round(float(t.get("y", "0"))) for t in root.iter(f"{SVG}text")
+                 if "".join(t.itertext()) in names}
+    assert len(legend_ys) > 1 and min(legend_ys) > 0  # rows, all inside the image
+    assert top_tick_y(root) > top_tick_y(draw_rates()) + 15  # the plot moved down for them
+
+
+def test_many_months_show_the_year_where_it_changes() -> None:
+    months = tuple(f"{2024 + m // 12}-{m % 12 + 1:02d}" for m in range(3, 33))  # Apr 2024 .. Sep 2026
+    root = draw_rates(RatesChart(months=months, series=(RateSeries("response", (50.0,) * 30),)))
+    labels = texts(by_id(root, "chart-rates-x-axis"))
+    assert labels[:2] == ["Apr", "2024"]
+    assert [labels[i + 1] for i, t in enumerate(labels) if t == "Jan"] == ["2025", "2026"]
+    assert len([t for t in labels if t in MONTH_NAMES]) <= 12
