@@ -140,6 +140,7 @@ SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
 NO_SCORES = "no scores to show"
 LEGEND_ORDER = (SCORES_LABEL, VOIDED_LABEL, EXPECTED_LABEL)
 PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
+LABEL_PX = 16  # a 12 px label's height with its backing
 LEGEND_HANDLE_PX, LEGEND_ROW_PX = 70, 20  # a legend entry's line sample, gaps; a row's height
 
 
@@ -355,13 +356,20 @@ def _draw_bands(ax: Axes, chart: Trajectory) -> None:
 
 
 def _draw_thresholds(ax: Axes, chart: Trajectory) -> None:
+    """Dashed, then dotted, lines labelled at the left above the line; a label that would touch
+    the label just above it goes under its own line instead."""
     transform = ax.get_yaxis_transform()
-    for i, threshold in enumerate(chart.thresholds):
+    low, high = chart.scale
+    px_per_point = (HEIGHT - TOP - BOTTOM) / max(high - low, 1e-9)
+    above: float | None = None
+    for i, threshold in sorted(enumerate(chart.thresholds), key=lambda it: -it[1].value):
         ax.axhline(threshold.value, color=INK, linewidth=1.5, linestyle="--" if i % 2 == 0 else ":",
                    zorder=2, gid=f"threshold-{i}")
+        crowded = above is not None and (above - threshold.value) * px_per_point < LABEL_PX
         ax.text(0.005, threshold.value, threshold.label, transform=transform, ha="left",
-                va="bottom", zorder=5, gid=f"threshold-label-{i}",
+                va="top" if crowded else "bottom", zorder=5, gid=f"threshold-label-{i}",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
+        above = threshold.value - (LABEL_PX / px_per_point if crowded else 0)  # the label's foot
 
 
 def _draw_expected(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:

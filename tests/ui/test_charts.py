@@ -263,6 +263,20 @@ def test_thresholds_are_dashed_or_dotted_lines() -> None:
     assert all(dashes) and dashes[0].group(1) != dashes[1].group(1)  # type: ignore[union-attr]
 
 
+def test_labels_of_close_thresholds_do_not_cover_each_other() -> None:
+    close = (Threshold(10, "episode threshold 10"), Threshold(5, "remission below 5"),
+             Threshold(6, "partial remission below 6"))
+    root = parsed(draw(replace(CHART, thresholds=close)))
+
+    def label_box(i: int) -> tuple[float, float]:
+        path = by_id(root, f"chart-phq-9-threshold-label-{i}").find(".//svg:path", NS)
+        ys = [float(y) for y in re.findall(r"[ML] [\d.]+ ([\d.]+)", path.get("d", ""))]  # type: ignore[union-attr]
+        return min(ys), max(ys)
+
+    (top5, bottom5), (top6, bottom6) = label_box(1), label_box(2)
+    assert bottom6 <= top5 or bottom5 <= top6  # the backings do not overlap
+
+
 def test_decisions_are_vertical_lines_and_a_retracted_one_is_dashed() -> None:
     root = parsed(draw())
     for i, retracted in enumerate((False, True, False)):
