@@ -350,6 +350,8 @@ def _draw_bands(ax: Axes, chart: Trajectory) -> None:
         y0 = low if i == 0 else (bands[i - 1].high + band.low) / 2
         y1 = high if i == len(bands) - 1 else (band.high + bands[i + 1].low) / 2
         y0, y1 = max(y0, low), min(y1, high)
+        if y1 <= y0:
+            continue  # outside the scale
         ax.axhspan(y0, y1, facecolor=fill, edgecolor="none", zorder=0, gid=f"band-{i}")
         ax.text(0.995, (y0 + y1) / 2, band.label, transform=transform, ha="right", va="center",
                 color=INK, zorder=1, gid=f"band-label-{i}")

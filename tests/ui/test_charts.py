@@ -14,6 +14,8 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.ui import charts
 from api.ui.charts import (
@@ -420,3 +422,36 @@ def test_many_months_show_the_year_where_it_changes() -> None:
     assert labels[:2] == ["Apr", "2024"]
     assert [labels[i + 1] for i, t in enumerate(labels) if t == "Jan"] == ["2025", "2026"]
     assert len([t for t in labels if t in MONTH_NAMES]) <= 12
+
+
+@st.composite
+def trajectories(draw_: st.DrawFn) -> Trajectory:
+    """Any PHQ-9 chart: 0..20 administrations over up to two years, some voided, decisions."""
+    days = sorted(draw_(st.lists(st.integers(0, 730), max_size=20, unique=True)))
+    totals = draw_(st.lists(st.integers(0, 27), min_size=len(days), max_size=len(days)))
+    voided = draw_(st.lists(st.booleans(), min_size=len(days), max_size=len(days)))
+    points = tuple(ScorePoint(START + timedelta(days=d), i + 1, t, voided=v)
+                   for i, (d, t, v) in enumerate(zip(days, totals, voided, strict=True)))
+    decisions = tuple(DecisionMark(p.on, p.session, "response", retracted=draw_(st.booleans()))
+                      for p in points if draw_(st.booleans()))
+    return Trajectory(instrument="PHQ-9", scale=(0, 27), points=points, bands=BANDS,
+                      thresholds=THRESHOLDS, decisions=decisions,
+                      axis=draw_(st.sampled_from(["date", "session"])))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trajectories())
+def test_any_trajectory_draws_every_point_with_prefixed_ids(chart: Trajectory) -> None:
+    root = parsed(draw(chart, figure_id="any"))
+    ids = [e.get("id") or "" for e in root.iter() if e.get("id")]
+    assert all(i.startswith("any-") for i in ids) and len(ids) == len(set(ids))
+    counted = [p for p in chart.points if not p.voided]
+    voided = [p for p in chart.points if p.voided]
+    for group, points in (("any-points", counted), ("any-voided", voided)):
+        found = root.find(f".//*[@id='{group}']")
+        assert len(marker_ys(found) if found is not None else []) == len(points)
+    if counted:
+        ys = dict(zip(sorted((p.on, p.session) for p in counted),
+                      marker_ys(by_id(root, "any-points")), strict=True))
+        by_total = sorted(counted, key=lambda p: p.total)
+        assert ys[(by_total[-1].on, by_total[-1].session)] <= ys[(by_total[0].on, by_total[0].session)]
