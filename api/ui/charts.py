@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from markupsafe import Markup
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import FixedLocator, MaxNLocator, MultipleLocator
 
 from api.ui.chart_svg import INK, drawing, to_fragment
+
+if TYPE_CHECKING:  # matplotlib itself is imported at the first chart (api.ui.chart_svg)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
 
 Axis = Literal["date", "session"]
 
@@ -180,7 +181,7 @@ def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title
     x_of = _XScale(chart)
     low, high = chart.scale
     ax.set_ylim(low, high)  # the published scale, never inverted
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_yticks(_score_ticks(low, high))
     ax.set_ylabel(f"{chart.instrument} total (points)")
     label_room = max((len(b.label) for b in chart.bands), default=0) * PX_PER_CHAR + 12
     _set_x_range(ax, chart, x_of, label_room)
@@ -214,7 +215,7 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
                 description: str) -> Markup:
     ax = _frame(figure)
     ax.set_ylim(0, 100)
-    ax.yaxis.set_major_locator(MultipleLocator(20))
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="y", color="#c8c8c8", linewidth=0.8)
     ax.set_ylabel("percent of evaluable episodes")
     ax.set_xlabel("month of discharge")
@@ -222,8 +223,7 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
     ax.set_xlim(-0.5, max(count - 0.5, 0.5))
     step = max(1, math.ceil(count / 12))
     ticks = list(range(0, count, step))
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.set_xticklabels(_month_labels([chart.months[i] for i in ticks]))
+    ax.set_xticks(ticks, _month_labels([chart.months[i] for i in ticks]))
     for i, series in enumerate(chart.series):
         if len(series.values) != count:
             raise ValueError(f"series {series.label!r}: {len(series.values)} values, {count} months")
@@ -286,7 +286,7 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
     ax.set_xlim(start, start + (end - start) / share)
     ax.set_xlabel("session" if session else "clinical date")
     if not known:
-        ax.xaxis.set_major_locator(FixedLocator([]))
+        ax.set_xticks([])
         ax.text(0.4, 0.5, NO_SCORES, transform=ax.transAxes, ha="center", va="center", color=INK,
                 zorder=5, gid="no-scores", bbox={"facecolor": "white", "edgecolor": "none", "pad": 3})
         return
@@ -294,15 +294,20 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
         n = int(last)
         step = 1 if n <= 16 else math.ceil(n / 12)
         ticks = [float(s) for s in range(1, n + 1, step)]
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.set_xticklabels([str(int(t)) for t in ticks])
+        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
         return
     span = last - first
     step = next((s for s in (1, 2, 7, 14, 28, 56, 91, 182, 364) if span / s <= 7), 728)
     ticks = [first + k * step for k in range(int(span // step) + 1)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
     origin = x_of.origin.toordinal()
-    ax.set_xticklabels(_date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
+    ax.set_xticks(ticks, _date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
+
+
+def _score_ticks(low: float, high: float) -> list[float]:
+    """Whole-point y ticks 1, 2, 5, 10, 20, 25 or 50 points apart, at most seven, on the scale."""
+    step = next((s for s in (1, 2, 5, 10, 20, 25, 50) if (high - low) / s <= 6), 100)
+    first = math.ceil(low / step) * step
+    return [float(v) for v in range(int(first), int(high) + 1, step)]
 
 
 def _date_labels(days: Sequence[date]) -> list[str]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -455,3 +458,18 @@ def test_any_trajectory_draws_every_point_with_prefixed_ids(chart: Trajectory) -
                       marker_ys(by_id(root, "any-points")), strict=True))
         by_total = sorted(counted, key=lambda p: p.total)
         assert ys[(by_total[-1].on, by_total[-1].session)] <= ys[(by_total[0].on, by_total[0].session)]
+
+
+def test_importing_the_charts_does_not_load_matplotlib() -> None:
+    """A process that draws no chart (the CLI, a server before its first episode page) does not
+    pay matplotlib's import."""
+    code = "import sys, api.ui.charts; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "False"
+
+
+def test_y_ticks_are_whole_points_on_the_scale() -> None:
+    root = parsed(draw(replace(CHART, instrument="GAD-7", scale=(0, 21), bands=BANDS[:4])))
+    ticks = [t for t in texts(by_id(root, "chart-phq-9-y-axis")) if t.isdigit()]
+    assert ticks == ["0", "5", "10", "15", "20"]
