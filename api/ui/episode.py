@@ -117,13 +117,10 @@ def item_count(instrument: Instrument) -> int:
     return 0 if instrument.total_only else instrument.item_count + instrument.extra_items
 
 
-def figure(chart: InstrumentChart) -> charts.Figure | None:
-    """The chart's SVG (``charts.trajectory_figure``), or None while the drawing is not built."""
-    try:
-        return charts.trajectory_figure(chart.trajectory, figure_id=f"chart-{chart.slug}-svg",
-                                        title=chart.title, description=chart.description)
-    except NotImplementedError:
-        return None
+def figure(chart: InstrumentChart) -> charts.Figure:
+    """The chart's SVG (``charts.trajectory_figure``; its ids ``chart-{slug}-svg-...``)."""
+    return charts.trajectory_figure(chart.trajectory, figure_id=f"chart-{chart.slug}-svg",
+                                    title=chart.title, description=chart.description)
 
 
 def page(request: Request, principal: Principal, episode_id: UUID, opts: Options,

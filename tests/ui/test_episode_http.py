@@ -113,6 +113,11 @@ def test_the_scenario_shows_its_summary_its_points_and_two_decisions_with_their_
     assert main.lstrip().startswith(f'<p id="summary" class="summary">{SUMMARY}</p>')
     assert html.count("<h1>") == 1 and "<h1>Episode of pt-7f3a</h1>" in html
     assert '<figure id="chart-phq-9">' in html and "<figcaption>PHQ-9 scores by date" in html
+    chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', html, re.S)[0]
+    assert re.search(r'<svg[^>]* role="img"', chart)
+    assert 'aria-labelledby="chart-phq-9-svg-title chart-phq-9-svg-desc"' in chart
+    assert '<title id="chart-phq-9-svg-title">PHQ-9 scores by date</title>' in chart
+    assert "<script" not in chart and "href=\"http" not in chart
     rows = table_rows(html, "table-phq-9")
     assert len(rows) == 9
     assert rows[0] == ["5 Jan 2026", "1", "18", "moderately severe", "no"]
