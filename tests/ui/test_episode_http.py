@@ -169,6 +169,9 @@ def test_the_late_form_is_recorded_through_the_form_and_the_remission_listed_ret
     assert "retracted" not in items_html[0]
     assert '<li class="retracted">' in items_html[1] and ">retracted</span>" in items_html[1]
     assert "full remission under acnp2006 v1.0.0" in items_html[1]
+    assert re.search(r"<p>Retracted by dr-okafor at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+                     r"RemissionReached of 2026-03-02 no longer holds after assessment "
+                     + re.escape(assessment_id), items_html[1])
 
 
 def test_a_bad_item_rerenders_422_with_the_error_in_place_and_stores_nothing(client, episode):
