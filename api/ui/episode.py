@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
-from api.freshness import fresh_view
+from api.freshness import fresh_view, runs_inline
 from api.identity import Principal
 from api.ui import charts
 from api.ui.episode_chart import InstrumentChart, decision_label, decision_of, instrument_charts
@@ -31,7 +31,7 @@ from api.ui.guard import page_episode, page_principal, require_role
 from api.ui.pages import KIND_LABELS
 from api.ui.rendering import PageError, checked_form, render
 from application.views import AlertView, AssessmentView
-from bootstrap import Services
+from bootstrap import Services, Settings
 from domain.alerts import ACTIONS
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 from domain.instruments import INSTRUMENTS, Instrument, get_instrument
@@ -109,6 +109,19 @@ def when(moment: datetime | str | None) -> str:
 def view(request: Request, name: str) -> Any:
     """The read model ``name``, caught up as the API's routes get it (``fresh_view``)."""
     return fresh_view(name)(request, None)
+
+
+def settle(request: Request, position: int | None) -> None:
+    """Before a redirect back to the page: wait (up to the settings' ``min_position_timeout``)
+    until the read models the page reads have processed the command's ``position``, as the
+    API's ``X-Min-Position`` does, so the page shows the decisions the command made. Inline
+    mode needs no wait (every read catches up first); a timeout only leaves the page behind."""
+    settings: Settings = request.app.state.settings
+    if position is None or runs_inline(settings):
+        return
+    services: Services = request.app.state.services
+    for name in ("stages", "episodes"):
+        services.read_models.wait(name, position, settings.min_position_timeout)
 
 
 def item_count(instrument: Instrument) -> int:
@@ -264,6 +277,7 @@ async def record_assessment(episode_id: str, request: Request,
                          status_of(error))
         return await run_in_threadpool(page, request, principal, uuid, Options(), form)
     assert result.assessment is not None, "record_assessment always returns the assessment"
+    await run_in_threadpool(settle, request, result.position)
     return RedirectResponse(f"/ui/episodes/{uuid}?recorded={result.assessment.assessment_id}",
                             status_code=303)
 

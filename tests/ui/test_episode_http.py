@@ -408,3 +408,25 @@ def test_the_expected_recovery_band_when_a_curve_watches_the_episode(client, epi
         recorded_by="dr-lee")
     figure = re.search(r'<figure id="chart-phq-9">.*?</figure>', page_of(client, episode), re.S)[0]
     assert "the expected-recovery band of the clinic&#39;s curve" in figure
+
+
+def test_with_runners_the_redirect_waits_for_the_read_models_to_reach_the_command(tmp_path):
+    from types import SimpleNamespace
+
+    from api.ui.episode import settle
+
+    waited: list[tuple[str, int, float]] = []
+    read_models = SimpleNamespace(wait=lambda name, position, timeout: waited.append(
+        (name, position, timeout)) or True)
+
+    def request(projections: str) -> SimpleNamespace:
+        settings = Settings(persistence="memory", sqlite_path=tmp_path / "o.sqlite",
+                            projections=projections, min_position_timeout=2.5)
+        return SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(
+            settings=settings, services=SimpleNamespace(read_models=read_models))))
+
+    settle(request("inline"), 12)  # type: ignore[arg-type]
+    settle(request("runners"), None)  # type: ignore[arg-type]
+    assert waited == []
+    settle(request("runners"), 12)  # type: ignore[arg-type]
+    assert waited == [("stages", 12, 2.5), ("episodes", 12, 2.5)]
