@@ -430,3 +430,29 @@ def test_with_runners_the_redirect_waits_for_the_read_models_to_reach_the_comman
     assert waited == []
     settle(request("runners"), 12)  # type: ignore[arg-type]
     assert waited == [("stages", 12, 2.5), ("episodes", 12, 2.5)]
+
+
+def test_a_form_sent_twice_is_stored_once_and_a_closed_episode_is_409_on_the_page(
+        client, settings, episode):
+    sign_in(client)
+    html = page_of(client, episode)
+    assessment_id = re.search(r'name="assessment_id" value="([^"]+)"', html)[1]
+    data = {"csrf": csrf_of(html), "instrument": "PHQ-9", "administered_on": "2026-03-09",
+            "assessment_id": assessment_id, **{f"item_{i}": "0" for i in range(1, 10)}}
+    first = client.post(f"/ui/episodes/{episode}/assessments", data=data, follow_redirects=False)
+    stored = version(client, episode)
+    again = client.post(f"/ui/episodes/{episode}/assessments", data=data, follow_redirects=False)
+    assert (first.status_code, again.status_code) == (303, 303)
+    assert again.headers["location"] == first.headers["location"]
+    assert version(client, episode) == stored  # the same id and content: replayed
+    changed = client.post(f"/ui/episodes/{episode}/assessments",
+                          data=data | {"item_1": "1"}, follow_redirects=False)
+    assert changed.status_code == 409 and '<div id="form-errors" role="alert"' in changed.text
+    closed = client.post(f"/episodes/{episode}/close", headers=bearer(settings),
+                         json={"discharged_on": "2026-03-10"})
+    assert closed.status_code == 200, closed.text
+    before = version(client, episode)
+    late = client.post(f"/ui/episodes/{episode}/assessments",
+                       data=data | {"assessment_id": "another"}, follow_redirects=False)
+    assert late.status_code == 409 and '<div id="form-errors" role="alert"' in late.text
+    assert version(client, episode) == before
