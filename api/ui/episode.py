@@ -49,7 +49,6 @@ ACTION_LABELS = {"contacted_patient": "Contacted the patient",
                  "treatment_changed": "Changed the treatment", "referred": "Referred",
                  "support_review": "Support review", "other": "Other"}
 STATUS_LABELS = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
-ITEM_FIELD_MAX = 16  # more item fields than any instrument has (PHQ-9: 10)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ class Options:
 @dataclass
 class FormState:
     """A form sent back with its errors: the fields as typed (never logged), ``errors`` by field
-    name (``""``: the form as a whole), the status (422 or 409) and which form (``record`` or
-    ``alert:<alert_id>``)."""
+    name (``""``: the form as a whole), the status (422 or 409) and which form (``record``,
+    ``acknowledge:<alert_id>`` or ``resolve:<alert_id>``)."""
 
     which: str
     values: dict[str, str] = field(default_factory=dict)
@@ -261,7 +260,7 @@ async def record_assessment(episode_id: str, request: Request,
                             principal: PagePrincipal, services: ServicesDep) -> Response:
     """Record an assessment from the form (clinician); 303 to the page with ``recorded=``."""
     require_role(principal, "clinician")
-    uuid = page_episode(request, episode_id, principal)
+    uuid = await run_in_threadpool(page_episode, request, episode_id, principal)
     fields = await checked_form(request)
     values = {k: v for k, v in fields.items() if k != "csrf"}
     try:
@@ -286,7 +285,7 @@ async def alert_command(request: Request, principal: Principal, services: Servic
                         episode_id: str, alert_id: str, verb: str) -> Response:
     """Acknowledge or resolve (``verb``) the alert from its form; 303 back to its article."""
     require_role(principal, "clinician")
-    uuid = page_episode(request, episode_id, principal)
+    uuid = await run_in_threadpool(page_episode, request, episode_id, principal)
     fields = await checked_form(request)
     values = {k: v for k, v in fields.items() if k != "csrf"}
     try:
@@ -300,7 +299,7 @@ async def alert_command(request: Request, principal: Principal, services: Servic
     except DomainError as error:
         if isinstance(error, NotFoundError):
             raise PageError(404, error.message) from None
-        name = error.field if error.field in ("action", "note", "reason") else ""
+        name = error.field if error.field in ("action", "note", "reason") else None
         form = FormState(f"{verb}:{alert_id}", values, {name or "": error.message},
                          status_of(error))
         return await run_in_threadpool(page, request, principal, uuid, Options(), form)
