@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.auth import DevIssuer, dev_key_path, is_loopback
 from api.ui import oidc, pages, sign_in
+from api.ui.episode import router as episode_router
 from api.ui.rendering import STATIC, PageError, page_error
 from api.ui.session import COOKIE, MAX_AGE, EncryptedSessionMiddleware
 from bootstrap import Settings
@@ -82,6 +83,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.include_router(pages.router)
+    app.include_router(episode_router)
     # (the pages' routers above this line; the sign-in's and the session below)
     if settings.auth_issuer is None:
         app.include_router(sign_in.router)
