@@ -6,6 +6,7 @@ re-scoring run and one episode's histories before and after it (the results stor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -134,6 +135,14 @@ def rates_chart(clinic_id: str, months: list[tuple[str, CohortFigures]]) -> char
         return None
 
 
+def utc(text: str | None) -> str:
+    """An ISO timestamp as recorded (timezone-aware) shown in UTC to the second:
+    "2027-12-31 00:00:00 UTC"; "" for None."""
+    if not text:
+        return ""
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 # -- re-scoring runs ------------------------------------------------------------------------
 
 DECISION_LABELS = {"ResponseReached": "response", "RemissionReached": "remission",
@@ -197,7 +206,8 @@ def rescoring(run_id: str, request: Request, principal: PagePrincipal, services:
         "title": f"Re-scoring run {uuid}", "run": run, "run_id": str(uuid),
         "progress": round(100 * run["processed"] / total, 1) if total else None,
         "compare": compared_rates(run["figures"]), "changes": items,
-        "next_url": f"{url.path}?{url.query}" if url else None, "label": decision_label})
+        "next_url": f"{url.path}?{url.query}" if url else None, "label": decision_label,
+        "utc": utc})
 
 
 def marked(now: list[dict[str, Any]], new: list[dict[str, Any]],
@@ -244,7 +254,7 @@ def rescoring_episode(run_id: str, episode_id: str, request: Request, principal:
     return render(request, "rescoring_episode.html", {
         "title": f"Episode {episode_uuid} under {run['criteria']['id']}", "run": run,
         "run_id": str(run_uuid), "episode_id": str(episode_uuid), "result": result,
-        "before": before, "after": after})
+        "before": before, "after": after, "utc": utc})
 
 
 # -- criteria sets --------------------------------------------------------------------------
@@ -257,4 +267,4 @@ def criteria(request: Request, principal: PagePrincipal, services: ServicesDep) 
              "recorded_at": None} for s in BUILTIN.values()]
     for custom in services.app.custom_criteria():
         rows += services.app.criteria_versions(custom.id)
-    return render(request, "criteria.html", {"title": "Criteria sets", "rows": rows})
+    return render(request, "criteria.html", {"title": "Criteria sets", "rows": rows, "utc": utc})
