@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -125,14 +126,23 @@ def rates_chart(clinic_id: str, months: list[tuple[str, CohortFigures]]) -> char
                                        tuple(f.rates.get(name) for _, f in months))
                      for name in CHARTED))
     try:
-        return charts.rates_figure(
-            chart, figure_id="chart-rates-svg",
-            title=f"Outcome rates of {clinic_id} by month of discharge",
-            description=(f"Percent of evaluable episodes discharged each month that reached "
-                         f"{', '.join(CHARTED)}, {months[0][0]} to {months[-1][0]}; the table "
-                         f"below holds the same figures."))
+        return drawn_rates(chart, clinic_id)
     except NotImplementedError:
         return None
+
+
+@lru_cache(maxsize=64)
+def drawn_rates(chart: charts.RatesChart, clinic_id: str) -> charts.Figure:
+    """``charts.rates_figure`` of ``chart``, kept for the next request while the clinic's
+    figures stay the same (the SVG is a pure function of its input and drawing it takes longer
+    than the rest of the page; 64 charts of some 30 KB at most)."""
+    months = chart.months
+    return charts.rates_figure(
+        chart, figure_id="chart-rates",
+        title=f"Outcome rates of {clinic_id} by month of discharge",
+        description=(f"Percent of evaluable episodes discharged each month that reached "
+                     f"{', '.join(CHARTED)}, {months[0]} to {months[-1]}; the table below "
+                     f"holds the same figures."))
 
 
 def utc(text: str | None) -> str:

@@ -143,7 +143,11 @@ def test_the_outcomes_page_shows_the_apis_figures_and_the_rates_by_month(client,
          "0.0 % (0)", "28 days"],
         ["2026-03", "2", "1", "100.0 % (1)", "0.0 % (0)", "0.0 % (0)", "0.0 % (0)",
          "0.0 % (0)", "0.0 % (0)", "42 days"]]
-    assert '<figure id="chart-rates">' in page.text
+    figure = page.text.split('<figure id="chart-rates">', 1)[1].split("</figure>", 1)[0]
+    assert 'role="img" aria-labelledby="chart-rates-title chart-rates-desc"' in figure
+    assert ("<title id=\"chart-rates-title\">Outcome rates of clinic-north by month of discharge"
+            "</title>") in figure
+    assert "2026-02 to 2026-03" in figure and "<figcaption>" in figure
     assert '<time datetime="2026-02">2026-02</time>' in page.text
 
 
