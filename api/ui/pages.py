@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import CaseloadDep, CohortDep, ServicesDep
@@ -199,13 +199,15 @@ def compared_rates(figures: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 @router.get("/rescorings/{run_id}", response_class=HTMLResponse)
 def rescoring(run_id: str, request: Request, principal: PagePrincipal, services: ServicesDep,
-              cursor: Annotated[str, Query(max_length=64)] = "") -> Response:
+              cursor: str = "") -> Response:
     """A shadow run: status, progress, criteria, who started it and its as-of; the figures now
     and under the run's criteria; the changed episodes, 50 a page (``RescoringStore.changes``).
     Researcher only (403); another clinic's run, a missing one and a CLI run over every clinic:
     404 (``guard.page_run``)."""
     require_role(principal, "researcher")
     uuid = page_run(request, run_id, principal)
+    if len(cursor) > 64:
+        raise PageError(422, "cursor: at most 64 characters (the last episode id shown)")
     run = services.rescorings.run(uuid)
     if run is None:  # dropped between the guard and here
         raise PageError(404, f"no re-scoring run {uuid}")

@@ -292,6 +292,28 @@ def test_the_changes_are_paged_with_next_page(client, settings, services, run, m
     assert seen == sorted((run["v1"], run["v2"]))
 
 
+def test_a_run_not_yet_executed_shows_its_status_and_no_figures(client, settings, services):
+    episode(services, V2, criteria="frank1991")
+    started = services.shadow_runs.request(criteria="acnp2006", clinic_id="clinic-north",
+                                           recorded_by="res-park")
+    page = client.get(f"/ui/rescorings/{started.run_id}", headers=auth(settings))
+    assert page.status_code == 200
+    assert "<dt>Status</dt><dd>requested</dd>" in page.text
+    assert table(page.text, "rates-compare") == [
+        ["The figures appear once the run has completed (status: requested)."]]
+    assert table(page.text, "changes") == [["No episode would change so far."]]
+    long = client.get(f"/ui/rescorings/{started.run_id}", params={"cursor": "x" * 65},
+                      headers=auth(settings))
+    assert long.status_code == 422 and "<h1>Invalid input</h1>" in long.text
+
+
+def test_home_links_a_researchers_outcomes_and_the_criteria(client, settings):
+    page = client.get("/ui/", headers=auth(settings))
+    assert '<a href="/ui/clinics/clinic-north/outcomes">Outcomes of clinic-north</a>' in page.text
+    assert "Caseload of clinic-north</a>" not in page.text.split('<main id="main"', 1)[1]
+    assert '<a href="/ui/criteria">Criteria sets</a>' in page.text
+
+
 def test_before_and_after_show_each_decision_and_mark_the_differences(client, settings,
                                                                      services, run):
     url = f"/ui/rescorings/{run['run_id']}/episodes/{run['v2']}"
