@@ -195,7 +195,8 @@ def test_a_clinic_without_a_discharge_says_so(client, settings, services):
     assert page.status_code == 200
     assert 'id="no-discharges"' in page.text
     assert "No episode of clinic-north has been discharged yet" in page.text
-    assert 'id="rates-by-month"' not in page.text
+    assert table(page.text, "rates-by-month") == [["No episode discharged yet."]]
+    assert "<svg" not in page.text
     assert table(page.text, "rates")[0] == ["Episodes", "1", ""]
 
 
