@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from api.ui import charts
 from api.ui.charts import (
     DecisionMark,
     ExpectedPoint,
@@ -51,6 +52,13 @@ DESCRIPTION = "PHQ-9 fell from 18 to 6 over 6 weeks: response on 26 Jan 2026"
 RATES = RatesChart(months=("2025-11", "2025-12", "2026-01", "2026-02"), series=(
     RateSeries("response", (40.0, 50.0, None, 55.0)), RateSeries("remission", (20.0, 30.0, 35.0, 40.0)),
     RateSeries("recovery", (10.0, None, 20.0, 25.0))))
+
+
+@pytest.fixture(autouse=True)
+def _drawn_anew() -> None:
+    """Each test draws (the module keeps its last figures)."""
+    charts._trajectory_svg.cache_clear()
+    charts._rates_svg.cache_clear()
 
 
 def draw(chart: Trajectory = CHART, figure_id: str = "chart-phq-9") -> str:
@@ -136,17 +144,32 @@ def test_a_higher_score_is_drawn_higher_never_flipped() -> None:
 
 
 def test_the_same_input_gives_the_same_bytes() -> None:
-    assert draw() == draw()
-    rates = [str(rates_figure(RATES, figure_id="chart-rates", title="t", description="d").svg)
-             for _ in range(2)]
+    first = draw()
+    charts._trajectory_svg.cache_clear()
+    assert draw() == first
+    rates = []
+    for _ in range(2):
+        charts._rates_svg.cache_clear()
+        rates.append(str(rates_figure(RATES, figure_id="chart-rates", title="t", description="d").svg))
     assert rates[0] == rates[1]
 
 
+def test_the_last_figures_are_kept() -> None:
+    first = trajectory_figure(CHART, figure_id="k", title=TITLE, description=DESCRIPTION)
+    again = trajectory_figure(CHART, figure_id="k", title=TITLE, description=DESCRIPTION)
+    assert again.svg is first.svg
+    assert charts._trajectory_svg.cache_info().hits == 1
+    other = trajectory_figure(CHART, figure_id="k", title="another title", description=DESCRIPTION)
+    assert other.svg is not first.svg and "another title" in other.svg
+
+
 def test_rendering_in_threads_gives_the_bytes_of_rendering_alone() -> None:
-    charts = [replace(CHART, points=POINTS[: n + 2]) for n in range(6)]
-    alone = [draw(c, figure_id=f"c{i}") for i, c in enumerate(charts)]
+    inputs = [replace(CHART, points=POINTS[: n + 2]) for n in range(6)]
+    alone = [draw(c, figure_id=f"c{i}") for i, c in enumerate(inputs)]
+    charts._trajectory_svg.cache_clear()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        together = list(pool.map(lambda ic: draw(ic[1], figure_id=f"c{ic[0]}"), enumerate(charts)))
+        together = list(pool.map(lambda ic: draw(ic[1], figure_id=f"c{ic[0]}"), enumerate(inputs)))
+    assert charts._trajectory_svg.cache_info().hits == 0
     assert together == alone
 
 
@@ -250,6 +273,23 @@ def test_decisions_are_vertical_lines_and_a_retracted_one_is_dashed() -> None:
     assert texts(by_id(root, "chart-phq-9-decision-label-1")) == ["remission (retracted)"]
 
 
+def test_decisions_on_one_date_share_a_line_and_a_label() -> None:
+    same_day = (DecisionMark(date(2026, 1, 26), 4, "response"),
+                DecisionMark(date(2026, 1, 26), 4, "partial remission"),
+                DecisionMark(date(2026, 1, 26), 4, "remission", retracted=True))
+    root = parsed(draw(replace(CHART, decisions=same_day)))
+    assert texts(by_id(root, "chart-phq-9-decision-label-0")) == ["response, partial remission"]
+    assert texts(by_id(root, "chart-phq-9-decision-label-1")) == ["remission (retracted)"]
+    assert root.find(".//*[@id='chart-phq-9-decision-2']") is None
+    line = by_id(root, "chart-phq-9-decision-0").find("svg:path", NS)
+    assert line is not None
+    line_x = float(re.findall(r"[\d.]+", line.get("d", ""))[0])
+    kept, retracted = (float(re.findall(r"translate\(([\d.]+)", by_id(
+        root, f"chart-phq-9-decision-label-{i}").find(".//svg:text", NS).get("transform", ""))[0])  # type: ignore[union-attr]
+        for i in (0, 1))
+    assert kept < line_x < retracted  # rotated text: its baseline right of its glyphs
+
+
 def test_the_expected_band_is_hatched_and_translucent() -> None:
     root = parsed(draw())
     hatch = by_id(root, "chart-phq-9-expected").find("svg:path", NS)
@@ -288,6 +328,8 @@ def test_a_chart_without_points_still_draws_its_scale() -> None:
     root = parsed(draw(Trajectory(instrument="GAD-7", scale=(0, 21), points=(), bands=BANDS[:4])))
     assert root.find(".//*[@id='chart-phq-9-points']") is None
     assert "moderately severe" in texts(root)
+    assert texts(by_id(root, "chart-phq-9-no-scores")) == ["no scores to show"]
+    assert texts(by_id(root, "chart-phq-9-x-axis")) == ["clinical date"]  # no made-up dates
 
 
 def test_a_bad_figure_id_is_refused() -> None:
