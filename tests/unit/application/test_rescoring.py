@@ -607,3 +607,31 @@ def test_a_shadow_run_under_a_custom_set(app: OutcomesApplication) -> None:
     assert state["criteria"] == app.criteria_set(CUSTOM_ID).ref()
     assert [key(e) for e in result["new"]] == \
         fold_keys(vec, rows_of(vec), app.criteria_set(CUSTOM_ID))
+
+
+def test_custom_sets_another_application_registers_on_the_same_store_are_listed(
+        tmp_path: Path) -> None:
+    # The list is kept by reading only the events stored since the last call (a tail read, not a
+    # scan of the whole store on every GET /criteria), and still sees another process's writes.
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+           "SQLITE_DBNAME": str(tmp_path / "outcomes.sqlite")}
+    reader, writer = (OutcomesApplication(env, clock=fixed_clock) for _ in range(2))
+    assert reader.custom_criteria() == []
+    writer.register_criteria(criteria_id=CUSTOM_ID, base="frank1991", params=CUSTOM_PARAMS,
+                             source=CUSTOM_SOURCE, recorded_by=LEAD)
+    assert [c.id for c in reader.custom_criteria()] == [CUSTOM_ID]
+    writer.register_criteria(criteria_id=CUSTOM_ID, base="frank1991",
+                             params={**CUSTOM_PARAMS, "full_remission_min_span_days": 28},
+                             source=CUSTOM_SOURCE, recorded_by=LEAD)
+    assert [(c.id, c.version) for c in reader.custom_criteria()] == [(CUSTOM_ID, "2.0.0")]
+    scanned: list[int] = []
+    select = reader.recorder.select_notifications
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        found = select(*args, **kwargs)
+        scanned.append(kwargs["start"])
+        return found
+    reader.recorder.select_notifications = counting  # type: ignore[method-assign]
+    top = reader.recorder.max_notification_id()
+    assert [c.id for c in reader.custom_criteria()] == [CUSTOM_ID]
+    assert scanned == [] or min(scanned) > (top or 0)  # nothing read twice
