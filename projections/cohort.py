@@ -1,16 +1,21 @@
 """Cohort outcomes read model: one outcome per episode, aggregated per clinic on query.
 
-Serves ``GET /clinics/{clinic_id}/outcomes``. Each row keeps what the episode's events say (the
-criteria in force, the staged instrument, the assessments, the asserted decisions, the discharge
-and its course outcome) and the episode's outcome computed from them by the domain's rules
-(``domain.rules.episode_outcome``); ``outcomes()`` sums those with ``cohort_figures``, the same
-function a shadow run uses for its figures.
+Serves ``GET /clinics/{clinic_id}/outcomes`` and the clinic outcomes page. Each row keeps what
+the episode's events say (the criteria in force, the staged instrument, the assessments, the
+asserted decisions, the discharge and its course outcome) in ``state``, the discharge date in
+``discharged_on`` and the episode's outcome computed from them by the domain's rules
+(``domain.rules.episode_outcome``) one field a column, so a query reads no JSON but a closed NHS
+Talking Therapies course's outcome. ``outcomes()`` and ``outcomes_by_month()`` sum those with
+``cohort_figures``, the same function a shadow run uses for its figures; the database groups
+alike outcomes first (``COUNT(*)``), so Python builds one ``EpisodeOutcome`` per distinct outcome.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from datetime import date
+from itertools import repeat
 from typing import Any
 
 from domain.criteria.sets import CriteriaSet
@@ -31,21 +36,31 @@ from projections.base import (
     delete_episodes,
     erased_episode_ids,
     observations,
-    outcome_from_json,
-    outcome_to_json,
     skipped,
     to_json,
     topics_of,
 )
 
+# The outcome's fields kept as columns (``domain.rules.EpisodeOutcome``; booleans as 0/1, day
+# counts as integers or NULL); ``course`` is the one JSON column (NULL but for a closed NHS TT
+# course).
+FLAGS = ("closed", "below_threshold", "evaluable", "talking_therapies", "response",
+         "partial_remission", "remission", "recovery", "relapse", "recurrence")
+DAYS = ("days_to_response", "days_to_remission")
+OUTCOME_COLUMNS = (*FLAGS, *DAYS, "course")
+
 
 class CohortView(ReadModel):
     name = "cohort"
     topics = (*topics_of(Episode), ErasureCompleted.TOPIC)
-    version = 2  # v2: the facts the rules need in state, the outcome as an EpisodeOutcome
+    # v2: the facts the rules need in state, the outcome as an EpisodeOutcome; v3: the discharge
+    # date and the outcome one field a column (the figures by month of discharge, no JSON read)
+    version = 3
     tables = (
         "CREATE TABLE IF NOT EXISTS episode_outcomes (episode_id TEXT PRIMARY KEY, "
-        "clinic_id TEXT NOT NULL, state TEXT NOT NULL, outcome TEXT NOT NULL)",
+        "clinic_id TEXT NOT NULL, state TEXT NOT NULL, discharged_on TEXT, "
+        + ", ".join(f"{name} INTEGER NOT NULL" for name in FLAGS) + ", "
+        + ", ".join(f"{name} INTEGER" for name in DAYS) + ", course TEXT)",
         "CREATE INDEX IF NOT EXISTS episode_outcomes_clinic ON episode_outcomes (clinic_id)",
     )
 
@@ -59,24 +74,72 @@ class CohortView(ReadModel):
         if isinstance(event, Episode.Opened):
             state = {"criteria": event.criteria, "instrument": event.instrument,
                      "assessments": {}, "has_baseline": False, "stages": {}, "closed": False,
-                     "course": None}
-            cursor.execute("INSERT INTO episode_outcomes VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
-                           (episode_id, event.clinic_id, to_json(state),
-                            outcome_to_json(_outcome(state))))
+                     "course": None, "discharged_on": None}
+            cursor.execute(f"INSERT INTO episode_outcomes VALUES (?,?,?,?,{_MARKS}) "
+                           "ON CONFLICT DO NOTHING",
+                           (episode_id, event.clinic_id, to_json(state), None,
+                            *_columns(_outcome(state))))
             return
         cursor.execute("SELECT state FROM episode_outcomes WHERE episode_id = ?", (episode_id,))
         row = cursor.fetchone()
         if row is None or not _mutate(event, state := json.loads(row["state"])):
             return
-        cursor.execute("UPDATE episode_outcomes SET state = ?, outcome = ? WHERE episode_id = ?",
-                       (to_json(state), outcome_to_json(_outcome(state)), episode_id))
+        cursor.execute(f"UPDATE episode_outcomes SET state = ?, discharged_on = ?, {_SETS} "
+                       "WHERE episode_id = ?",
+                       (to_json(state), state.get("discharged_on"), *_columns(_outcome(state)),
+                        episode_id))
 
     def outcomes(self, clinic_id: str) -> CohortFigures:
-        """Cohort figures for one clinic (see ``domain.rules.CohortFigures``)."""
+        """Cohort figures for one clinic, every episode (open or closed) counted (see
+        ``domain.rules.CohortFigures``: rates in percent of evaluable episodes, medians in
+        days); all zero for a clinic without episodes."""
+        return self.overview(clinic_id)[0]
+
+    def outcomes_by_month(self, clinic_id: str) -> list[tuple[str, CohortFigures]]:
+        """The figures of the clinic's closed episodes grouped by the month of their discharge
+        date (``discharged_on``, the Closed event's clinical date), oldest first:
+        ``[("2026-03", CohortFigures), ...]``; months without a discharge are left out, open
+        episodes are in none. Empty when no episode of the clinic is closed."""
+        return self.overview(clinic_id)[1]
+
+    def overview(self, clinic_id: str) -> tuple[CohortFigures, list[tuple[str, CohortFigures]]]:
+        """``(outcomes(clinic_id), outcomes_by_month(clinic_id))`` from one query (the page
+        shows both)."""
+        groups: dict[str | None, list[tuple[EpisodeOutcome, int]]] = {}
         with self.reading() as cursor:
-            cursor.execute("SELECT outcome FROM episode_outcomes WHERE clinic_id = ?",
-                           (clinic_id,))
-            return cohort_figures(outcome_from_json(r["outcome"]) for r in cursor.fetchall())
+            cursor.execute(
+                f"SELECT substr(discharged_on, 1, 7) AS month, {', '.join(OUTCOME_COLUMNS)}, "
+                f"COUNT(*) AS n FROM episode_outcomes WHERE clinic_id = ? "
+                f"GROUP BY month, {', '.join(OUTCOME_COLUMNS)}", (clinic_id,))
+            for row in cursor.fetchall():
+                groups.setdefault(row["month"], []).append((_from_row(row), int(row["n"])))
+        everyone = cohort_figures(_expanded(g for rows in groups.values() for g in rows))
+        months = sorted(month for month in groups if month is not None)
+        return everyone, [(month, cohort_figures(_expanded(groups[month]))) for month in months]
+
+
+_MARKS = ",".join("?" * len(OUTCOME_COLUMNS))
+_SETS = ", ".join(f"{name} = ?" for name in OUTCOME_COLUMNS)
+
+
+def _columns(outcome: EpisodeOutcome) -> tuple[Any, ...]:
+    """The outcome's column values, in ``OUTCOME_COLUMNS`` order."""
+    return (*(int(getattr(outcome, name)) for name in FLAGS),
+            *(getattr(outcome, name) for name in DAYS),
+            to_json(outcome.course) if outcome.course is not None else None)
+
+
+def _from_row(row: Any) -> EpisodeOutcome:
+    """The EpisodeOutcome ``_columns`` stored in ``row``."""
+    return EpisodeOutcome(**{name: bool(row[name]) for name in FLAGS},
+                          **{name: row[name] for name in DAYS},
+                          course=json.loads(row["course"]) if row["course"] else None)
+
+
+def _expanded(groups: Iterable[tuple[EpisodeOutcome, int]]) -> Iterator[EpisodeOutcome]:
+    """Each outcome as many times as episodes have it (what ``cohort_figures`` counts)."""
+    for outcome, count in groups:
+        yield from repeat(outcome, count)
 
 
 def _mutate(event: Any, state: dict[str, Any]) -> bool:
@@ -93,6 +156,7 @@ def _mutate(event: Any, state: dict[str, Any]) -> bool:
         state["stages"].pop(event.stage_id, None)
     elif isinstance(event, Episode.Closed):
         state["closed"], state["course"] = True, event.outcome
+        state["discharged_on"] = event.clinical_date.isoformat()
     else:
         return False
     return True

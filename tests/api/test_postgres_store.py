@@ -74,7 +74,7 @@ VIEW_TABLES = {
     "access_log_v2": {"access_records", "access_record_clinics"},
     "audit_v1": {"audit_episodes", "audit_events"},
     "caseload_v1": {"caseload", "caseload_safety"},
-    "cohort_v2": {"episode_outcomes"},
+    "cohort_v3": {"episode_outcomes"},
     "episodes_v2": {"episodes"},
     "fold_inputs_v1": {"fold_inputs"},
     "stages_v1": {"stage_criteria", "stage_events"},
