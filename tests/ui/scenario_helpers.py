@@ -1,4 +1,5 @@
-"""A seeded store and a live server for the browser tests (tests/ui/test_e2e*.py, the screenshots).
+"""A seeded store and a live server for the browser tests (tests/ui/test_e2e*.py, the screenshots),
+the seeded pages by name, signing in through the sign-in page and the keyboard checks.
 
 ``live_server(folder)`` builds the services on SQLite in ``folder`` (development mode: no issuer,
 the dev sign-in on loopback) with a fixed clock (``NOW``, 2026-03-09T12:00Z, so "days since the
@@ -21,6 +22,7 @@ The seed (clinic-north unless said):
 - pt-4d10, overdue: PHQ-9 14 on 2026-01-12, flagged overdue on 2026-03-09 (56 days);
 - six closed episodes discharged in December 2025, January and February 2026 (two a month:
   ``CLOSED``), for the outcomes page;
+- the README's clinic variant ``clinic-north-recovery-26w`` of frank1991, by admin-ito;
 - one completed shadow run (``RUN_ID``) of clinic-north under frank1991 as known at ``NOW``,
   requested by res-park: the scenario's episode changes (partial remission under frank1991).
 """
@@ -39,8 +41,10 @@ from pathlib import Path
 from unittest import mock
 from uuid import UUID, uuid5
 
+import pytest
 import uvicorn
 from eventsourcing import domain as es_domain
+from playwright.sync_api import Page, expect
 
 from api import create_app
 from bootstrap import Services, Settings, build
@@ -49,6 +53,7 @@ NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
 EVENT_EPOCH = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
 CLINIC = "clinic-north"
 NAMESPACE = UUID("6f1d3c2e-1a4b-4c5d-9e8f-0a1b2c3d4e5f")
+CUSTOM_CRITERIA = "clinic-north-recovery-26w"  # the README's clinic variant, for the criteria page
 RUN_ID = UUID("00000000-0000-4000-8000-000000000014")
 
 # The README's first scenario (weekly from the opening).
@@ -137,6 +142,9 @@ def seed(services: Services) -> dict[str, UUID]:
                                   administered=start + timedelta(weeks=2 * fortnight),
                                   total=total, recorded_by="dr-lee")
         app.close_episode(closed, discharged_on=discharged, recorded_by="dr-lee")
+    app.register_criteria(criteria_id=CUSTOM_CRITERIA, base="frank1991",
+                          params={"recovery_min_days_from_full_onset": 182},
+                          source="Clinic North governance, 2026-03", recorded_by="admin-ito")
     with mock.patch("domain.rescoring.uuid4", return_value=RUN_ID):
         run = services.shadow_runs.request(criteria="frank1991", clinic_id=CLINIC,
                                            recorded_by="res-park")
@@ -192,3 +200,79 @@ def live_server(folder: Path) -> Iterator[Live]:
                 thread.join(timeout=30)
         finally:
             services.close()
+
+
+# -- the pages, signing in, the keyboard (what the test_e2e* modules share) -------------------
+
+SCENARIO_EPISODE = episode_id("pt-7f3a")
+OFF_TRACK_EPISODE = episode_id("pt-91c2")
+# Where each user lands after signing in (the sign-in page's redirect)
+USERS = {"dr-lee": "clinician", "res-park": "researcher", "auditor-ng": "auditor"}
+# page name -> (who reads it, path); every page the issue names, the episode page's options, an
+# error page
+PAGES: dict[str, tuple[str | None, str]] = {
+    "sign-in": (None, "/ui/sign-in"),
+    "caseload": ("dr-lee", f"/ui/clinics/{CLINIC}/caseload"),
+    "episode": ("dr-lee", f"/ui/episodes/{SCENARIO_EPISODE}"),
+    "episode-options": ("dr-lee",
+                        f"/ui/episodes/{SCENARIO_EPISODE}?axis=session&voided=1&retracted=1"),
+    "episode-alerts": ("dr-lee", f"/ui/episodes/{OFF_TRACK_EPISODE}"),
+    "episode-audit": ("auditor-ng", f"/ui/episodes/{SCENARIO_EPISODE}"),
+    "outcomes": ("res-park", f"/ui/clinics/{CLINIC}/outcomes"),
+    "rescoring": ("res-park", f"/ui/rescorings/{RUN_ID}"),
+    "rescoring-episode": ("res-park", f"/ui/rescorings/{RUN_ID}/episodes/{SCENARIO_EPISODE}"),
+    "criteria": ("dr-lee", "/ui/criteria"),
+    "not-found": ("dr-lee", "/ui/episodes/00000000-0000-4000-8000-000000000000"),
+}
+FORM_CONTROLS = ("INPUT", "SELECT", "TEXTAREA", "BUTTON")
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """One seeded live server per test module (scenario_helpers)."""
+    with live_server(tmp_path_factory.mktemp("e2e")) as served:
+        yield served
+
+
+def sign_in(page: Page, live: Live, user: str) -> None:
+    """Sign in as the dev user ``user`` with one click on the sign-in page."""
+    page.goto(live.url("/ui/sign-in"))
+    page.get_by_role("button", name=f"Sign in as {user}").click()
+    expect(page.get_by_text(f"Signed in as {user}")).to_be_visible()
+
+
+def open_page(page: Page, live: Live, name: str) -> None:
+    """Go to the page ``name`` of ``PAGES`` (signed in as its reader: call ``sign_in`` first)."""
+    page.goto(live.url(PAGES[name][1]))
+
+
+def skip_link_first(page: Page) -> None:
+    """Tab from the top of the page reaches the skip link first."""
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to main content")).to_be_focused()
+
+
+def tab_through(page: Page, limit: int = 150) -> list[dict[str, str]]:
+    """Tab through the page from the top until the focus leaves it or comes back to the skip
+    link; each focused element's tag, name/id and its computed outline (style and width)."""
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); "
+                  "window.scrollTo(0, 0); }")
+    seen: list[dict[str, str]] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused: dict[str, str] = page.evaluate("""() => { const e = document.activeElement;
+            if (!e || e === document.body) return {tag: 'BODY'};
+            const s = getComputedStyle(e);
+            return {tag: e.tagName, name: e.getAttribute('name') || e.id || e.textContent.trim().slice(0, 40),
+                    skip: e.classList.contains('skip') ? '1' : '', style: s.outlineStyle,
+                    width: s.outlineWidth}; }""")
+        if focused["tag"] == "BODY" or (seen and focused.get("skip")):
+            break
+        seen.append(focused)
+    return seen
+
+
+def invisible_focus(page: Page) -> list[dict[str, str]]:
+    """The form controls Tab reaches whose focus has no outline of 2 px or more."""
+    return [f for f in tab_through(page) if f["tag"] in FORM_CONTROLS
+            and (f["style"] in ("none", "") or float(f["width"].removesuffix("px") or 0) < 2)]
