@@ -6,15 +6,24 @@ SVG fragment to embed in the HTML with ``role="img"``, a ``<title>`` and a ``<de
 table of the same data (the page renders the table). Scores are in points on the instrument's
 published scale: higher is always more severe and is drawn upwards (never flipped).
 
-Interface fixed for issue 14's parallel work; the drawing is ``charts``' own (ADR 0036)."""
+Drawn with matplotlib's object-oriented API into SVG (ADR 0036; ``api.ui.chart_svg`` makes the
+fragment). Sizes are CSS pixels at the natural size (720 x 320); text is at least 12 px, #1a1a1a
+on white or on a band fill of at least 4.5:1."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
 from markupsafe import Markup
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure as MplFigure
+from matplotlib.ticker import FixedLocator, MaxNLocator, MultipleLocator
+
+from api.ui.chart_svg import INK, drawing, to_fragment
 
 Axis = Literal["date", "session"]
 
@@ -107,13 +116,246 @@ class Figure:
     description: str
 
 
+WIDTH, HEIGHT = 720, 320  # CSS pixels; the SVG's viewBox, scaled by CSS (max-width: 100%)
+LEFT, RIGHT, TOP, BOTTOM = 64, 14, 40, 52  # plot margins, pixels
+# Severity band fills, least to most severe: a sequential orange whose relative luminance falls
+# step by step (0.93 .. 0.29), so the order reads in greyscale too; #1a1a1a text on the darkest
+# is 5.6:1. Picked evenly for fewer bands; more than six fall back to greys of falling luminance.
+BAND_FILLS = ("#fff5eb", "#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913")
+LINE = "#08306b"  # the scores: 4.1:1 on the darkest band fill, 12.6:1 on white
+DECISION = "#4a1486"  # stage decisions: 3.9:1 on the darkest band fill
+EXPECTED = "#1f78b4"
+SERIES_STYLES = (  # rates: colour, marker and dash pattern all differ, and a labelled legend
+    ("#08306b", "o", "-"), ("#a63603", "s", "--"), ("#00604a", "^", ":"),
+    ("#6a1b9a", "D", "-."), ("#1a1a1a", "v", (0, (6, 2, 1, 2, 1, 2))), ("#7a4a00", "P", (0, (2, 2))),
+)
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+EXPECTED_LABEL = "expected (80 %)"
+PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
+
+
+def band_fills(count: int) -> tuple[str, ...]:
+    """``count`` fill colours (hex), least severe first, each darker in luminance than the last."""
+    if count <= len(BAND_FILLS):
+        last = len(BAND_FILLS) - 1
+        return tuple(BAND_FILLS[round(i * last / max(count - 1, 1))] for i in range(count))
+    greys = (round(245 - i * (245 - 140) / (count - 1)) for i in range(count))
+    return tuple(f"#{g:02x}{g:02x}{g:02x}" for g in greys)
+
+
 def trajectory_figure(chart: Trajectory, *, figure_id: str, title: str,
                       description: str) -> Figure:
     """The trajectory chart of ``chart`` as SVG; ``figure_id`` makes its element ids unique in
-    the page."""
-    raise NotImplementedError("charts: drawing not built yet (issue 14, ADR 0036)")
+    the page (ids ``{figure_id}-...``; letters, digits, "-" and "_", else ``ValueError``).
+
+    The y axis is ``chart.scale`` in points, higher upwards; bands shaded and labelled at the
+    right edge; thresholds dashed/dotted and labelled at the left; scores a line of filled
+    circles, voided ones hollow diamonds not joined; decisions vertical lines (retracted ones
+    dashed, "(retracted)"); the expected band hatched, "expected (80 %)". The x axis is the
+    clinical date (ticks "5 Jan") or the session number (1..n), as ``chart.axis`` says."""
+    with drawing(WIDTH, HEIGHT) as figure:
+        svg = _draw_trajectory(figure, chart, figure_id, title, description)
+    return Figure(svg=svg, title=title, description=description)
+
+
+def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title: str,
+                     description: str) -> Markup:
+    ax = _frame(figure)
+    x_of = _XScale(chart)
+    low, high = chart.scale
+    ax.set_ylim(low, high)  # the published scale, never inverted
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_ylabel(f"{chart.instrument} total (points)")
+    label_room = max((len(b.label) for b in chart.bands), default=0) * PX_PER_CHAR + 12
+    _set_x_range(ax, chart, x_of, label_room)
+    _draw_bands(ax, chart)
+    _draw_thresholds(ax, chart)
+    _draw_expected(ax, chart, x_of)
+    _draw_decisions(ax, chart, x_of)
+    _draw_points(ax, chart, x_of)
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2,
+              handlelength=2.4)
+    return to_fragment(figure, figure_id=figure_id, title=title, description=description)
 
 
 def rates_figure(chart: RatesChart, *, figure_id: str, title: str, description: str) -> Figure:
-    """Outcome rates (percent) by month of discharge as SVG lines, one per series."""
-    raise NotImplementedError("charts: drawing not built yet (issue 14, ADR 0036)")
+    """Outcome rates (percent) by month of discharge as SVG lines, one per series: y 0..100 %,
+    x the months in order; each series its own colour, marker and dash pattern, named in the
+    legend; a month without evaluable episodes (None) is a gap. ``ValueError`` for a series
+    whose values do not match the months, or a bad ``figure_id``."""
+    with drawing(WIDTH, HEIGHT) as figure:
+        svg = _draw_rates(figure, chart, figure_id, title, description)
+    return Figure(svg=svg, title=title, description=description)
+
+
+def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str,
+                description: str) -> Markup:
+    ax = _frame(figure)
+    ax.set_ylim(0, 100)
+    ax.yaxis.set_major_locator(MultipleLocator(20))
+    ax.grid(axis="y", color="#c8c8c8", linewidth=0.8)
+    ax.set_ylabel("percent of evaluable episodes")
+    ax.set_xlabel("month of discharge")
+    count = len(chart.months)
+    ax.set_xlim(-0.5, max(count - 0.5, 0.5))
+    step = max(1, math.ceil(count / 12))
+    ticks = list(range(0, count, step))
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([_month_label(chart.months, i) for i in ticks])
+    for i, series in enumerate(chart.series):
+        if len(series.values) != count:
+            raise ValueError(f"series {series.label!r}: {len(series.values)} values, {count} months")
+        colour, marker, dashes = SERIES_STYLES[i % len(SERIES_STYLES)]
+        ys = [math.nan if v is None else v for v in series.values]
+        ax.plot(range(count), ys, color=colour, marker=marker, linestyle=dashes, linewidth=2,
+                markersize=7, label=series.label, gid=f"series-{i}", clip_on=False)
+    if chart.series:
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(len(chart.series), 5),
+                  frameon=False, borderaxespad=0.2, handlelength=3)
+    return to_fragment(figure, figure_id=figure_id, title=title, description=description)
+
+
+def _frame(figure: MplFigure) -> Axes:
+    """The plot's axes: fixed margins, a plain frame (left and bottom axes only)."""
+    ax = figure.add_subplot()
+    figure.subplots_adjust(left=LEFT / WIDTH, right=1 - RIGHT / WIDTH, top=1 - TOP / HEIGHT,
+                              bottom=BOTTOM / HEIGHT)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.set_facecolor("white")
+    return ax
+
+
+class _XScale:
+    """x of a (date, session): days since the chart's first date on the date axis, else the
+    session number (a decision or expected point without one takes the session of the last
+    point on or before its date; None when there is none)."""
+
+    def __init__(self, chart: Trajectory) -> None:
+        dates = ([p.on for p in chart.points] + [d.on for d in chart.decisions]
+                 + [e.on for e in chart.expected])
+        self.origin = min(dates, default=date(2000, 1, 1))
+        self.by_date = chart.axis == "date"
+        self.sessions = sorted((p.on, p.session) for p in chart.points)
+
+    def __call__(self, on: date, session: int | None) -> float | None:
+        if self.by_date:
+            return float((on - self.origin).days)
+        if session is not None:
+            return float(session)
+        before = [s for d, s in self.sessions if d <= on]
+        return float(before[-1]) if before else None
+
+    def all_of(self, chart: Trajectory) -> list[float | None]:
+        """The x of everything drawn along the axis."""
+        marks = [(p.on, p.session) for p in chart.points] + [(d.on, d.session) for d in chart.decisions]
+        return [self(on, s) for on, s in marks + [(e.on, e.session) for e in chart.expected]]
+
+
+def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) -> None:
+    """x limits leaving ``label_room`` pixels right of the data for the band labels; the ticks."""
+    known = [x for x in x_of.all_of(chart) if x is not None]
+    session = chart.axis == "session"
+    first, last = (min(known), max(known)) if known else ((1.0, 2.0) if session else (0.0, 28.0))
+    pad = 0.5 if session else max(1.0, (last - first) * 0.03)
+    start, end = first - pad, max(last + pad, first + pad)
+    plot_px = WIDTH - LEFT - RIGHT
+    share = 1 - min(0.4, label_room / plot_px)
+    ax.set_xlim(start, start + (end - start) / share)
+    if session:
+        n = int(last)
+        step = 1 if n <= 16 else math.ceil(n / 12)
+        ticks = [float(s) for s in range(1, n + 1, step)]
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.set_xticklabels([str(int(t)) for t in ticks])
+        ax.set_xlabel("session")
+        return
+    span = last - first
+    step = next((s for s in (1, 2, 7, 14, 28, 56, 91, 182, 364) if span / s <= 7), 728)
+    ticks = [first + k * step for k in range(int(span // step) + 1)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    origin = x_of.origin.toordinal()
+    ax.set_xticklabels(_date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
+    ax.set_xlabel("clinical date")
+
+
+def _date_labels(days: Sequence[date]) -> list[str]:
+    """ "5 Jan" per tick; the year on the first tick and where the year changes."""
+    labels, year = [], None
+    for day in days:
+        text = f"{day.day} {MONTHS[day.month - 1]}"
+        labels.append(text if day.year == year else f"{text} {day.year}")
+        year = day.year
+    return labels
+
+
+def _month_label(months: Sequence[str], i: int) -> str:
+    """ "Jan" for "2026-01", with the year below on the first month and on each January."""
+    year, month = months[i].split("-")[:2]
+    name = MONTHS[int(month) - 1]
+    return f"{name}\n{year}" if i == 0 or month == "01" else name
+
+
+def _draw_bands(ax: Axes, chart: Trajectory) -> None:
+    """Each band from midway after the previous band's top to midway before the next one's low."""
+    bands = sorted(chart.bands, key=lambda b: b.low)
+    low, high = chart.scale
+    transform = ax.get_yaxis_transform()
+    for i, (band, fill) in enumerate(zip(bands, band_fills(len(bands)), strict=True)):
+        y0 = low if i == 0 else (bands[i - 1].high + band.low) / 2
+        y1 = high if i == len(bands) - 1 else (band.high + bands[i + 1].low) / 2
+        y0, y1 = max(y0, low), min(y1, high)
+        ax.axhspan(y0, y1, facecolor=fill, edgecolor="none", zorder=0, gid=f"band-{i}")
+        ax.text(0.995, (y0 + y1) / 2, band.label, transform=transform, ha="right", va="center",
+                color=INK, zorder=1, gid=f"band-label-{i}")
+
+
+def _draw_thresholds(ax: Axes, chart: Trajectory) -> None:
+    transform = ax.get_yaxis_transform()
+    for i, threshold in enumerate(chart.thresholds):
+        ax.axhline(threshold.value, color=INK, linewidth=1.5, linestyle="--" if i % 2 == 0 else ":",
+                   zorder=2, gid=f"threshold-{i}")
+        ax.text(0.005, threshold.value, threshold.label, transform=transform, ha="left",
+                va="bottom", zorder=5, gid=f"threshold-label-{i}",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
+
+
+def _draw_expected(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
+    rows = sorted((x, e.low, e.high) for e in chart.expected
+                  if (x := x_of(e.on, e.session)) is not None)
+    if not rows:
+        return
+    xs, lows, highs = zip(*rows, strict=True)
+    ax.fill_between(xs, lows, highs, facecolor=(0.12, 0.47, 0.71, 0.15), edgecolor="none",
+                    zorder=3, gid="expected-fill")
+    ax.fill_between(xs, lows, highs, facecolor="none", edgecolor=EXPECTED, hatch="//",
+                    linewidth=1, zorder=3, label=EXPECTED_LABEL, gid="expected")
+
+
+def _draw_decisions(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
+    transform = ax.get_xaxis_transform()
+    for i, mark in enumerate(chart.decisions):
+        x = x_of(mark.on, mark.session)
+        if x is None:
+            continue
+        ax.axvline(x, color=DECISION, linewidth=1.5, linestyle="--" if mark.retracted else "-",
+                   zorder=4, gid=f"decision-{i}")
+        text = f"{mark.label} (retracted)" if mark.retracted else mark.label
+        ax.text(x, 0.98, text, transform=transform, rotation=90, ha="right", va="top",
+                color=INK, zorder=5, gid=f"decision-label-{i}",
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
+
+
+def _draw_points(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
+    """Counted scores: a line of filled circles in x order; voided ones: hollow diamonds."""
+    counted = sorted((x_of(p.on, p.session), p.total) for p in chart.points if not p.voided)
+    voided = sorted((x_of(p.on, p.session), p.total) for p in chart.points if p.voided)
+    if counted:
+        xs, ys = zip(*counted, strict=True)
+        ax.plot(xs, ys, color=LINE, linewidth=2, marker="o", markersize=7, markerfacecolor=LINE,
+                markeredgecolor="white", markeredgewidth=1, zorder=6, clip_on=False,
+                label="scores", gid="points")
+    if voided:
+        xs, ys = zip(*voided, strict=True)
+        ax.plot(xs, ys, linestyle="none", marker="D", markersize=8, markerfacecolor="white",
+                markeredgecolor=LINE, markeredgewidth=2, zorder=6, clip_on=False,
+                label="voided (not counted)", gid="voided")
