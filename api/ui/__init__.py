@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from api.auth import DevIssuer, dev_key_path
 from api.ui import pages, sign_in
+from api.ui.episode import router as episode_router
 from api.ui.rendering import STATIC, PageError, page_error
 from bootstrap import Settings
 
@@ -38,6 +39,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     app.add_exception_handler(PageError, page_error)  # type: ignore[arg-type]
     app.include_router(pages.router)
+    app.include_router(episode_router)
     if settings.auth_issuer is None:
         # Development mode serves on loopback only (cli serve), so the cookie is not Secure;
         # an issuer's OpenID Connect sign-in (not built yet) will need https_only=True.
