@@ -42,6 +42,21 @@ from trust.files import tighten_store, write_new_private
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,39}$")
 STORE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 POSTGRES_FACTORY = "application.postgres:Factory"
+MIN_SESSION_SECRET = 32  # characters of the pages' session secret
+
+
+def _base_url(value: str) -> str:
+    """``ui_base_url`` without its trailing ``/``. Raises ``ValueError`` unless it is an
+    absolute https URL (http only for a loopback host) without query or fragment."""
+    from urllib.parse import urlsplit
+    parts = urlsplit(value.strip())
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or (
+            parts.fragment) or (parts.scheme == "http" and not loopback):
+        raise ValueError("OUTCOMES_UI_BASE_URL must be the service's external https URL (http "
+                         "only on localhost), without query or fragment, e.g. "
+                         "https://outcomes.example.org")
+    return value.strip().rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -109,6 +124,16 @@ class Settings(BaseSettings):
     auth_roles_claim: str = "roles"  # dotted paths allowed: realm_access.roles (Keycloak)
     auth_clinics_claim: str = "clinics"  # a list of clinic ids
     auth_leeway: float = Field(default=30, ge=0, le=300)  # seconds of clock skew on exp/nbf/iat
+    # The pages' OpenID Connect sign-in (api.ui.oidc, ADR 0035), with an issuer only: the client
+    # registered at the issuer (no secret: a public client, PKCE only), the secret every worker
+    # and host shares to encrypt the session cookie (or a file holding it; required with a
+    # client id; at least 32 characters), and the external URL of this service (redirect_uri
+    # behind a proxy; default: the request's own URL).
+    ui_client_id: str | None = None
+    ui_client_secret: SecretStr | None = None
+    ui_session_secret: SecretStr | None = None
+    ui_session_secret_file: Path | None = None
+    ui_base_url: str | None = None
 
     # Bounded resources (api.limits, api.serving; README "Limits"): body bytes (413), seconds for
     # a body (408) and for a request's headers (connection closed with 408), requests per identity
@@ -156,6 +181,47 @@ class Settings(BaseSettings):
             self.store = self.persistence
         self.persistence = self.store
         return self
+
+    @model_validator(mode="after")
+    def _ui_sign_in(self) -> Settings:
+        """The pages' sign-in settings hang together (ValueError naming the setting)."""
+        if self.ui_client_id is not None and self.auth_issuer is None:
+            raise ValueError("OUTCOMES_UI_CLIENT_ID needs OUTCOMES_AUTH_ISSUER (the OpenID "
+                             "Connect sign-in is the issuer's); unset it in development mode")
+        if self.ui_session_secret is not None and self.ui_session_secret_file is not None:
+            raise ValueError("set one of OUTCOMES_UI_SESSION_SECRET and "
+                             "OUTCOMES_UI_SESSION_SECRET_FILE, not both")
+        if self.ui_session_secret is not None and len(
+                self.ui_session_secret.get_secret_value().strip()) < MIN_SESSION_SECRET:
+            raise ValueError(f"OUTCOMES_UI_SESSION_SECRET must be at least {MIN_SESSION_SECRET} "
+                             "characters (e.g. `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'`)")
+        if self.ui_client_id is not None and self.ui_session_secret is None and (
+                self.ui_session_secret_file is None):
+            raise ValueError("OUTCOMES_UI_CLIENT_ID needs OUTCOMES_UI_SESSION_SECRET (or "
+                             "OUTCOMES_UI_SESSION_SECRET_FILE): the secret every worker and "
+                             "host shares to encrypt the pages' session cookie")
+        if self.ui_base_url is not None:
+            self.ui_base_url = _base_url(self.ui_base_url)
+        return self
+
+    def ui_session_secret_value(self) -> bytes | None:
+        """The pages' session secret (``ui_session_secret``, else the file's stripped text), or
+        None when neither is set. Raises ``ValueError`` naming the setting for a missing,
+        unreadable or too short file."""
+        if self.ui_session_secret is not None:
+            return self.ui_session_secret.get_secret_value().strip().encode()
+        if self.ui_session_secret_file is None:
+            return None
+        try:
+            text = self.ui_session_secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"OUTCOMES_UI_SESSION_SECRET_FILE {self.ui_session_secret_file}: "
+                             f"cannot be read ({exc.strerror})") from None
+        if len(text) < MIN_SESSION_SECRET:
+            raise ValueError(f"OUTCOMES_UI_SESSION_SECRET_FILE {self.ui_session_secret_file}: "
+                             f"the secret must be at least {MIN_SESSION_SECRET} characters")
+        return text.encode()
 
     @field_validator("rate_limit")
     @classmethod

@@ -16,7 +16,8 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
 TITLES = {400: "Bad request", 401: "Sign-in required", 403: "Not allowed", 404: "Not found",
-          422: "Invalid input"}
+          405: "Method not allowed", 409: "Conflict", 422: "Invalid input",
+          502: "Identity provider unavailable"}
 
 
 class PageError(Exception):
@@ -40,7 +41,8 @@ def page_error(request: Request, exc: PageError) -> Response:
     if exc.status == 401 and has_session(request) and not request.headers.get("authorization"):
         return RedirectResponse("/ui/sign-in", status_code=303)
     return render(request, "error.html", {"title": TITLES.get(exc.status, "Error"),
-                                          "detail": exc.detail}, status=exc.status)
+                                          "detail": exc.detail, "status": exc.status},
+                  status=exc.status)
 
 
 def has_session(request: Request) -> bool:

@@ -1,9 +1,12 @@
 """Development-mode sign-in (no issuer configured; ``make run``): the local dev users, one
 click each, from loopback clients only. Signing in mints a token of the local issuer (the one
-``outcomes dev-token`` uses) into the session; the pages validate it like any bearer token."""
+``outcomes dev-token`` uses) into the encrypted session (``api.ui.session``); the pages
+validate it like any bearer token. Not installed when an issuer is configured (``api.ui.oidc``
+signs in then)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -11,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import DEV_AUDIENCE, DevIssuer, dev_key_path, is_loopback
 from api.ui.rendering import PageError, checked_form, render
+from api.ui.session import EXPIRES_KEY
 from bootstrap import Settings
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -63,6 +67,7 @@ async def sign_in(request: Request) -> Response:
         audience=settings.auth_audience or DEV_AUDIENCE)
     request.session.clear()  # a new session (and CSRF token) per sign-in: no fixation
     request.session["token"] = token
+    request.session[EXPIRES_KEY] = int(time.time()) + TOKEN_SECONDS  # the cookie's end, too
     return RedirectResponse(f"/ui/clinics/{user.clinics[0]}/caseload", status_code=303)
 
 
