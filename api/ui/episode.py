@@ -167,7 +167,7 @@ def page(request: Request, principal: Principal, episode_id: UUID, opts: Options
         "alerts": alerts, "kinds": KIND_LABELS, "statuses": STATUS_LABELS,
         "actions": [(a, ACTION_LABELS.get(a, a)) for a in ACTIONS],
         "can_write": principal.has("clinician"), "audit": audit,
-        "record": {"instrument": instrument, "items": item_count(instrument),
+        "record": {"instrument": instrument, "item_fields": item_count(instrument),
                    "assessment_id": str(uuid4())},
         "instruments": sorted(INSTRUMENTS), "form": form, "recorded": recorded,
         "day": day, "points": points, "when": when,
@@ -187,7 +187,8 @@ def episode_page(episode_id: str, request: Request, principal: PagePrincipal,
 
 
 def field_of(error: DomainError, *, items: int) -> str:
-    """The form field a domain error names: ``items[3]`` -> ``item_4``, ``items`` -> ``item_1``;
+    """The form field a domain error names: ``items[3]`` -> ``item_4``, ``items`` -> ``item_1``,
+    ``item_2`` as it is;
     ``total`` -> ``item_1`` when the form shows items; the other fields as named; ``""`` (the
     form as a whole) for anything the form does not show."""
     name = error.field or ""
@@ -195,6 +196,8 @@ def field_of(error: DomainError, *, items: int) -> str:
         return f"item_{int(name[6:-1]) + 1}"
     if name == "items" or (name == "total" and items):
         return "item_1" if items else "total"
+    if name.startswith("item_") and name[5:].isdigit():
+        return name
     return name if name in ("administered_on", "total") else ""
 
 

@@ -43,8 +43,11 @@ class Decision:
     degree: str | None = None
 
 
-def day(value: date) -> str:
-    """``date(2026, 1, 26)`` -> "26 Jan 2026" (English month abbreviations, whatever the locale)."""
+def day(value: date | str) -> str:
+    """``date(2026, 1, 26)`` (or "2026-01-26") -> "26 Jan 2026" (English month abbreviations,
+    whatever the locale). Raises ValueError for a string that is not an ISO date."""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
