@@ -227,8 +227,8 @@ PAGES: dict[str, tuple[str | None, str]] = {
 FORM_CONTROLS = ("INPUT", "SELECT", "TEXTAREA", "BUTTON")
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+@pytest.fixture(scope="module", name="live")
+def live_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """One seeded live server per test module (scenario_helpers)."""
     with live_server(tmp_path_factory.mktemp("e2e")) as served:
         yield served

@@ -17,7 +17,7 @@ from scenario_helpers import (
     RUN_ID,
     SCENARIO_EPISODE,
     Live,
-    live,  # noqa: F401  (fixture)
+    live_fixture,  # noqa: F401  (the fixture "live")
     sign_in,
 )
 
