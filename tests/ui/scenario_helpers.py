@@ -241,6 +241,16 @@ def sign_in(page: Page, live: Live, user: str) -> None:
     expect(page.get_by_text(f"Signed in as {user}")).to_be_visible()
 
 
+def visit(page: Page, live: Live, name: str) -> int:
+    """Sign in as the page's reader (if any), open it; its HTTP status."""
+    who, path = PAGES[name]
+    if who is not None:
+        sign_in(page, live, who)
+    reply = page.goto(live.url(path))
+    assert reply is not None
+    return reply.status
+
+
 def open_page(page: Page, live: Live, name: str) -> None:
     """Go to the page ``name`` of ``PAGES`` (signed in as its reader: call ``sign_in`` first)."""
     page.goto(live.url(PAGES[name][1]))

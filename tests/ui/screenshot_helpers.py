@@ -22,7 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHROMIUM_ARGS, VIEWPORT, in_ci
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, in_ci
 from PIL import Image, ImageChops
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright
 
@@ -58,21 +58,25 @@ def require_dejavu() -> None:
     pytest.skip(reason)
 
 
-def screenshot_browser(playwright: Playwright) -> Browser:
-    """Chromium launched for stable screenshots (no font hinting, sRGB)."""
-    from browser_helpers import CHROMIUM
-
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=SCREENSHOT_ARGS)
-
-
-@pytest.fixture
-def shot_context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh context at 1280x800, scale 1, reduced motion, light scheme."""
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1,
-                                  reduced_motion="reduce", color_scheme="light",
-                                  locale="en-GB", timezone_id="UTC")
+@pytest.fixture(scope="module", name="shot_browser")
+def shot_browser_fixture(playwright: Playwright) -> Iterator[Browser]:
+    """Chromium launched for stable screenshots (no font hinting, sRGB), once per module."""
+    require_dejavu()
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=SCREENSHOT_ARGS)
     try:
-        yield context
+        yield launched
+    finally:
+        launched.close()
+
+
+@pytest.fixture(name="shot_page")
+def shot_page_fixture(shot_browser: Browser) -> Iterator[Page]:
+    """A page of a fresh context at 1280x800, scale 1, reduced motion, light scheme, UTC."""
+    context: BrowserContext = shot_browser.new_context(
+        viewport=VIEWPORT, device_scale_factor=1, reduced_motion="reduce",
+        color_scheme="light", locale="en-GB", timezone_id="UTC")
+    try:
+        yield context.new_page()
     finally:
         context.close()
 
@@ -105,6 +109,7 @@ def compare(page: Page, name: str, out: Path, *, mask: Sequence[Locator] = (),
     (module docstring); ``mask``: locators painted over in both (nothing of ours changes from
     run to run today). Raises AssertionError naming the written actual and diff files in
     ``out`` when they differ, or when there is no baseline."""
+    page.evaluate("() => document.fonts.ready.then(() => true)")
     png = page.screenshot(full_page=True, animations="disabled", caret="hide", mask=list(mask),
                           scale="css")
     baseline_path = BASELINES / f"{name}.png"

@@ -15,9 +15,9 @@ from scenario_helpers import (
     Live,
     invisible_focus,
     live_fixture,  # noqa: F401  (the fixture "live")
-    sign_in,
     skip_link_first,
     tab_through,
+    visit,
 )
 
 pytestmark = pytest.mark.ui
@@ -28,16 +28,6 @@ LANDMARK = {"sign-in": "form", "caseload": "table", "episode": "#summary",
             "episode-audit": "#audit table", "outcomes": "#rates",
             "rescoring": "#rates-compare", "rescoring-episode": "#after",
             "criteria": "#criteria", "not-found": "h1"}
-
-
-def visit(page: Page, live: Live, name: str) -> int:
-    """Sign in as the page's reader (if any), open it; its HTTP status."""
-    who, path = PAGES[name]
-    if who is not None:
-        sign_in(page, live, who)
-    reply = page.goto(live.url(path))
-    assert reply is not None
-    return reply.status
 
 
 @pytest.mark.parametrize("name", list(PAGES))
