@@ -56,6 +56,8 @@ RC: dict[Any, Any] = {
 
 _LOCK = threading.Lock()
 _ID = re.compile(r"url\(#([^)]+)\)")
+_REF = re.compile(r"^#(.+)$|url\(#([^)]+)\)")
+_AUTO_ID = re.compile(r"[A-Za-z0-9.]+_\d+")  # the backend's own group names: text_3, line2d_7
 
 ET.register_namespace("", SVG_NS)
 
@@ -90,15 +92,19 @@ def to_fragment(figure: MplFigure, *, figure_id: str, title: str, description: s
 
 
 def _rewrite(root: ET.Element, figure_id: str, width: int, height: int) -> None:
-    """Prefix ids and references, drop metadata, scope the style, set the root's attributes."""
+    """Prefix ids and references, drop the backend's unreferenced group ids (``patch_3``) and
+    its metadata, scope its style, set the root's attributes."""
     for parent in list(root.iter()):
         for child in list(parent):
             if child.tag == f"{{{SVG_NS}}}metadata":
                 parent.remove(child)
     root_id = f"{figure_id}-svg"
+    referenced = {m.group(1) or m.group(2) for e in root.iter() for v in e.attrib.values()
+                  for m in _REF.finditer(v)}
     for element in root.iter():
-        if "id" in element.attrib:
-            element.set("id", f"{figure_id}-{element.get('id')}")
+        own = element.attrib.pop("id", None)
+        if own is not None and (own in referenced or not _AUTO_ID.fullmatch(own)):
+            element.set("id", f"{figure_id}-{own}")
         href = element.attrib.pop(XLINK_HREF, None)
         if href is not None:
             element.set("href", f"#{figure_id}-{href.removeprefix('#')}")

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from markupsafe import Markup
@@ -116,21 +117,27 @@ class Figure:
     description: str
 
 
+# The same input draws the same bytes, so the last figures drawn are kept (about 20 kB each):
+# an episode page shown again after a form's redirect, or by the next clinician, draws nothing.
+CACHE_SIZE = 256
 WIDTH, HEIGHT = 720, 320  # CSS pixels; the SVG's viewBox, scaled by CSS (max-width: 100%)
 LEFT, RIGHT, TOP, BOTTOM = 64, 14, 40, 52  # plot margins, pixels
 # Severity band fills, least to most severe: a sequential orange whose relative luminance falls
-# step by step (0.93 .. 0.29), so the order reads in greyscale too; #1a1a1a text on the darkest
-# is 5.6:1. Picked evenly for fewer bands; more than six fall back to greys of falling luminance.
-BAND_FILLS = ("#fff5eb", "#fee6ce", "#fdd0a2", "#fdae6b", "#fd8d3c", "#f16913")
-LINE = "#08306b"  # the scores: 4.1:1 on the darkest band fill, 12.6:1 on white
-DECISION = "#4a1486"  # stage decisions: 3.9:1 on the darkest band fill
-EXPECTED = "#1f78b4"
+# step by step (0.94, 0.84, 0.72, 0.59, 0.46, 0.35), so the order reads in greyscale too;
+# #1a1a1a text on the darkest is 6.6:1. Picked evenly for fewer bands; more than six fall back
+# to greys of falling luminance.
+BAND_FILLS = ("#fdf8f2", "#fbead6", "#f7d7b5", "#f1c092", "#e9a671", "#df8c55")
+LINE = "#08306b"  # the scores: 4.9:1 on the darkest band fill (>= 3:1 for graphics), 12.6:1 on white
+DECISION = "#4a1486"  # stage decisions: 4.6:1 on the darkest band fill
+EXPECTED = "#174a7c"  # the expected band's hatching and outline: 3.3:1 on the darkest fill
 SERIES_STYLES = (  # rates: colour, marker and dash pattern all differ, and a labelled legend
     ("#08306b", "o", "-"), ("#a63603", "s", "--"), ("#00604a", "^", ":"),
     ("#6a1b9a", "D", "-."), ("#1a1a1a", "v", (0, (6, 2, 1, 2, 1, 2))), ("#7a4a00", "P", (0, (2, 2))),
 )
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 EXPECTED_LABEL = "expected (80 %)"
+SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
+LEGEND_ORDER = (SCORES_LABEL, VOIDED_LABEL, EXPECTED_LABEL)
 PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
 
 
@@ -152,10 +159,16 @@ def trajectory_figure(chart: Trajectory, *, figure_id: str, title: str,
     right edge; thresholds dashed/dotted and labelled at the left; scores a line of filled
     circles, voided ones hollow diamonds not joined; decisions vertical lines (retracted ones
     dashed, "(retracted)"); the expected band hatched, "expected (80 %)". The x axis is the
-    clinical date (ticks "5 Jan") or the session number (1..n), as ``chart.axis`` says."""
-    with drawing(WIDTH, HEIGHT) as figure:
-        svg = _draw_trajectory(figure, chart, figure_id, title, description)
+    clinical date (ticks "5 Jan") or the session number (1..n), as ``chart.axis`` says. The
+    last ``CACHE_SIZE`` figures are kept: the same arguments return the same ``Markup``."""
+    svg = _trajectory_svg(chart, figure_id, title, description)
     return Figure(svg=svg, title=title, description=description)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _trajectory_svg(chart: Trajectory, figure_id: str, title: str, description: str) -> Markup:
+    with drawing(WIDTH, HEIGHT) as figure:
+        return _draw_trajectory(figure, chart, figure_id, title, description)
 
 
 def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title: str,
@@ -173,8 +186,10 @@ def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title
     _draw_expected(ax, chart, x_of)
     _draw_decisions(ax, chart, x_of)
     _draw_points(ax, chart, x_of)
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2,
-              handlelength=2.4)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: LEGEND_ORDER.index(labels[i]))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
+              bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2, handlelength=2.4)
     return to_fragment(figure, figure_id=figure_id, title=title, description=description)
 
 
@@ -183,9 +198,14 @@ def rates_figure(chart: RatesChart, *, figure_id: str, title: str, description: 
     x the months in order; each series its own colour, marker and dash pattern, named in the
     legend; a month without evaluable episodes (None) is a gap. ``ValueError`` for a series
     whose values do not match the months, or a bad ``figure_id``."""
-    with drawing(WIDTH, HEIGHT) as figure:
-        svg = _draw_rates(figure, chart, figure_id, title, description)
+    svg = _rates_svg(chart, figure_id, title, description)
     return Figure(svg=svg, title=title, description=description)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _rates_svg(chart: RatesChart, figure_id: str, title: str, description: str) -> Markup:
+    with drawing(WIDTH, HEIGHT) as figure:
+        return _draw_rates(figure, chart, figure_id, title, description)
 
 
 def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str,
@@ -221,6 +241,8 @@ def _frame(figure: MplFigure) -> Axes:
     figure.subplots_adjust(left=LEFT / WIDTH, right=1 - RIGHT / WIDTH, top=1 - TOP / HEIGHT,
                               bottom=BOTTOM / HEIGHT)
     ax.spines[["top", "right"]].set_visible(False)
+    ax.xaxis.set_gid("x-axis")
+    ax.yaxis.set_gid("y-axis")
     ax.set_facecolor("white")
     return ax
 
@@ -325,7 +347,7 @@ def _draw_expected(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
     if not rows:
         return
     xs, lows, highs = zip(*rows, strict=True)
-    ax.fill_between(xs, lows, highs, facecolor=(0.12, 0.47, 0.71, 0.15), edgecolor="none",
+    ax.fill_between(xs, lows, highs, facecolor=(0.09, 0.29, 0.49, 0.12), edgecolor="none",
                     zorder=3, gid="expected-fill")
     ax.fill_between(xs, lows, highs, facecolor="none", edgecolor=EXPECTED, hatch="//",
                     linewidth=1, zorder=3, label=EXPECTED_LABEL, gid="expected")
@@ -353,9 +375,9 @@ def _draw_points(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
         xs, ys = zip(*counted, strict=True)
         ax.plot(xs, ys, color=LINE, linewidth=2, marker="o", markersize=7, markerfacecolor=LINE,
                 markeredgecolor="white", markeredgewidth=1, zorder=6, clip_on=False,
-                label="scores", gid="points")
+                label=SCORES_LABEL, gid="points")
     if voided:
         xs, ys = zip(*voided, strict=True)
         ax.plot(xs, ys, linestyle="none", marker="D", markersize=8, markerfacecolor="white",
                 markeredgecolor=LINE, markeredgewidth=2, zorder=6, clip_on=False,
-                label="voided (not counted)", gid="voided")
+                label=VOIDED_LABEL, gid="voided")
