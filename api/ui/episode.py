@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
-from api.freshness import fresh_view
+from api.freshness import fresh_view, runs_inline
 from api.identity import Principal
 from api.ui import charts
 from api.ui.episode_chart import InstrumentChart, decision_label, decision_of, instrument_charts
@@ -31,7 +31,7 @@ from api.ui.guard import page_episode, page_principal, require_role
 from api.ui.pages import KIND_LABELS
 from api.ui.rendering import PageError, checked_form, render
 from application.views import AlertView, AssessmentView
-from bootstrap import Services
+from bootstrap import Services, Settings
 from domain.alerts import ACTIONS
 from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
 from domain.instruments import INSTRUMENTS, Instrument, get_instrument
@@ -49,7 +49,6 @@ ACTION_LABELS = {"contacted_patient": "Contacted the patient",
                  "treatment_changed": "Changed the treatment", "referred": "Referred",
                  "support_review": "Support review", "other": "Other"}
 STATUS_LABELS = {"open": "Open", "acknowledged": "Acknowledged", "resolved": "Resolved"}
-ITEM_FIELD_MAX = 16  # more item fields than any instrument has (PHQ-9: 10)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,8 @@ class Options:
 @dataclass
 class FormState:
     """A form sent back with its errors: the fields as typed (never logged), ``errors`` by field
-    name (``""``: the form as a whole), the status (422 or 409) and which form (``record`` or
-    ``alert:<alert_id>``)."""
+    name (``""``: the form as a whole), the status (422 or 409) and which form (``record``,
+    ``acknowledge:<alert_id>`` or ``resolve:<alert_id>``)."""
 
     which: str
     values: dict[str, str] = field(default_factory=dict)
@@ -111,19 +110,29 @@ def view(request: Request, name: str) -> Any:
     return fresh_view(name)(request, None)
 
 
+def settle(request: Request, position: int | None) -> None:
+    """Before a redirect back to the page: wait (up to the settings' ``min_position_timeout``)
+    until the read models the page reads have processed the command's ``position``, as the
+    API's ``X-Min-Position`` does, so the page shows the decisions the command made. Inline
+    mode needs no wait (every read catches up first); a timeout only leaves the page behind."""
+    settings: Settings = request.app.state.settings
+    if position is None or runs_inline(settings):
+        return
+    services: Services = request.app.state.services
+    for name in ("stages", "episodes"):
+        services.read_models.wait(name, position, settings.min_position_timeout)
+
+
 def item_count(instrument: Instrument) -> int:
     """How many item fields the form shows: the summed items and the extra ones (PHQ-9's
     difficulty question, item 10); 0 for a total-only instrument."""
     return 0 if instrument.total_only else instrument.item_count + instrument.extra_items
 
 
-def figure(chart: InstrumentChart) -> charts.Figure | None:
-    """The chart's SVG (``charts.trajectory_figure``), or None while the drawing is not built."""
-    try:
-        return charts.trajectory_figure(chart.trajectory, figure_id=f"chart-{chart.slug}-svg",
-                                        title=chart.title, description=chart.description)
-    except NotImplementedError:
-        return None
+def figure(chart: InstrumentChart) -> charts.Figure:
+    """The chart's SVG (``charts.trajectory_figure``; its ids ``chart-{slug}-svg-...``)."""
+    return charts.trajectory_figure(chart.trajectory, figure_id=f"chart-{chart.slug}-svg",
+                                    title=chart.title, description=chart.description)
 
 
 def page(request: Request, principal: Principal, episode_id: UUID, opts: Options,
@@ -251,7 +260,7 @@ async def record_assessment(episode_id: str, request: Request,
                             principal: PagePrincipal, services: ServicesDep) -> Response:
     """Record an assessment from the form (clinician); 303 to the page with ``recorded=``."""
     require_role(principal, "clinician")
-    uuid = page_episode(request, episode_id, principal)
+    uuid = await run_in_threadpool(page_episode, request, episode_id, principal)
     fields = await checked_form(request)
     values = {k: v for k, v in fields.items() if k != "csrf"}
     try:
@@ -267,6 +276,7 @@ async def record_assessment(episode_id: str, request: Request,
                          status_of(error))
         return await run_in_threadpool(page, request, principal, uuid, Options(), form)
     assert result.assessment is not None, "record_assessment always returns the assessment"
+    await run_in_threadpool(settle, request, result.position)
     return RedirectResponse(f"/ui/episodes/{uuid}?recorded={result.assessment.assessment_id}",
                             status_code=303)
 
@@ -275,7 +285,7 @@ async def alert_command(request: Request, principal: Principal, services: Servic
                         episode_id: str, alert_id: str, verb: str) -> Response:
     """Acknowledge or resolve (``verb``) the alert from its form; 303 back to its article."""
     require_role(principal, "clinician")
-    uuid = page_episode(request, episode_id, principal)
+    uuid = await run_in_threadpool(page_episode, request, episode_id, principal)
     fields = await checked_form(request)
     values = {k: v for k, v in fields.items() if k != "csrf"}
     try:
@@ -289,7 +299,7 @@ async def alert_command(request: Request, principal: Principal, services: Servic
     except DomainError as error:
         if isinstance(error, NotFoundError):
             raise PageError(404, error.message) from None
-        name = error.field if error.field in ("action", "note", "reason") else ""
+        name = error.field if error.field in ("action", "note", "reason") else None
         form = FormState(f"{verb}:{alert_id}", values, {name or "": error.message},
                          status_of(error))
         return await run_in_threadpool(page, request, principal, uuid, Options(), form)

@@ -113,6 +113,11 @@ def test_the_scenario_shows_its_summary_its_points_and_two_decisions_with_their_
     assert main.lstrip().startswith(f'<p id="summary" class="summary">{SUMMARY}</p>')
     assert html.count("<h1>") == 1 and "<h1>Episode of pt-7f3a</h1>" in html
     assert '<figure id="chart-phq-9">' in html and "<figcaption>PHQ-9 scores by date" in html
+    chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', html, re.S)[0]
+    assert re.search(r'<svg[^>]* role="img"', chart)
+    assert 'aria-labelledby="chart-phq-9-svg-title chart-phq-9-svg-desc"' in chart
+    assert '<title id="chart-phq-9-svg-title">PHQ-9 scores by date</title>' in chart
+    assert "<script" not in chart and "href=\"http" not in chart
     rows = table_rows(html, "table-phq-9")
     assert len(rows) == 9
     assert rows[0] == ["5 Jan 2026", "1", "18", "moderately severe", "no"]
@@ -164,6 +169,9 @@ def test_the_late_form_is_recorded_through_the_form_and_the_remission_listed_ret
     assert "retracted" not in items_html[0]
     assert '<li class="retracted">' in items_html[1] and ">retracted</span>" in items_html[1]
     assert "full remission under acnp2006 v1.0.0" in items_html[1]
+    assert re.search(r"<p>Retracted by dr-okafor at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+                     r"RemissionReached of 2026-03-02 no longer holds after assessment "
+                     + re.escape(assessment_id), items_html[1])
 
 
 def test_a_bad_item_rerenders_422_with_the_error_in_place_and_stores_nothing(client, episode):
@@ -400,3 +408,51 @@ def test_the_expected_recovery_band_when_a_curve_watches_the_episode(client, epi
         recorded_by="dr-lee")
     figure = re.search(r'<figure id="chart-phq-9">.*?</figure>', page_of(client, episode), re.S)[0]
     assert "the expected-recovery band of the clinic&#39;s curve" in figure
+
+
+def test_with_runners_the_redirect_waits_for_the_read_models_to_reach_the_command(tmp_path):
+    from types import SimpleNamespace
+
+    from api.ui.episode import settle
+
+    waited: list[tuple[str, int, float]] = []
+    read_models = SimpleNamespace(wait=lambda name, position, timeout: waited.append(
+        (name, position, timeout)) or True)
+
+    def request(projections: str) -> SimpleNamespace:
+        settings = Settings(persistence="memory", sqlite_path=tmp_path / "o.sqlite",
+                            projections=projections, min_position_timeout=2.5)
+        return SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(
+            settings=settings, services=SimpleNamespace(read_models=read_models))))
+
+    settle(request("inline"), 12)  # type: ignore[arg-type]
+    settle(request("runners"), None)  # type: ignore[arg-type]
+    assert waited == []
+    settle(request("runners"), 12)  # type: ignore[arg-type]
+    assert waited == [("stages", 12, 2.5), ("episodes", 12, 2.5)]
+
+
+def test_a_form_sent_twice_is_stored_once_and_a_closed_episode_is_409_on_the_page(
+        client, settings, episode):
+    sign_in(client)
+    html = page_of(client, episode)
+    assessment_id = re.search(r'name="assessment_id" value="([^"]+)"', html)[1]
+    data = {"csrf": csrf_of(html), "instrument": "PHQ-9", "administered_on": "2026-03-09",
+            "assessment_id": assessment_id, **{f"item_{i}": "0" for i in range(1, 10)}}
+    first = client.post(f"/ui/episodes/{episode}/assessments", data=data, follow_redirects=False)
+    stored = version(client, episode)
+    again = client.post(f"/ui/episodes/{episode}/assessments", data=data, follow_redirects=False)
+    assert (first.status_code, again.status_code) == (303, 303)
+    assert again.headers["location"] == first.headers["location"]
+    assert version(client, episode) == stored  # the same id and content: replayed
+    changed = client.post(f"/ui/episodes/{episode}/assessments",
+                          data=data | {"item_1": "1"}, follow_redirects=False)
+    assert changed.status_code == 409 and '<div id="form-errors" role="alert"' in changed.text
+    closed = client.post(f"/episodes/{episode}/close", headers=bearer(settings),
+                         json={"discharged_on": "2026-03-10"})
+    assert closed.status_code == 200, closed.text
+    before = version(client, episode)
+    late = client.post(f"/ui/episodes/{episode}/assessments",
+                       data=data | {"assessment_id": "another"}, follow_redirects=False)
+    assert late.status_code == 409 and '<div id="form-errors" role="alert"' in late.text
+    assert version(client, episode) == before
