@@ -54,14 +54,17 @@ class CohortView(ReadModel):
     name = "cohort"
     topics = (*topics_of(Episode), ErasureCompleted.TOPIC)
     # v2: the facts the rules need in state, the outcome as an EpisodeOutcome; v3: the discharge
-    # date and the outcome one field a column (the figures by month of discharge, no JSON read)
+    # date and month, the outcome one field a column (figures by month of discharge, no JSON)
     version = 3
     tables = (
         "CREATE TABLE IF NOT EXISTS episode_outcomes (episode_id TEXT PRIMARY KEY, "
-        "clinic_id TEXT NOT NULL, state TEXT NOT NULL, discharged_on TEXT, "
+        "clinic_id TEXT NOT NULL, state TEXT NOT NULL, discharged_on TEXT, discharge_month TEXT, "
         + ", ".join(f"{name} INTEGER NOT NULL" for name in FLAGS) + ", "
         + ", ".join(f"{name} INTEGER" for name in DAYS) + ", course TEXT)",
         "CREATE INDEX IF NOT EXISTS episode_outcomes_clinic ON episode_outcomes (clinic_id)",
+        # Covers the figures' query in its GROUP BY order: no table read, no sort.
+        "CREATE INDEX IF NOT EXISTS episode_outcomes_figures ON episode_outcomes (clinic_id, "
+        f"discharge_month, {', '.join(OUTCOME_COLUMNS)})",
     )
 
     def apply(self, event: Any, cursor: ViewCursor, position: int) -> None:
@@ -72,28 +75,31 @@ class CohortView(ReadModel):
             return
         episode_id = str(event.originator_id)
         if isinstance(event, Episode.Opened):
-            state = {"criteria": event.criteria, "instrument": event.instrument,
-                     "assessments": {}, "has_baseline": False, "stages": {}, "closed": False,
-                     "course": None, "discharged_on": None}
-            cursor.execute(f"INSERT INTO episode_outcomes VALUES (?,?,?,?,{_MARKS}) "
+            state: dict[str, Any] = {
+                "criteria": event.criteria, "instrument": event.instrument, "assessments": {},
+                "has_baseline": False, "stages": {}, "closed": False, "course": None,
+                "discharged_on": None}
+            cursor.execute(f"INSERT INTO episode_outcomes VALUES (?,?,?,?,?,{_MARKS}) "
                            "ON CONFLICT DO NOTHING",
-                           (episode_id, event.clinic_id, to_json(state), None,
+                           (episode_id, event.clinic_id, to_json(state), None, None,
                             *_columns(_outcome(state))))
             return
         cursor.execute("SELECT state FROM episode_outcomes WHERE episode_id = ?", (episode_id,))
         row = cursor.fetchone()
         if row is None or not _mutate(event, state := json.loads(row["state"])):
             return
-        cursor.execute(f"UPDATE episode_outcomes SET state = ?, discharged_on = ?, {_SETS} "
-                       "WHERE episode_id = ?",
-                       (to_json(state), state.get("discharged_on"), *_columns(_outcome(state)),
-                        episode_id))
+        discharged: str | None = state.get("discharged_on")
+        cursor.execute("UPDATE episode_outcomes SET state = ?, discharged_on = ?, "
+                       f"discharge_month = ?, {_SETS} WHERE episode_id = ?",
+                       (to_json(state), discharged, discharged[:7] if discharged else None,
+                        *_columns(_outcome(state)), episode_id))
 
     def outcomes(self, clinic_id: str) -> CohortFigures:
         """Cohort figures for one clinic, every episode (open or closed) counted (see
         ``domain.rules.CohortFigures``: rates in percent of evaluable episodes, medians in
         days); all zero for a clinic without episodes."""
-        return self.overview(clinic_id)[0]
+        groups = self._groups(clinic_id)
+        return cohort_figures(_expanded(g for rows in groups.values() for g in rows))
 
     def outcomes_by_month(self, clinic_id: str) -> list[tuple[str, CohortFigures]]:
         """The figures of the clinic's closed episodes grouped by the month of their discharge
@@ -103,21 +109,32 @@ class CohortView(ReadModel):
         return self.overview(clinic_id)[1]
 
     def overview(self, clinic_id: str) -> tuple[CohortFigures, list[tuple[str, CohortFigures]]]:
-        """``(outcomes(clinic_id), outcomes_by_month(clinic_id))`` from one query (the page
-        shows both)."""
-        groups: dict[str | None, list[tuple[EpisodeOutcome, int]]] = {}
-        with self.reading() as cursor:
-            cursor.execute(
-                f"SELECT substr(discharged_on, 1, 7) AS month, {', '.join(OUTCOME_COLUMNS)}, "
-                f"COUNT(*) AS n FROM episode_outcomes WHERE clinic_id = ? "
-                f"GROUP BY month, {', '.join(OUTCOME_COLUMNS)}", (clinic_id,))
-            for row in cursor.fetchall():
-                groups.setdefault(row["month"], []).append((_from_row(row), int(row["n"])))
+        """``(outcomes(clinic_id), outcomes_by_month(clinic_id))`` from one query (the
+        outcomes page shows both)."""
+        groups = self._groups(clinic_id)
         everyone = cohort_figures(_expanded(g for rows in groups.values() for g in rows))
         months = sorted(month for month in groups if month is not None)
         return everyone, [(month, cohort_figures(_expanded(groups[month]))) for month in months]
 
+    def _groups(self, clinic_id: str) -> dict[str | None, list[tuple[EpisodeOutcome, int]]]:
+        """Month of discharge (None: open) -> [(an outcome, how many episodes have it)]: one
+        grouped query on the covering index, one EpisodeOutcome per distinct outcome."""
+        groups: dict[str | None, list[tuple[EpisodeOutcome, int]]] = {}
+        known: dict[tuple[Any, ...], EpisodeOutcome] = {}
+        with self.reading() as cursor:
+            cursor.execute(
+                f"SELECT discharge_month, {_COLUMNS}, COUNT(*) AS n FROM episode_outcomes "
+                f"WHERE clinic_id = ? GROUP BY discharge_month, {_COLUMNS}", (clinic_id,))
+            for row in cursor.fetchall():
+                values = tuple(row[name] for name in OUTCOME_COLUMNS)
+                outcome = known.get(values)
+                if outcome is None:
+                    outcome = known[values] = _outcome_of(values)
+                groups.setdefault(row["discharge_month"], []).append((outcome, int(row["n"])))
+        return groups
 
+
+_COLUMNS = ", ".join(OUTCOME_COLUMNS)
 _MARKS = ",".join("?" * len(OUTCOME_COLUMNS))
 _SETS = ", ".join(f"{name} = ?" for name in OUTCOME_COLUMNS)
 
@@ -129,11 +146,12 @@ def _columns(outcome: EpisodeOutcome) -> tuple[Any, ...]:
             to_json(outcome.course) if outcome.course is not None else None)
 
 
-def _from_row(row: Any) -> EpisodeOutcome:
-    """The EpisodeOutcome ``_columns`` stored in ``row``."""
-    return EpisodeOutcome(**{name: bool(row[name]) for name in FLAGS},
-                          **{name: row[name] for name in DAYS},
-                          course=json.loads(row["course"]) if row["course"] else None)
+def _outcome_of(values: tuple[Any, ...]) -> EpisodeOutcome:
+    """The EpisodeOutcome whose ``_columns`` are ``values``."""
+    flags, days, course = values[:len(FLAGS)], values[len(FLAGS):-1], values[-1]
+    return EpisodeOutcome(**{name: bool(v) for name, v in zip(FLAGS, flags, strict=True)},
+                          **dict(zip(DAYS, days, strict=True)),
+                          course=json.loads(course) if course else None)
 
 
 def _expanded(groups: Iterable[tuple[EpisodeOutcome, int]]) -> Iterator[EpisodeOutcome]:

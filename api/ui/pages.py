@@ -6,9 +6,11 @@ re-scoring run and one episode's histories before and after it (the results stor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import CaseloadDep, CohortDep, ServicesDep
@@ -124,14 +126,31 @@ def rates_chart(clinic_id: str, months: list[tuple[str, CohortFigures]]) -> char
                                        tuple(f.rates.get(name) for _, f in months))
                      for name in CHARTED))
     try:
-        return charts.rates_figure(
-            chart, figure_id="chart-rates-svg",
-            title=f"Outcome rates of {clinic_id} by month of discharge",
-            description=(f"Percent of evaluable episodes discharged each month that reached "
-                         f"{', '.join(CHARTED)}, {months[0][0]} to {months[-1][0]}; the table "
-                         f"below holds the same figures."))
+        return drawn_rates(chart, clinic_id)
     except NotImplementedError:
         return None
+
+
+@lru_cache(maxsize=64)
+def drawn_rates(chart: charts.RatesChart, clinic_id: str) -> charts.Figure:
+    """``charts.rates_figure`` of ``chart``, kept for the next request while the clinic's
+    figures stay the same (the SVG is a pure function of its input and drawing it takes longer
+    than the rest of the page; 64 charts of some 30 KB at most)."""
+    months = chart.months
+    return charts.rates_figure(
+        chart, figure_id="chart-rates",
+        title=f"Outcome rates of {clinic_id} by month of discharge",
+        description=(f"Percent of evaluable episodes discharged each month that reached "
+                     f"{', '.join(CHARTED)}, {months[0]} to {months[-1]}; the table below "
+                     f"holds the same figures."))
+
+
+def utc(text: str | None) -> str:
+    """An ISO timestamp as recorded (timezone-aware) shown in UTC to the second:
+    "2027-12-31 00:00:00 UTC"; "" for None."""
+    if not text:
+        return ""
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # -- re-scoring runs ------------------------------------------------------------------------
@@ -180,13 +199,15 @@ def compared_rates(figures: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 @router.get("/rescorings/{run_id}", response_class=HTMLResponse)
 def rescoring(run_id: str, request: Request, principal: PagePrincipal, services: ServicesDep,
-              cursor: Annotated[str, Query(max_length=64)] = "") -> Response:
+              cursor: str = "") -> Response:
     """A shadow run: status, progress, criteria, who started it and its as-of; the figures now
     and under the run's criteria; the changed episodes, 50 a page (``RescoringStore.changes``).
     Researcher only (403); another clinic's run, a missing one and a CLI run over every clinic:
     404 (``guard.page_run``)."""
     require_role(principal, "researcher")
     uuid = page_run(request, run_id, principal)
+    if len(cursor) > 64:
+        raise PageError(422, "cursor: at most 64 characters (the last episode id shown)")
     run = services.rescorings.run(uuid)
     if run is None:  # dropped between the guard and here
         raise PageError(404, f"no re-scoring run {uuid}")
@@ -197,7 +218,8 @@ def rescoring(run_id: str, request: Request, principal: PagePrincipal, services:
         "title": f"Re-scoring run {uuid}", "run": run, "run_id": str(uuid),
         "progress": round(100 * run["processed"] / total, 1) if total else None,
         "compare": compared_rates(run["figures"]), "changes": items,
-        "next_url": f"{url.path}?{url.query}" if url else None, "label": decision_label})
+        "next_url": f"{url.path}?{url.query}" if url else None, "label": decision_label,
+        "utc": utc})
 
 
 def marked(now: list[dict[str, Any]], new: list[dict[str, Any]],
@@ -244,7 +266,7 @@ def rescoring_episode(run_id: str, episode_id: str, request: Request, principal:
     return render(request, "rescoring_episode.html", {
         "title": f"Episode {episode_uuid} under {run['criteria']['id']}", "run": run,
         "run_id": str(run_uuid), "episode_id": str(episode_uuid), "result": result,
-        "before": before, "after": after})
+        "before": before, "after": after, "utc": utc})
 
 
 # -- criteria sets --------------------------------------------------------------------------
@@ -257,4 +279,4 @@ def criteria(request: Request, principal: PagePrincipal, services: ServicesDep) 
              "recorded_at": None} for s in BUILTIN.values()]
     for custom in services.app.custom_criteria():
         rows += services.app.criteria_versions(custom.id)
-    return render(request, "criteria.html", {"title": "Criteria sets", "rows": rows})
+    return render(request, "criteria.html", {"title": "Criteria sets", "rows": rows, "utc": utc})
