@@ -10,6 +10,7 @@ provider's ``end_session_endpoint`` when its metadata has one)."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,8 +18,6 @@ import httpx
 import jwt
 import structlog
 from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
@@ -28,6 +27,16 @@ from api.auth import InvalidToken, TokenValidator
 from api.ui.rendering import PageError, checked_form, render
 from api.ui.session import EXPIRES_KEY
 from bootstrap import Settings
+
+with warnings.catch_warnings():
+    # authlib 1.9 warns (to stderr, always) that it falls back on httpx while httpx2 is not
+    # installed; the fallback is what we use (ADR 0035). Importing authlib.deprecate adds that
+    # "always" filter, undone when this block ends; our "ignore" goes in front of it.
+    import authlib.deprecate  # noqa: F401
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated",
+                            category=DeprecationWarning)
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.starlette_client import OAuth
 
 log = structlog.get_logger("ui.oidc")
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -79,11 +88,19 @@ def sign_in_page(request: Request) -> Response:
     return render(request, "sign_in.html", {"title": "Sign in", "issuer_host": oidc.host})
 
 
+@router.post("/sign-in")
+def no_dev_sign_in(request: Request) -> Response:
+    """The development sign-in's form: not with an issuer (404, as an unknown page)."""
+    raise PageError(404, "there is no development sign-in on this server: use the sign-in page")
+
+
 @router.get("/sign-in/oidc")
 async def start(request: Request) -> Response:
     """To the provider's authorization endpoint (state, nonce and the PKCE verifier kept in
     the session by authlib)."""
     oidc = oidc_of(request)
+    for key in [k for k in request.session if k.startswith(f"_state_{NAME}_")]:
+        del request.session[key]  # one sign-in under way at a time: the cookie stays small
     try:
         return await oidc.client.authorize_redirect(  # type: ignore[no-any-return]
             request, oidc.url(request, "/ui/auth/callback"))
@@ -102,20 +119,21 @@ async def callback(request: Request) -> Response:
 
     Errors (HTML pages, nothing signed in): 400 for a wrong or missing state, a provider's
     error reply or a refused ID token; 403 for an access token the API does not accept; 502
-    when the provider cannot be reached."""
+    when the provider cannot be reached. A refused ID or access token (after a good state)
+    also ends any earlier session: the person at the browser is not who it was."""
     oidc = oidc_of(request)
     try:
         token: dict[str, Any] = await oidc.client.authorize_access_token(
             request, claims_options={"iss": {"essential": True, "values": [oidc.issuer]},
                                      "aud": {"essential": True, "values": [oidc.client_id]}})
     except OAuthError as exc:
-        log.info("sign-in refused", error=exc.error)
-        request.session.clear()
-        raise PageError(400, f"the sign-in did not complete ({exc.error}): start again from "
+        log.info("sign-in refused", error=str(exc.error)[:64])
+        # The session stays as it was: a forged or stale callback neither signs in nor out,
+        # nor cancels the sign-in under way.
+        raise PageError(400, f"the sign-in did not complete ({str(exc.error)[:64]}): start again from "
                              "the sign-in page") from None
     except httpx.HTTPError as exc:
         log.warning("identity provider unreachable", error_type=type(exc).__name__)
-        request.session.clear()
         raise PageError(502, f"the identity provider at {oidc.host} cannot be reached; try "
                              "again later") from None
     except (JoseError, AuthlibBaseError) as exc:  # the ID token's signature or a claim

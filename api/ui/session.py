@@ -43,7 +43,8 @@ class CookieTooLarge(ValueError):
 
 
 class EncryptedSessionMiddleware:
-    """Loads ``scope["session"]`` from the encrypted cookie and writes it back when the
+    """Under ``path`` only (the API's own paths have no session): loads ``scope["session"]``
+    from the encrypted cookie and writes it back when the
     response starts: deleted when empty, else with ``Max-Age`` the lesser of ``max_age`` and
     the seconds to the session's ``exp`` entry. ``secure(connection)`` says whether the cookie
     gets the ``Secure`` flag (False only for plain http on loopback)."""
@@ -75,7 +76,8 @@ class EncryptedSessionMiddleware:
         return value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or not (
+                scope["path"] == self.path or scope["path"].startswith(self.path + "/")):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
