@@ -1,9 +1,10 @@
 """Every page of the seeded live server (scenario_helpers.PAGES: sign-in, caseload, the episode
 page plain, with its options, with open alerts and as the auditor sees it, outcomes, re-scoring
 run and run episode, criteria, an error page) in Chromium, each signed in as its reader: no
-axe-core violation; Tab reaches the skip link first and every form control Tab reaches shows a
-focus outline of 2 px or more; and the same page with JavaScript disabled is the same page (it
-has no script and needs none: its heading, main landmark and forms are there)."""
+axe-core violation, nothing wider than the 1280 px window; Tab reaches the skip link first and
+every form control Tab reaches shows a focus outline of 2 px or more; and the same page with
+JavaScript disabled is the same page (it has no script and needs none: its heading, main
+landmark and forms are there)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ def test_each_page_has_no_axe_violation_and_a_keyboard_path(page: Page, live: Li
     expect(page.locator("main#main h1")).to_have_count(1)
     expect(page.locator(LANDMARK[name]).first).to_be_visible()
     assert axe_violations(page) == []
+    # nothing wider than the 1280 px window: no sideways scrolling
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= VIEWPORT["width"]
     page.reload()
     skip_link_first(page)
     assert invisible_focus(page) == []
