@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from browser_helpers import axe_violations
 from playwright.sync_api import Browser, Page, expect
 from scenario_helpers import (
     CLINIC,
@@ -80,6 +81,7 @@ def test_dr_lee_acknowledges_the_off_track_alert_through_its_form(page: Page, li
     expect(alert).to_contain_text("dr-lee")
     expect(alert.locator("form[action$='/acknowledge']")).to_have_count(0)  # not twice
     expect(alert.locator("form[action$='/resolve']")).to_have_count(1)  # open until resolved
+    assert axe_violations(page) == []
 
 
 def fill_phq9(page: Page, on: str, total: int) -> None:
@@ -110,6 +112,7 @@ def test_a_bad_assessment_is_shown_in_place_and_the_late_form_retracts_the_remis
     described = bad.first.get_attribute("aria-describedby")
     assert described and described.startswith("err-")
     expect(page.locator(f"#{described}")).not_to_be_empty()
+    assert axe_violations(page) == []  # the page with its errors in place
     expect(page.locator("#decisions ol > li")).to_have_count(2)
 
     page.goto(live.url(f"/ui/episodes/{SCENARIO_EPISODE}"))
@@ -117,6 +120,7 @@ def test_a_bad_assessment_is_shown_in_place_and_the_late_form_retracts_the_remis
     page.get_by_role("button", name="Record assessment").click()
     expect(page).to_have_url(re.compile(r"\?recorded="))
     expect(page.locator("#flash[role=status]")).to_be_visible()
+    assert axe_violations(page) == []
     expect(page.locator("#table-phq-9 tbody tr")).to_have_count(10)
     decisions = page.locator("#decisions ol > li")
     expect(decisions).to_have_count(1)  # the remission no longer holds
