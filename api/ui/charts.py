@@ -137,6 +137,7 @@ SERIES_STYLES = (  # rates: colour, marker and dash pattern all differ, and a la
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 EXPECTED_LABEL = "expected (80 %)"
 SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
+NO_SCORES = "no scores to show"
 LEGEND_ORDER = (SCORES_LABEL, VOIDED_LABEL, EXPECTED_LABEL)
 PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
 
@@ -283,13 +284,18 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
     plot_px = WIDTH - LEFT - RIGHT
     share = 1 - min(0.4, label_room / plot_px)
     ax.set_xlim(start, start + (end - start) / share)
+    ax.set_xlabel("session" if session else "clinical date")
+    if not known:
+        ax.xaxis.set_major_locator(FixedLocator([]))
+        ax.text(0.4, 0.5, NO_SCORES, transform=ax.transAxes, ha="center", va="center", color=INK,
+                zorder=5, gid="no-scores", bbox={"facecolor": "white", "edgecolor": "none", "pad": 3})
+        return
     if session:
         n = int(last)
         step = 1 if n <= 16 else math.ceil(n / 12)
         ticks = [float(s) for s in range(1, n + 1, step)]
         ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.set_xticklabels([str(int(t)) for t in ticks])
-        ax.set_xlabel("session")
         return
     span = last - first
     step = next((s for s in (1, 2, 7, 14, 28, 56, 91, 182, 364) if span / s <= 7), 728)
@@ -297,7 +303,6 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     origin = x_of.origin.toordinal()
     ax.set_xticklabels(_date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
-    ax.set_xlabel("clinical date")
 
 
 def _date_labels(days: Sequence[date]) -> list[str]:
@@ -354,16 +359,21 @@ def _draw_expected(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
 
 
 def _draw_decisions(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:
-    transform = ax.get_xaxis_transform()
-    for i, mark in enumerate(chart.decisions):
+    """One vertical line per date (session) and state: decisions on the same one share it and
+    its label ("response, partial remission"); kept ones labelled left of the line, retracted
+    ones dashed and labelled right of it, so the two never cover each other."""
+    groups: dict[tuple[float, bool], list[str]] = {}
+    for mark in chart.decisions:
         x = x_of(mark.on, mark.session)
-        if x is None:
-            continue
-        ax.axvline(x, color=DECISION, linewidth=1.5, linestyle="--" if mark.retracted else "-",
+        if x is not None:
+            groups.setdefault((x, mark.retracted), []).append(mark.label)
+    transform = ax.get_xaxis_transform()
+    for i, ((x, retracted), labels) in enumerate(groups.items()):
+        ax.axvline(x, color=DECISION, linewidth=1.5, linestyle="--" if retracted else "-",
                    zorder=4, gid=f"decision-{i}")
-        text = f"{mark.label} (retracted)" if mark.retracted else mark.label
-        ax.text(x, 0.98, text, transform=transform, rotation=90, ha="right", va="top",
-                color=INK, zorder=5, gid=f"decision-label-{i}",
+        text = ", ".join(labels) + (" (retracted)" if retracted else "")
+        ax.text(x, 0.98, text, transform=transform, rotation=90, ha="left" if retracted else "right",
+                va="top", color=INK, zorder=5, gid=f"decision-label-{i}",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
 
 

@@ -273,6 +273,23 @@ def test_decisions_are_vertical_lines_and_a_retracted_one_is_dashed() -> None:
     assert texts(by_id(root, "chart-phq-9-decision-label-1")) == ["remission (retracted)"]
 
 
+def test_decisions_on_one_date_share_a_line_and_a_label() -> None:
+    same_day = (DecisionMark(date(2026, 1, 26), 4, "response"),
+                DecisionMark(date(2026, 1, 26), 4, "partial remission"),
+                DecisionMark(date(2026, 1, 26), 4, "remission", retracted=True))
+    root = parsed(draw(replace(CHART, decisions=same_day)))
+    assert texts(by_id(root, "chart-phq-9-decision-label-0")) == ["response, partial remission"]
+    assert texts(by_id(root, "chart-phq-9-decision-label-1")) == ["remission (retracted)"]
+    assert root.find(".//*[@id='chart-phq-9-decision-2']") is None
+    line = by_id(root, "chart-phq-9-decision-0").find("svg:path", NS)
+    assert line is not None
+    line_x = float(re.findall(r"[\d.]+", line.get("d", ""))[0])
+    kept, retracted = (float(re.findall(r"translate\(([\d.]+)", by_id(
+        root, f"chart-phq-9-decision-label-{i}").find(".//svg:text", NS).get("transform", ""))[0])  # type: ignore[union-attr]
+        for i in (0, 1))
+    assert kept < line_x < retracted  # rotated text: its baseline right of its glyphs
+
+
 def test_the_expected_band_is_hatched_and_translucent() -> None:
     root = parsed(draw())
     hatch = by_id(root, "chart-phq-9-expected").find("svg:path", NS)
@@ -311,6 +328,8 @@ def test_a_chart_without_points_still_draws_its_scale() -> None:
     root = parsed(draw(Trajectory(instrument="GAD-7", scale=(0, 21), points=(), bands=BANDS[:4])))
     assert root.find(".//*[@id='chart-phq-9-points']") is None
     assert "moderately severe" in texts(root)
+    assert texts(by_id(root, "chart-phq-9-no-scores")) == ["no scores to show"]
+    assert texts(by_id(root, "chart-phq-9-x-axis")) == ["clinical date"]  # no made-up dates
 
 
 def test_a_bad_figure_id_is_refused() -> None:
