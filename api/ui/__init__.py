@@ -84,13 +84,14 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
     app.include_router(pages.router)
     app.include_router(episode_router)
+    # (the pages' routers above this line; the sign-in's and the session below)
     if settings.auth_issuer is None:
         app.include_router(sign_in.router)
     elif settings.ui_client_id is not None:
         app.state.oidc = oidc.OidcSignIn(settings)
         app.include_router(oidc.router)
-    else:
-        return  # bearer tokens only: no sign-in, no session
-    app.add_middleware(EncryptedSessionMiddleware, secret=session_secret(settings),
-                       secure=secure_cookie(settings), cookie=SESSION_COOKIE,
-                       max_age=SESSION_SECONDS, path="/ui")
+    if settings.auth_issuer is None or settings.ui_client_id is not None:
+        # (an issuer without a client id: bearer tokens only, no sign-in, no session)
+        app.add_middleware(EncryptedSessionMiddleware, secret=session_secret(settings),
+                           secure=secure_cookie(settings), cookie=SESSION_COOKIE,
+                           max_age=SESSION_SECONDS, path="/ui")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import jwt
@@ -141,6 +141,11 @@ async def callback(request: Request) -> Response:
         request.session.clear()
         raise PageError(400, "the identity provider's ID token was refused "
                              f"({type(exc).__name__}): start again from the sign-in page") from None
+    if "userinfo" not in token:  # authlib validated an ID token only when there was one
+        log.info("sign-in refused", problem="no ID token")
+        request.session.clear()
+        raise PageError(400, "the identity provider sent no ID token: start again from the "
+                             "sign-in page")
     access = token.get("access_token")
     validator: TokenValidator = request.app.state.validator
     try:
@@ -161,7 +166,7 @@ async def callback(request: Request) -> Response:
     id_token = token.get("id_token")
     if isinstance(id_token, str) and len(id_token) <= ID_TOKEN_BUDGET:
         request.session["id_token"] = id_token  # the sign-out's id_token_hint
-    clinics = sorted(principal.clinics)
+    clinics = [quote(clinic, safe="") for clinic in sorted(principal.clinics)]
     target = f"/ui/clinics/{clinics[0]}/caseload" if clinics and (
         principal.has("clinician") or principal.has("auditor")) else (
         f"/ui/clinics/{clinics[0]}/outcomes" if clinics and principal.has("researcher")

@@ -9,7 +9,7 @@ that redirect_uri and client, and the PKCE ``code_verifier`` hashes (S256) to th
 validator in production mode against that issuer) and an ID token for the client carrying
 the authorization request's nonce. Knobs: ``access_changes`` (claims of the access token, e.g.
 another ``aud``), ``id_changes`` (claims of the ID token, e.g. another ``nonce``),
-``end_session`` (whether the metadata names an end-session endpoint)."""
+``end_session`` (whether the metadata names an end-session endpoint), ``omit_id_token``."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ class FakeProvider:
     access_changes: dict[str, Any] = field(default_factory=dict)
     id_changes: dict[str, Any] = field(default_factory=dict)
     end_session: bool = True
+    omit_id_token: bool = False  # a token reply without an ID token
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -103,6 +104,8 @@ class FakeProvider:
                               SIGNING_KEY)
         reply = {"access_token": access, "id_token": id_token, "token_type": "Bearer",
                  "expires_in": 600}
+        if self.omit_id_token:
+            del reply["id_token"]
         self.issued.append(reply)
         return JSONResponse(reply, headers={"Cache-Control": "no-store"})
 

@@ -359,3 +359,9 @@ def test_a_confidential_client_authenticates_at_the_token_endpoint(tmp_path, pro
     expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:s3cret".encode()).decode()
     assert provider.token_auth == [expected]
     assert "code_verifier" in provider.token_requests[-1]  # PKCE as well
+
+
+def test_a_token_reply_without_an_id_token_signs_nobody_in(client, provider):
+    provider.omit_id_token = True
+    reply = client.get(provider.authorize(start(client)), follow_redirects=False)
+    assert reply.status_code == 400 and "sent no ID token" in reply.text and signed_out(client)
