@@ -206,8 +206,6 @@ def live_server(folder: Path) -> Iterator[Live]:
 
 SCENARIO_EPISODE = episode_id("pt-7f3a")
 OFF_TRACK_EPISODE = episode_id("pt-91c2")
-# Where each user lands after signing in (the sign-in page's redirect)
-USERS = {"dr-lee": "clinician", "res-park": "researcher", "auditor-ng": "auditor"}
 # page name -> (who reads it, path); every page the issue names, the episode page's options, an
 # error page
 PAGES: dict[str, tuple[str | None, str]] = {
@@ -249,11 +247,6 @@ def visit(page: Page, live: Live, name: str) -> int:
     reply = page.goto(live.url(path))
     assert reply is not None
     return reply.status
-
-
-def open_page(page: Page, live: Live, name: str) -> None:
-    """Go to the page ``name`` of ``PAGES`` (signed in as its reader: call ``sign_in`` first)."""
-    page.goto(live.url(PAGES[name][1]))
 
 
 def skip_link_first(page: Page) -> None:
