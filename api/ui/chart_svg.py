@@ -21,11 +21,12 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
 from markupsafe import Markup
-from matplotlib.figure import Figure as MplFigure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -68,6 +69,9 @@ def drawing(width_px: int, height_px: int) -> Iterator[MplFigure]:
     so one point is one user unit) to draw on and pass to ``to_fragment`` inside the block,
     which holds the process-wide lock and the chart settings (``RC``): artists take their fonts
     and colours from ``rcParams`` when they are made, the backend when it writes."""
+    import matplotlib  # here, not at import: a process that draws no chart never loads it
+    from matplotlib.figure import Figure as MplFigure
+
     with _LOCK, matplotlib.rc_context(RC):
         yield MplFigure(figsize=(width_px / 72, height_px / 72), dpi=72, facecolor="white")
 

@@ -17,14 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from markupsafe import Markup
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure as MplFigure
-from matplotlib.ticker import FixedLocator, MaxNLocator, MultipleLocator
 
 from api.ui.chart_svg import INK, drawing, to_fragment
+
+if TYPE_CHECKING:  # matplotlib itself is imported at the first chart (api.ui.chart_svg)
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
 
 Axis = Literal["date", "session"]
 
@@ -140,6 +141,8 @@ SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
 NO_SCORES = "no scores to show"
 LEGEND_ORDER = (SCORES_LABEL, VOIDED_LABEL, EXPECTED_LABEL)
 PX_PER_CHAR = 7.2  # a 12 px sans-serif's mean advance, for reserving room for labels
+LABEL_PX = 16  # a 12 px label's height with its backing
+LEGEND_HANDLE_PX, LEGEND_ROW_PX = 70, 20  # a legend entry's line sample, gaps; a row's height
 
 
 def band_fills(count: int) -> tuple[str, ...]:
@@ -178,7 +181,7 @@ def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title
     x_of = _XScale(chart)
     low, high = chart.scale
     ax.set_ylim(low, high)  # the published scale, never inverted
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+    ax.set_yticks(_score_ticks(low, high))
     ax.set_ylabel(f"{chart.instrument} total (points)")
     label_room = max((len(b.label) for b in chart.bands), default=0) * PX_PER_CHAR + 12
     _set_x_range(ax, chart, x_of, label_room)
@@ -189,8 +192,7 @@ def _draw_trajectory(figure: MplFigure, chart: Trajectory, figure_id: str, title
     _draw_points(ax, chart, x_of)
     handles, labels = ax.get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: LEGEND_ORDER.index(labels[i]))
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
-              bbox_to_anchor=(0, 1.0), ncol=3, frameon=False, borderaxespad=0.2, handlelength=2.4)
+    _legend_above(figure, ax, [handles[i] for i in order], [labels[i] for i in order])
     return to_fragment(figure, figure_id=figure_id, title=title, description=description)
 
 
@@ -213,7 +215,7 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
                 description: str) -> Markup:
     ax = _frame(figure)
     ax.set_ylim(0, 100)
-    ax.yaxis.set_major_locator(MultipleLocator(20))
+    ax.set_yticks(range(0, 101, 20))
     ax.grid(axis="y", color="#c8c8c8", linewidth=0.8)
     ax.set_ylabel("percent of evaluable episodes")
     ax.set_xlabel("month of discharge")
@@ -221,8 +223,7 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
     ax.set_xlim(-0.5, max(count - 0.5, 0.5))
     step = max(1, math.ceil(count / 12))
     ticks = list(range(0, count, step))
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.set_xticklabels([_month_label(chart.months, i) for i in ticks])
+    ax.set_xticks(ticks, _month_labels([chart.months[i] for i in ticks]))
     for i, series in enumerate(chart.series):
         if len(series.values) != count:
             raise ValueError(f"series {series.label!r}: {len(series.values)} values, {count} months")
@@ -230,9 +231,8 @@ def _draw_rates(figure: MplFigure, chart: RatesChart, figure_id: str, title: str
         ys = [math.nan if v is None else v for v in series.values]
         ax.plot(range(count), ys, color=colour, marker=marker, linestyle=dashes, linewidth=2,
                 markersize=7, label=series.label, gid=f"series-{i}", clip_on=False)
-    if chart.series:
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(len(chart.series), 5),
-                  frameon=False, borderaxespad=0.2, handlelength=3)
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_above(figure, ax, handles, labels)
     return to_fragment(figure, figure_id=figure_id, title=title, description=description)
 
 
@@ -286,7 +286,7 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
     ax.set_xlim(start, start + (end - start) / share)
     ax.set_xlabel("session" if session else "clinical date")
     if not known:
-        ax.xaxis.set_major_locator(FixedLocator([]))
+        ax.set_xticks([])
         ax.text(0.4, 0.5, NO_SCORES, transform=ax.transAxes, ha="center", va="center", color=INK,
                 zorder=5, gid="no-scores", bbox={"facecolor": "white", "edgecolor": "none", "pad": 3})
         return
@@ -294,15 +294,20 @@ def _set_x_range(ax: Axes, chart: Trajectory, x_of: _XScale, label_room: float) 
         n = int(last)
         step = 1 if n <= 16 else math.ceil(n / 12)
         ticks = [float(s) for s in range(1, n + 1, step)]
-        ax.xaxis.set_major_locator(FixedLocator(ticks))
-        ax.set_xticklabels([str(int(t)) for t in ticks])
+        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
         return
     span = last - first
     step = next((s for s in (1, 2, 7, 14, 28, 56, 91, 182, 364) if span / s <= 7), 728)
     ticks = [first + k * step for k in range(int(span // step) + 1)]
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
     origin = x_of.origin.toordinal()
-    ax.set_xticklabels(_date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
+    ax.set_xticks(ticks, _date_labels([date.fromordinal(origin + int(t)) for t in ticks]))
+
+
+def _score_ticks(low: float, high: float) -> list[float]:
+    """Whole-point y ticks 1, 2, 5, 10, 20, 25 or 50 points apart, at most seven, on the scale."""
+    step = next((s for s in (1, 2, 5, 10, 20, 25, 50) if (high - low) / s <= 6), 100)
+    first = math.ceil(low / step) * step
+    return [float(v) for v in range(int(first), int(high) + 1, step)]
 
 
 def _date_labels(days: Sequence[date]) -> list[str]:
@@ -315,11 +320,30 @@ def _date_labels(days: Sequence[date]) -> list[str]:
     return labels
 
 
-def _month_label(months: Sequence[str], i: int) -> str:
-    """ "Jan" for "2026-01", with the year below on the first month and on each January."""
-    year, month = months[i].split("-")[:2]
-    name = MONTHS[int(month) - 1]
-    return f"{name}\n{year}" if i == 0 or month == "01" else name
+def _month_labels(months: Sequence[str]) -> list[str]:
+    """ "Jan" per "2026-01" tick, with the year beneath on the first tick and where it changes."""
+    labels, shown = [], None
+    for text in months:
+        year, month = text.split("-")[:2]
+        name = MONTHS[int(month) - 1]
+        labels.append(name if year == shown else f"{name}\n{year}")
+        shown = year
+    return labels
+
+
+def _legend_above(figure: MplFigure, ax: Axes, handles: list[Any], labels: list[str]) -> None:
+    """The legend in rows above the plot, as many entries a row as fit the width (entries'
+    widths estimated from their text), the plot lowered by any row past the first."""
+    if not labels:
+        return
+    widths = [LEGEND_HANDLE_PX + len(label) * PX_PER_CHAR for label in labels]
+    columns = len(labels)
+    while columns > 1 and sum(sorted(widths, reverse=True)[:columns]) > WIDTH - LEFT:
+        columns -= 1
+    rows = math.ceil(len(labels) / columns)
+    figure.subplots_adjust(top=1 - (TOP + (rows - 1) * LEGEND_ROW_PX) / HEIGHT)
+    ax.legend(handles, labels, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=columns,
+              frameon=False, borderaxespad=0.2, handlelength=2.6, columnspacing=1.6)
 
 
 def _draw_bands(ax: Axes, chart: Trajectory) -> None:
@@ -331,19 +355,28 @@ def _draw_bands(ax: Axes, chart: Trajectory) -> None:
         y0 = low if i == 0 else (bands[i - 1].high + band.low) / 2
         y1 = high if i == len(bands) - 1 else (band.high + bands[i + 1].low) / 2
         y0, y1 = max(y0, low), min(y1, high)
+        if y1 <= y0:
+            continue  # outside the scale
         ax.axhspan(y0, y1, facecolor=fill, edgecolor="none", zorder=0, gid=f"band-{i}")
         ax.text(0.995, (y0 + y1) / 2, band.label, transform=transform, ha="right", va="center",
                 color=INK, zorder=1, gid=f"band-label-{i}")
 
 
 def _draw_thresholds(ax: Axes, chart: Trajectory) -> None:
+    """Dashed, then dotted, lines labelled at the left above the line; a label that would touch
+    the label just above it goes under its own line instead."""
     transform = ax.get_yaxis_transform()
-    for i, threshold in enumerate(chart.thresholds):
+    low, high = chart.scale
+    px_per_point = (HEIGHT - TOP - BOTTOM) / max(high - low, 1e-9)
+    above: float | None = None
+    for i, threshold in sorted(enumerate(chart.thresholds), key=lambda it: -it[1].value):
         ax.axhline(threshold.value, color=INK, linewidth=1.5, linestyle="--" if i % 2 == 0 else ":",
                    zorder=2, gid=f"threshold-{i}")
+        crowded = above is not None and (above - threshold.value) * px_per_point < LABEL_PX
         ax.text(0.005, threshold.value, threshold.label, transform=transform, ha="left",
-                va="bottom", zorder=5, gid=f"threshold-label-{i}",
+                va="top" if crowded else "bottom", zorder=5, gid=f"threshold-label-{i}",
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1})
+        above = threshold.value - (LABEL_PX / px_per_point if crowded else 0)  # the label's foot
 
 
 def _draw_expected(ax: Axes, chart: Trajectory, x_of: _XScale) -> None:

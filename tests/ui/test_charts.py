@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import itertools
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.ui import charts
 from api.ui.charts import (
@@ -30,6 +35,7 @@ from api.ui.charts import (
 )
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
+MONTH_NAMES = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"}
 SVG = "{http://www.w3.org/2000/svg}"
 START = date(2026, 1, 5)
 TOTALS = (18, 16, 15, 12, 10, 8, 6)
@@ -262,6 +268,20 @@ def test_thresholds_are_dashed_or_dotted_lines() -> None:
     assert all(dashes) and dashes[0].group(1) != dashes[1].group(1)  # type: ignore[union-attr]
 
 
+def test_labels_of_close_thresholds_do_not_cover_each_other() -> None:
+    close = (Threshold(10, "episode threshold 10"), Threshold(5, "remission below 5"),
+             Threshold(6, "partial remission below 6"))
+    root = parsed(draw(replace(CHART, thresholds=close)))
+
+    def label_box(i: int) -> tuple[float, float]:
+        path = by_id(root, f"chart-phq-9-threshold-label-{i}").find(".//svg:path", NS)
+        ys = [float(y) for y in re.findall(r"[ML] [\d.]+ ([\d.]+)", path.get("d", ""))]  # type: ignore[union-attr]
+        return min(ys), max(ys)
+
+    (top5, bottom5), (top6, bottom6) = label_box(1), label_box(2)
+    assert bottom6 <= top5 or bottom5 <= top6  # the backings do not overlap
+
+
 def test_decisions_are_vertical_lines_and_a_retracted_one_is_dashed() -> None:
     root = parsed(draw())
     for i, retracted in enumerate((False, True, False)):
@@ -378,3 +398,78 @@ def test_rates_run_from_zero_to_a_hundred_percent_upwards() -> None:
 def test_a_series_that_does_not_fit_the_months_is_refused() -> None:
     with pytest.raises(ValueError, match="3 values, 4 months"):
         draw_rates(RatesChart(months=RATES.months, series=(RateSeries("response", (1.0, 2.0, 3.0)),)))
+
+
+def test_a_long_legend_wraps_into_rows_above_a_lowered_plot() -> None:
+    names = ("response", "remission", "recovery", "relapse", "reliable improvement",
+             "reliable recovery (NHS Talking Therapies)")
+    wide = RatesChart(months=RATES.months, series=tuple(
+        RateSeries(n, (10.0, 20.0, 30.0, 40.0)) for n in names))
+
+    def top_tick_y(root: ET.Element) -> float:
+        ticks = {"".join(t.itertext()): float(t.get("y", "0"))
+                 for t in by_id(root, "chart-rates-y-axis").iter(f"{SVG}text")}
+        return ticks["100"]
+
+    root = draw_rates(wide)
+    legend_ys = {round(float(t.get("y", "0"))) for t in root.iter(f"{SVG}text")
+                 if "".join(t.itertext()) in names}
+    assert len(legend_ys) > 1 and min(legend_ys) > 0  # rows, all inside the image
+    assert top_tick_y(root) > top_tick_y(draw_rates()) + 15  # the plot moved down for them
+
+
+def test_many_months_show_the_year_where_it_changes() -> None:
+    months = tuple(f"{2024 + m // 12}-{m % 12 + 1:02d}" for m in range(3, 33))  # Apr 2024 .. Sep 2026
+    root = draw_rates(RatesChart(months=months, series=(RateSeries("response", (50.0,) * 30),)))
+    labels = texts(by_id(root, "chart-rates-x-axis"))
+    assert labels[:2] == ["Apr", "2024"]
+    assert [labels[i + 1] for i, t in enumerate(labels) if t == "Jan"] == ["2025", "2026"]
+    assert len([t for t in labels if t in MONTH_NAMES]) <= 12
+
+
+@st.composite
+def trajectories(draw_: st.DrawFn) -> Trajectory:
+    """Any PHQ-9 chart: 0..20 administrations over up to two years, some voided, decisions."""
+    days = sorted(draw_(st.lists(st.integers(0, 730), max_size=20, unique=True)))
+    totals = draw_(st.lists(st.integers(0, 27), min_size=len(days), max_size=len(days)))
+    voided = draw_(st.lists(st.booleans(), min_size=len(days), max_size=len(days)))
+    points = tuple(ScorePoint(START + timedelta(days=d), i + 1, t, voided=v)
+                   for i, (d, t, v) in enumerate(zip(days, totals, voided, strict=True)))
+    decisions = tuple(DecisionMark(p.on, p.session, "response", retracted=draw_(st.booleans()))
+                      for p in points if draw_(st.booleans()))
+    return Trajectory(instrument="PHQ-9", scale=(0, 27), points=points, bands=BANDS,
+                      thresholds=THRESHOLDS, decisions=decisions,
+                      axis=draw_(st.sampled_from(["date", "session"])))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trajectories())
+def test_any_trajectory_draws_every_point_with_prefixed_ids(chart: Trajectory) -> None:
+    root = parsed(draw(chart, figure_id="any"))
+    ids = [e.get("id") or "" for e in root.iter() if e.get("id")]
+    assert all(i.startswith("any-") for i in ids) and len(ids) == len(set(ids))
+    counted = [p for p in chart.points if not p.voided]
+    voided = [p for p in chart.points if p.voided]
+    for group, points in (("any-points", counted), ("any-voided", voided)):
+        found = root.find(f".//*[@id='{group}']")
+        assert len(marker_ys(found) if found is not None else []) == len(points)
+    if counted:
+        ys = dict(zip(sorted((p.on, p.session) for p in counted),
+                      marker_ys(by_id(root, "any-points")), strict=True))
+        by_total = sorted(counted, key=lambda p: p.total)
+        assert ys[(by_total[-1].on, by_total[-1].session)] <= ys[(by_total[0].on, by_total[0].session)]
+
+
+def test_importing_the_charts_does_not_load_matplotlib() -> None:
+    """A process that draws no chart (the CLI, a server before its first episode page) does not
+    pay matplotlib's import."""
+    code = "import sys, api.ui.charts; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "False"
+
+
+def test_y_ticks_are_whole_points_on_the_scale() -> None:
+    root = parsed(draw(replace(CHART, instrument="GAD-7", scale=(0, 21), bands=BANDS[:4])))
+    ticks = [t for t in texts(by_id(root, "chart-phq-9-y-axis")) if t.isdigit()]
+    assert ticks == ["0", "5", "10", "15", "20"]
