@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -116,8 +115,8 @@ def outcomes(clinic_id: str, request: Request, principal: PagePrincipal,
 
 def rates_chart(clinic_id: str, months: list[tuple[str, CohortFigures]]) -> charts.Figure | None:
     """The rates-by-month chart (percent of evaluable episodes discharged that month, one line
-    per outcome in ``CHARTED``); None without a discharged episode, or while the charts module
-    draws nothing yet."""
+    per outcome in ``CHARTED``); None without a discharged episode. ``charts`` keeps the last
+    figures it drew: the same figures are not drawn again."""
     if not months:
         return None
     chart = charts.RatesChart(
@@ -125,24 +124,12 @@ def rates_chart(clinic_id: str, months: list[tuple[str, CohortFigures]]) -> char
         series=tuple(charts.RateSeries(MILESTONE_LABELS[name].lower(),
                                        tuple(f.rates.get(name) for _, f in months))
                      for name in CHARTED))
-    try:
-        return drawn_rates(chart, clinic_id)
-    except NotImplementedError:
-        return None
-
-
-@lru_cache(maxsize=64)
-def drawn_rates(chart: charts.RatesChart, clinic_id: str) -> charts.Figure:
-    """``charts.rates_figure`` of ``chart``, kept for the next request while the clinic's
-    figures stay the same (the SVG is a pure function of its input and drawing it takes longer
-    than the rest of the page; 64 charts of some 30 KB at most)."""
-    months = chart.months
     return charts.rates_figure(
         chart, figure_id="chart-rates",
         title=f"Outcome rates of {clinic_id} by month of discharge",
         description=(f"Percent of evaluable episodes discharged each month that reached "
-                     f"{', '.join(CHARTED)}, {months[0]} to {months[-1]}; the table below "
-                     f"holds the same figures."))
+                     f"{', '.join(CHARTED)}, {months[0][0]} to {months[-1][0]}; the table "
+                     f"below holds the same figures."))
 
 
 def utc(text: str | None) -> str:
