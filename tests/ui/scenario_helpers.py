@@ -24,7 +24,8 @@ The seed (clinic-north unless said):
   ``CLOSED``), for the outcomes page;
 - the README's clinic variant ``clinic-north-recovery-26w`` of frank1991, by admin-ito;
 - one completed shadow run (``RUN_ID``) of clinic-north under frank1991 as known at ``NOW``,
-  requested by res-park: the scenario's episode changes (partial remission under frank1991).
+  requested by res-park (its finished_at from the event clock too): the scenario's episode
+  changes (partial remission under frank1991).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from unittest import mock
 from uuid import UUID, uuid5
 
@@ -88,6 +90,15 @@ class EventClock:
     def __call__(self) -> datetime:
         with self._lock:
             return self.start + timedelta(seconds=next(self._count))
+
+
+class _EventDatetime(datetime):
+    """``datetime`` whose ``now`` is the event library's clock (patched: ``EventClock``)."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> _EventDatetime:
+        stamp = es_domain.datetime_now_with_tzinfo()
+        return cls.fromtimestamp(stamp.timestamp(), tz or UTC)
 
 
 @contextmanager
@@ -148,7 +159,9 @@ def seed(services: Services) -> dict[str, UUID]:
     with mock.patch("domain.rescoring.uuid4", return_value=RUN_ID):
         run = services.shadow_runs.request(criteria="frank1991", clinic_id=CLINIC,
                                            recorded_by="res-park")
-    assert services.shadow_runs.execute(run.run_id, workers=1) == "completed"
+    # the results store stamps finished_at with the wall clock: the event clock's instead
+    with mock.patch("projections.rescorings.datetime", _EventDatetime):
+        assert services.shadow_runs.execute(run.run_id, workers=1) == "completed"
     services.read_models.catch_up()
     return {**ids, "run": run.run_id}
 
