@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UI_MODULES := ui/node_modules/.package-lock.json
 
-.PHONY: run run-postgres test lint typecheck pytest faults vectors bench bench-ui bench-readme lock clean
+.PHONY: run run-postgres test lint typecheck pytest faults vectors bench bench-ui bench-readme screenshots lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -88,6 +88,11 @@ bench-ui: $(VENV)/.dev
 # Rerun the make bench sizes and rewrite README.md's marked figures table from their JSON lines.
 bench-readme: $(VENV)/.dev
 	$(BIN)/python -m bench.readme --run
+
+# Rewrite the pages' screenshots (docs/screenshots/*.png, the README's and the browser tests'
+# baselines) from a freshly seeded store in Debian's Chromium (scripts/ui-screenshots.py).
+screenshots: $(VENV)/.dev
+	$(BIN)/python scripts/ui-screenshots.py
 
 # Re-pin the lock files from pyproject.toml (needs the package registry).
 lock: $(BIN)/python
