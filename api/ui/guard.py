@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import Request
@@ -80,3 +82,14 @@ def page_run(request: Request, run_id: str, principal: Principal) -> UUID:
     if not in_clinics(request, run["clinic_id"] if run else None, principal):
         raise PageError(404, f"no re-scoring run {uuid}")
     return uuid
+
+
+def landing(roles: Iterable[str], clinics: Iterable[str]) -> str:
+    """Where a sign-in leads: the first clinic's caseload for a clinician or an auditor, its
+    outcomes for a researcher, else the criteria sets (every role may read them)."""
+    held, first = set(roles), min(clinics, default=None)
+    if first is not None and held & {"clinician", "auditor"}:
+        return f"/ui/clinics/{quote(first, safe='')}/caseload"
+    if first is not None and "researcher" in held:
+        return f"/ui/clinics/{quote(first, safe='')}/outcomes"
+    return "/ui/criteria"

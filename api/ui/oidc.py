@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -24,6 +24,7 @@ from joserfc.errors import JoseError
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import InvalidToken, TokenValidator
+from api.ui.guard import landing
 from api.ui.rendering import PageError, checked_form, render
 from api.ui.session import EXPIRES_KEY
 from bootstrap import Settings
@@ -114,7 +115,7 @@ async def start(request: Request) -> Response:
 async def callback(request: Request) -> Response:
     """Back from the provider: authlib exchanges the code (with the PKCE verifier) after
     checking the state, and validates the ID token (signature, issuer, audience, nonce); the
-    access token must then pass the API's validator. Signs in with a new session (no fixation);
+    to the page the caller's role reads first (``guard.landing``).
     to the caller's first clinic's caseload (the criteria page without a clinic).
 
     Errors (HTML pages, nothing signed in): 400 for a wrong or missing state, a provider's
@@ -166,12 +167,7 @@ async def callback(request: Request) -> Response:
     id_token = token.get("id_token")
     if isinstance(id_token, str) and len(id_token) <= ID_TOKEN_BUDGET:
         request.session["id_token"] = id_token  # the sign-out's id_token_hint
-    clinics = [quote(clinic, safe="") for clinic in sorted(principal.clinics)]
-    target = f"/ui/clinics/{clinics[0]}/caseload" if clinics and (
-        principal.has("clinician") or principal.has("auditor")) else (
-        f"/ui/clinics/{clinics[0]}/outcomes" if clinics and principal.has("researcher")
-        else "/ui/criteria")
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(landing(principal.roles, principal.clinics), status_code=303)
 
 
 @router.post("/sign-out")

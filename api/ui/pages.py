@@ -89,22 +89,19 @@ TT_LABELS = {"recovery": "Recovery", "reliable_improvement": "Reliable improveme
              "no_reliable_change": "No reliable change"}
 
 
-def not_found_clinic(clinic_id: str) -> PageError:
-    """The 404 of a clinic without episodes: ``require_clinic``'s text for another clinic."""
-    return PageError(404, f"no clinic {clinic_id[:64]!r}")
-
-
 @router.get("/clinics/{clinic_id}/outcomes", response_class=HTMLResponse)
 def outcomes(clinic_id: str, request: Request, principal: PagePrincipal,
              view: CohortDep) -> Response:
     """The clinic's cohort figures (``CohortView.outcomes``: what ``GET /clinics/{id}/outcomes``
     returns) and the same figures by month of discharge, as tables and a chart. Researcher
-    only (403); another clinic or one without episodes: 404, as the API."""
+    only (403); another clinic: 404, as the API. The caller's own clinic without episodes
+    says so (the API answers 404 there; this page is a researcher's landing page)."""
     require_role(principal, "researcher")
     require_clinic(request, clinic_id, principal)
     figures, months = view.overview(clinic_id)
     if figures.episodes == 0:
-        raise not_found_clinic(clinic_id)
+        return render(request, "outcomes_empty.html", {
+            "title": f"Outcomes of {clinic_id}", "clinic_id": clinic_id})
     talking = [f for _, f in months if f.talking_therapies is not None]
     return render(request, "outcomes.html", {
         "title": f"Outcomes of {clinic_id}", "clinic_id": clinic_id, "figures": figures,

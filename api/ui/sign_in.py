@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import DEV_AUDIENCE, DevIssuer, dev_key_path, is_loopback
+from api.ui.guard import landing
 from api.ui.rendering import PageError, checked_form, render
 from api.ui.session import EXPIRES_KEY
 from bootstrap import Settings
@@ -53,8 +54,8 @@ def sign_in_page(request: Request) -> Response:
 
 @router.post("/sign-in")
 async def sign_in(request: Request) -> Response:
-    """Sign in as the dev user the form names (CSRF-checked); to that user's first clinic's
-    caseload."""
+    """Sign in as the dev user the form names (CSRF-checked); to the page that user's role
+    reads first (``guard.landing``: a researcher's clinic outcomes, else the caseload)."""
     loopback_only(request)
     fields = await checked_form(request)
     user = next((u for u in DEV_USERS if u.sub == fields.get("user")), None)
@@ -68,7 +69,7 @@ async def sign_in(request: Request) -> Response:
     request.session.clear()  # a new session (and CSRF token) per sign-in: no fixation
     request.session["token"] = token
     request.session[EXPIRES_KEY] = int(time.time()) + TOKEN_SECONDS  # the cookie's end, too
-    return RedirectResponse(f"/ui/clinics/{user.clinics[0]}/caseload", status_code=303)
+    return RedirectResponse(landing(user.roles, user.clinics), status_code=303)
 
 
 @router.post("/sign-out")

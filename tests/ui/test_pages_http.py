@@ -203,3 +203,16 @@ def test_the_caseload_filters_are_the_read_models(client, episodes):
     assert rows(client.get(NORTH, params={"kind": "overdue"}).text) == ["p-overdue"]
     assert rows(client.get(NORTH, params={"instrument": "QIDS-SR16"}).text) == []
     assert client.get(NORTH, params={"kind": "bogus"}).status_code == 422
+
+
+@pytest.mark.parametrize(("user", "landing"), [
+    ("dr-lee", "/ui/clinics/clinic-north/caseload"),
+    ("auditor-ng", "/ui/clinics/clinic-north/caseload"),
+    ("res-park", "/ui/clinics/clinic-north/outcomes"),  # a researcher has no caseload (403)
+    ("dr-ruiz", "/ui/clinics/clinic-south/caseload")])
+def test_one_click_lands_each_dev_user_on_a_page_their_role_may_read(client, user, landing):
+    form = client.get("/ui/sign-in")
+    reply = client.post("/ui/sign-in", data={"csrf": csrf_of(form.text), "user": user},
+                        follow_redirects=False)
+    assert (reply.status_code, reply.headers["location"]) == (303, landing)
+    assert client.get(landing).status_code == 200
