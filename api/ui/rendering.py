@@ -12,9 +12,13 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.identity import Principal
+
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=HERE / "templates")
+# The widest form (PHQ-9: 10 items, a total and its hidden fields) has 16 fields.
+MAX_FIELDS = 40
 TITLES = {400: "Bad request", 401: "Sign-in required", 403: "Not allowed", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 422: "Invalid input",
           502: "Identity provider unavailable"}
@@ -60,13 +64,24 @@ def csrf_token(request: Request) -> str | None:
 
 
 async def checked_form(request: Request) -> dict[str, str]:
-    """The POSTed form (``application/x-www-form-urlencoded``), once its ``csrf`` field
-    matches the session's token. Raises ``PageError`` 400 otherwise."""
+    """The POSTed form (``application/x-www-form-urlencoded``, at most ``MAX_FIELDS`` fields),
+    once its ``csrf`` field matches the session's token. Raises ``PageError`` 400 otherwise.
+
+    A request whose caller was authenticated by its own ``Authorization`` header (a script or a
+    kiosk with the API's bearer token, ``guard.page_principal``) needs no CSRF token: CSRF rides
+    on credentials a browser adds by itself (the session cookie), and no other site can make a
+    browser send that header."""
     if request.headers.get("content-type", "").split(";")[0].strip() != (
             "application/x-www-form-urlencoded"):
         raise PageError(400, "expected a form")
-    fields = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace"),
-                                           max_num_fields=20).items()}
+    try:
+        fields = {k: v[0] for k, v in parse_qs(
+            (await request.body()).decode("utf-8", "replace"), max_num_fields=MAX_FIELDS).items()}
+    except ValueError:
+        raise PageError(400, f"the form has too many fields (at most {MAX_FIELDS})") from None
+    if request.headers.get("authorization") and isinstance(
+            getattr(request.state, "principal", None), Principal):
+        return fields
     expected = request.session.get("csrf") if has_session(request) else None
     given = fields.get("csrf", "")
     if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
