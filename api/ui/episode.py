@@ -25,7 +25,13 @@ from api.deps import ServicesDep
 from api.freshness import fresh_view, runs_inline
 from api.identity import Principal
 from api.ui import charts
-from api.ui.episode_chart import InstrumentChart, decision_label, decision_of, instrument_charts
+from api.ui.episode_chart import (
+    InstrumentChart,
+    day_points,
+    decision_label,
+    decision_of,
+    instrument_charts,
+)
 from api.ui.episode_summary import Score, day, points, summary
 from api.ui.guard import page_episode, page_principal, require_role
 from api.ui.pages import KIND_LABELS
@@ -149,11 +155,13 @@ def page(request: Request, principal: Principal, episode_id: UUID, opts: Options
     brief = episodes.get(episode_id) or {}
     staged = episode.instrument
     criteria = episode.criteria_set
+    kept = day_points((a.observation() for a in episode.valid_assessments()), criteria)
     scores = [Score(a.administered_on, float(a.total)) for a in assessments
-              if a.instrument == staged and not a.voided and a.total is not None]
+              if a.instrument == staged and a.assessment_id in kept and a.total is not None]
     instrument_charts_ = instrument_charts(
         assessments, history, staged=staged, criteria=criteria, watching=episode.watching,
-        opened_on=episode.opened_on, axis=opts.axis, show_voided=opts.voided)
+        opened_on=episode.opened_on, axis=opts.axis, show_voided=opts.voided,
+        kept=kept)
     record_code = (form.values.get("instrument") if form and form.which == "record" else None) \
         or opts.record or staged
     instrument = INSTRUMENTS.get(record_code, INSTRUMENTS[staged])

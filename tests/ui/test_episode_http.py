@@ -456,3 +456,35 @@ def test_a_form_sent_twice_is_stored_once_and_a_closed_episode_is_409_on_the_pag
                        data=data | {"assessment_id": "another"}, follow_redirects=False)
     assert late.status_code == 409 and '<div id="form-errors" role="alert"' in late.text
     assert version(client, episode) == before
+
+
+def test_a_same_day_correction_supersedes_the_earlier_score_as_the_rules_do(client, settings):
+    """G2 (ADR 0011): PHQ-9 18 on 5 Jan corrected to 14 the same day, then 8 on 26 Jan. The
+    rules stage 14 -> 8 (6/14 = 43% < 50%: no response), so the page does too; the 18 is not
+    drawn nor numbered, and is listed only with voided=1, marked superseded."""
+    headers = bearer(settings)
+    episode = client.post("/episodes", headers=headers, json={
+        "patient_ref": "pt-a", "clinic_id": "clinic-north", "criteria": "acnp2006",
+        "opened_on": "2026-01-05"}).json()["episode_id"]
+    for aid, on, total in [("a1", "2026-01-05", 18), ("a1-fix", "2026-01-05", 14),
+                           ("a2", "2026-01-26", 8)]:
+        reply = client.post(f"/episodes/{episode}/assessments", headers=headers, json={
+            "assessment_id": aid, "instrument": "PHQ-9", "administered_on": on, "total": total})
+        assert reply.status_code == 201, reply.text
+    sign_in(client)
+    html = page_of(client, episode)
+    assert ('<p id="summary" class="summary">PHQ-9 fell from 14 to 8 over 3 weeks: '
+            'no stage decision yet</p>') in html
+    assert table_rows(html, "table-phq-9") == [["5 Jan 2026", "1", "14", "moderate", "no"],
+                                               ["26 Jan 2026", "2", "8", "mild", "no"]]
+    chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', html, re.S)[0]
+    assert "2 PHQ-9 scores from 5 Jan 2026 to 26 Jan 2026; first 14, latest 8 points" in chart
+    assert "PHQ-9 18 on" not in chart
+    shown = page_of(client, episode, voided="1")
+    assert table_rows(shown, "table-phq-9") == [
+        ["5 Jan 2026", "–", "18", "moderately severe",
+         "voided: superseded by a later entry the same day"],
+        ["5 Jan 2026", "1", "14", "moderate", "no"], ["26 Jan 2026", "2", "8", "mild", "no"]]
+    chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', shown, re.S)[0]
+    assert "PHQ-9 18 on" not in chart and "2 PHQ-9 scores from" in chart
+
