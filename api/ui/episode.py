@@ -204,14 +204,14 @@ def episode_page(episode_id: str, request: Request, principal: PagePrincipal,
 
 
 def field_of(error: DomainError, *, items: int) -> str:
-    """The form field a domain error names: ``items[3]`` -> ``item_4``, ``items`` -> ``item_1``,
-    ``item_2`` as it is;
-    ``total`` -> ``item_1`` when the form shows items; the other fields as named; ``""`` (the
-    form as a whole) for anything the form does not show."""
+    """The form field a domain error names: ``items[3]`` -> ``item_4``, ``items`` -> ``item_1``
+    (``total`` when the form shows no items), ``item_2`` as it is; ``administered_on`` and
+    ``total`` as named (every form shows a total field); ``""`` (the form as a whole) for
+    anything the form does not show."""
     name = error.field or ""
     if name.startswith("items[") and name.endswith("]") and name[6:-1].isdigit():
         return f"item_{int(name[6:-1]) + 1}"
-    if name == "items" or (name == "total" and items):
+    if name == "items":
         return "item_1" if items else "total"
     if name.startswith("item_") and name[5:].isdigit():
         return name
@@ -231,23 +231,24 @@ def status_of(error: DomainError) -> int:
 def parse_assessment(fields: Mapping[str, str]) -> dict[str, Any]:
     """The record form's fields as ``record_assessment``'s arguments: ``instrument``,
     ``administered`` (a date or aware datetime, ``parse_date_or_datetime`` as the API), ``items``
-    (item_1..item_N; an empty field is a missing item, an empty extra item is left off) or
-    ``total``, ``assessment_id`` (empty: one is made). Raises InvalidInputError naming the field
-    (``item_3``, ``total``, ``administered_on``) or the instrument's UnknownInstrumentError."""
+    (item_1..item_N; an empty field is a missing item, an empty extra item is left off; every
+    item empty: None) and ``total`` (points; empty: None), ``assessment_id`` (empty: one is
+    made). Which of items and total are needed is the domain's rule, as for the API's JSON
+    (``domain.instruments.validate``): this only reads the fields. Raises InvalidInputError
+    naming the field (``item_3``, ``total``, ``administered_on``) or the instrument's
+    UnknownInstrumentError."""
     instrument = get_instrument(fields.get("instrument", ""))
     administered = parse_date_or_datetime(fields.get("administered_on", "").strip(),
                                           "administered_on")
     items: list[int | None] | None = None
-    total: int | None = None
-    if instrument.total_only:
-        total = whole(fields.get("total", ""), "total")
-    else:
+    total = whole(fields.get("total", ""), "total")
+    if not instrument.total_only:
         items = [whole(fields.get(f"item_{i}", ""), f"item_{i}")
                  for i in range(1, item_count(instrument) + 1)]
         while len(items) > instrument.item_count and items[-1] is None:
             items.pop()  # the difficulty question left empty: not asked
         if all(value is None for value in items):
-            raise InvalidInputError(f"{instrument.code}: answer the items", field="item_1")
+            items = None  # no item answered: a total only, or neither (the domain says)
     return {"instrument": instrument.code, "administered": administered, "items": items,
             "total": total, "assessment_id": fields.get("assessment_id", "").strip() or None}
 

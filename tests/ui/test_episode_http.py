@@ -197,7 +197,9 @@ def test_a_bad_item_rerenders_422_with_the_error_in_place_and_stores_nothing(cli
     ({"administered_on": "2026-03-20"}, "administered_on", "administered_on 2026-03-20 is in the future"),
     ({"administered_on": ""}, "administered_on", "not an ISO date"),
     ({"item_2": "x"}, "item_2", "item 2 must be a whole number"),
-    ({f"item_{i}": "" for i in range(1, 10)}, "item_1", "PHQ-9: answer the items"),
+    ({f"item_{i}": "" for i in range(1, 10)}, "total", "PHQ-9: give items or a total"),
+    ({f"item_{i}": "" for i in range(1, 10)} | {"total": "28"}, "total",
+     "PHQ-9: total 28 is outside 0..27"),
 ])
 def test_other_bad_fields_are_shown_in_place(client, episode, fields, field, message):
     sign_in(client)
@@ -488,3 +490,18 @@ def test_a_same_day_correction_supersedes_the_earlier_score_as_the_rules_do(clie
     chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', shown, re.S)[0]
     assert "PHQ-9 18 on" not in chart and "2 PHQ-9 scores from" in chart
 
+
+def test_an_itemised_instrument_takes_a_total_only_through_the_form(client, episode):
+    """The API takes {"total": 12} for PHQ-9; so does the form (items OR a total)."""
+    sign_in(client)
+    html = page_of(client, episode)
+    form = re.search(r'<form id="record-assessment".*?</form>', html, re.S)[0]
+    assert '<label for="f-total">Or the total only (points, 0–27)</label>' in form
+    assert 'name="item_1"' in form and 'name="total"' in form
+    reply = client.post(f"/ui/episodes/{episode}/assessments", follow_redirects=False, data={
+        "csrf": csrf_of(html), "instrument": "PHQ-9", "administered_on": "2026-03-09",
+        "assessment_id": "phq-total", "total": "12", **{f"item_{i}": "" for i in range(1, 11)}})
+    assert reply.status_code == 303, reply.text
+    stored = next(a for a in client.app.state.services.app.assessments(UUID(episode))
+                  if a.assessment_id == "phq-total")
+    assert (stored.items, stored.reported_total, stored.total) == (None, 12, 12)
