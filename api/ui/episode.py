@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Request
@@ -103,6 +104,25 @@ def options(axis: str | None, voided: str | None, retracted: str | None, record:
                    record or None, (recorded or "")[:64] or None, int(cursor))
 
 
+def kept_query(opts: Options) -> str:
+    """The view options a form keeps when it is sent back with errors, as the query of its
+    ``action`` ("?axis=session&voided=1"; "" for the defaults)."""
+    query = {"axis": opts.axis} if opts.axis != "date" else {}
+    query |= {name: "1" for name in ("voided", "retracted") if getattr(opts, name)}
+    return f"?{urlencode(query)}" if query else ""
+
+
+def posted_options(request: Request) -> Options:
+    """The view options a form's ``action`` query carries (``kept_query``); anything else, or
+    a malformed value, is the default view."""
+    query = request.query_params
+    try:
+        return options(query.get("axis"), query.get("voided"), query.get("retracted"),
+                       None, None, None)
+    except PageError:
+        return Options()
+
+
 def when(moment: datetime | str | None) -> str:
     """A recorded time in UTC as the page shows it: "2026-01-05 09:30:00 UTC" ("–" for none)."""
     if moment is None:
@@ -187,7 +207,7 @@ def page(request: Request, principal: Principal, episode_id: UUID, opts: Options
         "record": {"instrument": instrument, "item_fields": item_count(instrument),
                    "assessment_id": str(uuid4())},
         "instruments": sorted(INSTRUMENTS), "form": form, "recorded": recorded,
-        "day": day, "points": points, "when": when,
+        "day": day, "points": points, "when": when, "kept_query": kept_query(opts),
     }, status=form.status if form else 200)
 
 
@@ -283,7 +303,8 @@ async def record_assessment(episode_id: str, request: Request,
         shown = item_count(INSTRUMENTS[code]) if code in INSTRUMENTS else 0
         form = FormState("record", values, {field_of(error, items=shown): error.message},
                          status_of(error))
-        return await run_in_threadpool(page, request, principal, uuid, Options(), form)
+        return await run_in_threadpool(page, request, principal, uuid, posted_options(request),
+                                       form)
     assert result.assessment is not None, "record_assessment always returns the assessment"
     await run_in_threadpool(settle, request, result.position)
     return RedirectResponse(f"/ui/episodes/{uuid}?recorded={result.assessment.assessment_id}",
@@ -311,7 +332,8 @@ async def alert_command(request: Request, principal: Principal, services: Servic
         name = error.field if error.field in ("action", "note", "reason") else None
         form = FormState(f"{verb}:{alert_id}", values, {name or "": error.message},
                          status_of(error))
-        return await run_in_threadpool(page, request, principal, uuid, Options(), form)
+        return await run_in_threadpool(page, request, principal, uuid, posted_options(request),
+                                       form)
     return RedirectResponse(f"/ui/episodes/{uuid}#alert-{alert_id}", status_code=303)
 
 

@@ -505,3 +505,16 @@ def test_an_itemised_instrument_takes_a_total_only_through_the_form(client, epis
     stored = next(a for a in client.app.state.services.app.assessments(UUID(episode))
                   if a.assessment_id == "phq-total")
     assert (stored.items, stored.reported_total, stored.total) == (None, 12, 12)
+
+
+def test_a_form_sent_back_with_errors_keeps_the_pages_view_options(client, episode):
+    sign_in(client)
+    html = page_of(client, episode, axis="session", voided="1", retracted="1")
+    action = f"/ui/episodes/{episode}/assessments?axis=session&amp;voided=1&amp;retracted=1"
+    assert f'action="{action}"' in html
+    reply = client.post(action.replace("&amp;", "&"), data={
+        "csrf": csrf_of(html), "instrument": "PHQ-9", "administered_on": "2026-03-09"})
+    assert reply.status_code == 422 and 'aria-describedby="err-total"' in reply.text
+    assert '<option value="session" selected>Session</option>' in reply.text
+    assert 'id="o-voided" name="voided" value="1" checked' in reply.text
+    assert f'action="{action}"' in reply.text
