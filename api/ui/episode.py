@@ -107,7 +107,7 @@ def options(axis: str | None, voided: str | None, retracted: str | None, record:
 def kept_query(opts: Options) -> str:
     """The view options a form keeps when it is sent back with errors, as the query of its
     ``action`` ("?axis=session&voided=1"; "" for the defaults)."""
-    query = {"axis": opts.axis} if opts.axis != "date" else {}
+    query: dict[str, str] = {"axis": opts.axis} if opts.axis != "date" else {}
     query |= {name: "1" for name in ("voided", "retracted") if getattr(opts, name)}
     return f"?{urlencode(query)}" if query else ""
 
