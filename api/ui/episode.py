@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, cast
+from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Request
@@ -25,7 +26,13 @@ from api.deps import ServicesDep
 from api.freshness import fresh_view, runs_inline
 from api.identity import Principal
 from api.ui import charts
-from api.ui.episode_chart import InstrumentChart, decision_label, decision_of, instrument_charts
+from api.ui.episode_chart import (
+    InstrumentChart,
+    day_points,
+    decision_label,
+    decision_of,
+    instrument_charts,
+)
 from api.ui.episode_summary import Score, day, points, summary
 from api.ui.guard import page_episode, page_principal, require_role
 from api.ui.pages import KIND_LABELS
@@ -97,6 +104,25 @@ def options(axis: str | None, voided: str | None, retracted: str | None, record:
                    record or None, (recorded or "")[:64] or None, int(cursor))
 
 
+def kept_query(opts: Options) -> str:
+    """The view options a form keeps when it is sent back with errors, as the query of its
+    ``action`` ("?axis=session&voided=1"; "" for the defaults)."""
+    query: dict[str, str] = {"axis": opts.axis} if opts.axis != "date" else {}
+    query |= {name: "1" for name in ("voided", "retracted") if getattr(opts, name)}
+    return f"?{urlencode(query)}" if query else ""
+
+
+def posted_options(request: Request) -> Options:
+    """The view options a form's ``action`` query carries (``kept_query``); anything else, or
+    a malformed value, is the default view."""
+    query = request.query_params
+    try:
+        return options(query.get("axis"), query.get("voided"), query.get("retracted"),
+                       None, None, None)
+    except PageError:
+        return Options()
+
+
 def when(moment: datetime | str | None) -> str:
     """A recorded time in UTC as the page shows it: "2026-01-05 09:30:00 UTC" ("–" for none)."""
     if moment is None:
@@ -149,11 +175,13 @@ def page(request: Request, principal: Principal, episode_id: UUID, opts: Options
     brief = episodes.get(episode_id) or {}
     staged = episode.instrument
     criteria = episode.criteria_set
+    kept = day_points((a.observation() for a in episode.valid_assessments()), criteria)
     scores = [Score(a.administered_on, float(a.total)) for a in assessments
-              if a.instrument == staged and not a.voided and a.total is not None]
+              if a.instrument == staged and a.assessment_id in kept and a.total is not None]
     instrument_charts_ = instrument_charts(
         assessments, history, staged=staged, criteria=criteria, watching=episode.watching,
-        opened_on=episode.opened_on, axis=opts.axis, show_voided=opts.voided)
+        opened_on=episode.opened_on, axis=opts.axis, show_voided=opts.voided,
+        kept=kept)
     record_code = (form.values.get("instrument") if form and form.which == "record" else None) \
         or opts.record or staged
     instrument = INSTRUMENTS.get(record_code, INSTRUMENTS[staged])
@@ -179,7 +207,7 @@ def page(request: Request, principal: Principal, episode_id: UUID, opts: Options
         "record": {"instrument": instrument, "item_fields": item_count(instrument),
                    "assessment_id": str(uuid4())},
         "instruments": sorted(INSTRUMENTS), "form": form, "recorded": recorded,
-        "day": day, "points": points, "when": when,
+        "day": day, "points": points, "when": when, "kept_query": kept_query(opts),
     }, status=form.status if form else 200)
 
 
@@ -196,14 +224,14 @@ def episode_page(episode_id: str, request: Request, principal: PagePrincipal,
 
 
 def field_of(error: DomainError, *, items: int) -> str:
-    """The form field a domain error names: ``items[3]`` -> ``item_4``, ``items`` -> ``item_1``,
-    ``item_2`` as it is;
-    ``total`` -> ``item_1`` when the form shows items; the other fields as named; ``""`` (the
-    form as a whole) for anything the form does not show."""
+    """The form field a domain error names: ``items[3]`` -> ``item_4``, ``items`` -> ``item_1``
+    (``total`` when the form shows no items), ``item_2`` as it is; ``administered_on`` and
+    ``total`` as named (every form shows a total field); ``""`` (the form as a whole) for
+    anything the form does not show."""
     name = error.field or ""
     if name.startswith("items[") and name.endswith("]") and name[6:-1].isdigit():
         return f"item_{int(name[6:-1]) + 1}"
-    if name == "items" or (name == "total" and items):
+    if name == "items":
         return "item_1" if items else "total"
     if name.startswith("item_") and name[5:].isdigit():
         return name
@@ -223,23 +251,24 @@ def status_of(error: DomainError) -> int:
 def parse_assessment(fields: Mapping[str, str]) -> dict[str, Any]:
     """The record form's fields as ``record_assessment``'s arguments: ``instrument``,
     ``administered`` (a date or aware datetime, ``parse_date_or_datetime`` as the API), ``items``
-    (item_1..item_N; an empty field is a missing item, an empty extra item is left off) or
-    ``total``, ``assessment_id`` (empty: one is made). Raises InvalidInputError naming the field
-    (``item_3``, ``total``, ``administered_on``) or the instrument's UnknownInstrumentError."""
+    (item_1..item_N; an empty field is a missing item, an empty extra item is left off; every
+    item empty: None) and ``total`` (points; empty: None), ``assessment_id`` (empty: one is
+    made). Which of items and total are needed is the domain's rule, as for the API's JSON
+    (``domain.instruments.validate``): this only reads the fields. Raises InvalidInputError
+    naming the field (``item_3``, ``total``, ``administered_on``) or the instrument's
+    UnknownInstrumentError."""
     instrument = get_instrument(fields.get("instrument", ""))
     administered = parse_date_or_datetime(fields.get("administered_on", "").strip(),
                                           "administered_on")
     items: list[int | None] | None = None
-    total: int | None = None
-    if instrument.total_only:
-        total = whole(fields.get("total", ""), "total")
-    else:
+    total = whole(fields.get("total", ""), "total")
+    if not instrument.total_only:
         items = [whole(fields.get(f"item_{i}", ""), f"item_{i}")
                  for i in range(1, item_count(instrument) + 1)]
         while len(items) > instrument.item_count and items[-1] is None:
             items.pop()  # the difficulty question left empty: not asked
         if all(value is None for value in items):
-            raise InvalidInputError(f"{instrument.code}: answer the items", field="item_1")
+            items = None  # no item answered: a total only, or neither (the domain says)
     return {"instrument": instrument.code, "administered": administered, "items": items,
             "total": total, "assessment_id": fields.get("assessment_id", "").strip() or None}
 
@@ -274,7 +303,8 @@ async def record_assessment(episode_id: str, request: Request,
         shown = item_count(INSTRUMENTS[code]) if code in INSTRUMENTS else 0
         form = FormState("record", values, {field_of(error, items=shown): error.message},
                          status_of(error))
-        return await run_in_threadpool(page, request, principal, uuid, Options(), form)
+        return await run_in_threadpool(page, request, principal, uuid, posted_options(request),
+                                       form)
     assert result.assessment is not None, "record_assessment always returns the assessment"
     await run_in_threadpool(settle, request, result.position)
     return RedirectResponse(f"/ui/episodes/{uuid}?recorded={result.assessment.assessment_id}",
@@ -302,7 +332,8 @@ async def alert_command(request: Request, principal: Principal, services: Servic
         name = error.field if error.field in ("action", "note", "reason") else None
         form = FormState(f"{verb}:{alert_id}", values, {name or "": error.message},
                          status_of(error))
-        return await run_in_threadpool(page, request, principal, uuid, Options(), form)
+        return await run_in_threadpool(page, request, principal, uuid, posted_options(request),
+                                       form)
     return RedirectResponse(f"/ui/episodes/{uuid}#alert-{alert_id}", status_code=303)
 
 

@@ -10,7 +10,7 @@ from; C11); the expected-recovery band is the clinic's fitted curve (Finch, Lamb
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -29,9 +29,24 @@ from api.ui.episode_summary import Decision, day, points, stage_label
 from application.views import AssessmentView
 from domain.criteria.decisions import SAFETY
 from domain.criteria.sets import CriteriaSet
+from domain.criteria.timeline import Observation
 from domain.instruments import INSTRUMENTS, Instrument
+from domain.rules import staged_points
 from domain.signals.packs import baseline_band
 from domain.signals.watch import signal_packs
+
+SUPERSEDED = "superseded by a later entry the same day"
+
+
+def day_points(observations: Iterable[Observation], criteria: CriteriaSet) -> frozenset[str]:
+    """The ids of the assessments the staging rules use, of every instrument: one per
+    instrument and clinical day, a same-day correction superseding the earlier record (SPEC
+    G2, ADR 0011), as ``domain.rules.staged_points`` (the fold's own timeline) gives them.
+    ``observations``: the episode's valid (not voided) assessments; ``criteria``: the set in
+    force (its missing-item policy decides what is scorable)."""
+    valid = list(observations)
+    return frozenset(p.obs.assessment_id for code in {o.instrument for o in valid}
+                     for p in staged_points(valid, criteria, code))
 
 
 def slug(instrument: str) -> str:
@@ -42,11 +57,12 @@ def slug(instrument: str) -> str:
 
 @dataclass(frozen=True)
 class Row:
-    """One row of the table beside a chart: the point's date, session, total (points), severity
-    band, and the void reason when voided."""
+    """One row of the table beside a chart: the point's date, session (None: not a session, a
+    superseded same-day entry), total (points), severity band, and the void reason when voided
+    (or superseded: ``SUPERSEDED``)."""
 
     on: date
-    session: int
+    session: int | None
     total: str
     severity: str
     voided: bool
@@ -127,18 +143,24 @@ def expected_band(watching: Mapping[str, Any] | None, instrument: str, opened_on
 
 def instrument_charts(assessments: Sequence[AssessmentView], history: Sequence[Mapping[str, Any]],
                       *, staged: str, criteria: CriteriaSet, watching: Mapping[str, Any] | None,
-                      opened_on: date, axis: Axis, show_voided: bool) -> list[InstrumentChart]:
+                      opened_on: date, axis: Axis, show_voided: bool,
+                      kept: Collection[str]) -> list[InstrumentChart]:
     """One chart per instrument with a scored assessment (the staged instrument first, then by
     code): points in clinical order (voided ones only with ``show_voided``), sessions numbered
-    1.. among the points shown, the decisions of ``history`` (the staged instrument's; retracted
-    ones as the history holds them) and the expected band on the staged instrument's chart."""
+    1.. among the points shown. ``kept``: the ids the rules use (``day_points``); a valid
+    assessment not kept (superseded the same day, G2) is never drawn nor numbered, and is a
+    table row (marked ``SUPERSEDED``) only with ``show_voided``. Then the decisions of
+    ``history`` (the staged instrument's; retracted ones as the history holds them) and the
+    expected band on the staged instrument's chart."""
     codes = sorted({a.instrument for a in assessments if a.total is not None},
                    key=lambda code: (code != staged, code))
     charts = []
     for code in codes:
         instrument = INSTRUMENTS[code]
-        chosen = [a for a in assessments if a.instrument == code and a.total is not None
-                  and (show_voided or not a.voided)]
+        scored = [a for a in assessments if a.instrument == code and a.total is not None]
+        chosen = [a for a in scored
+                  if a.assessment_id in kept or (show_voided and a.voided)]
+        listed = [a for a in scored if a in chosen or (show_voided and not a.voided)]
         if not chosen:
             continue
         shown = [ScorePoint(a.administered_on, i, float(a.total), a.voided,
@@ -158,9 +180,11 @@ def instrument_charts(assessments: Sequence[AssessmentView], history: Sequence[M
             decisions=marks,
             expected=expected_band(watching, code, opened_on, shown) if code == staged else (),
             axis=axis)
-        rows = tuple(Row(a.administered_on, i, points(float(a.total)), a.severity or "",
-                         a.voided, a.void_reason)
-                     for i, a in enumerate(chosen, start=1) if a.total is not None)
+        rows = tuple(Row(a.administered_on, session_of.get(a.assessment_id),
+                         points(float(a.total)), a.severity or "",
+                         a.voided or a.assessment_id not in session_of,
+                         a.void_reason if a.assessment_id in session_of else SUPERSEDED)
+                     for a in listed if a.total is not None)
         charts.append(InstrumentChart(code, slug(code), trajectory, rows,
                                       f"{code} scores by {'session' if axis == 'session' else 'date'}",
                                       describe(trajectory)))

@@ -197,7 +197,9 @@ def test_a_bad_item_rerenders_422_with_the_error_in_place_and_stores_nothing(cli
     ({"administered_on": "2026-03-20"}, "administered_on", "administered_on 2026-03-20 is in the future"),
     ({"administered_on": ""}, "administered_on", "not an ISO date"),
     ({"item_2": "x"}, "item_2", "item 2 must be a whole number"),
-    ({f"item_{i}": "" for i in range(1, 10)}, "item_1", "PHQ-9: answer the items"),
+    ({f"item_{i}": "" for i in range(1, 10)}, "total", "PHQ-9: give items or a total"),
+    ({f"item_{i}": "" for i in range(1, 10)} | {"total": "28"}, "total",
+     "PHQ-9: total 28 is outside 0..27"),
 ])
 def test_other_bad_fields_are_shown_in_place(client, episode, fields, field, message):
     sign_in(client)
@@ -456,3 +458,63 @@ def test_a_form_sent_twice_is_stored_once_and_a_closed_episode_is_409_on_the_pag
                        data=data | {"assessment_id": "another"}, follow_redirects=False)
     assert late.status_code == 409 and '<div id="form-errors" role="alert"' in late.text
     assert version(client, episode) == before
+
+
+def test_a_same_day_correction_supersedes_the_earlier_score_as_the_rules_do(client, settings):
+    """G2 (ADR 0011): PHQ-9 18 on 5 Jan corrected to 14 the same day, then 8 on 26 Jan. The
+    rules stage 14 -> 8 (6/14 = 43% < 50%: no response), so the page does too; the 18 is not
+    drawn nor numbered, and is listed only with voided=1, marked superseded."""
+    headers = bearer(settings)
+    episode = client.post("/episodes", headers=headers, json={
+        "patient_ref": "pt-a", "clinic_id": "clinic-north", "criteria": "acnp2006",
+        "opened_on": "2026-01-05"}).json()["episode_id"]
+    for aid, on, total in [("a1", "2026-01-05", 18), ("a1-fix", "2026-01-05", 14),
+                           ("a2", "2026-01-26", 8)]:
+        reply = client.post(f"/episodes/{episode}/assessments", headers=headers, json={
+            "assessment_id": aid, "instrument": "PHQ-9", "administered_on": on, "total": total})
+        assert reply.status_code == 201, reply.text
+    sign_in(client)
+    html = page_of(client, episode)
+    assert ('<p id="summary" class="summary">PHQ-9 fell from 14 to 8 over 3 weeks: '
+            'no stage decision yet</p>') in html
+    assert table_rows(html, "table-phq-9") == [["5 Jan 2026", "1", "14", "moderate", "no"],
+                                               ["26 Jan 2026", "2", "8", "mild", "no"]]
+    chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', html, re.S)[0]
+    assert "2 PHQ-9 scores from 5 Jan 2026 to 26 Jan 2026; first 14, latest 8 points" in chart
+    assert "PHQ-9 18 on" not in chart
+    shown = page_of(client, episode, voided="1")
+    assert table_rows(shown, "table-phq-9") == [
+        ["5 Jan 2026", "–", "18", "moderately severe",
+         "voided: superseded by a later entry the same day"],
+        ["5 Jan 2026", "1", "14", "moderate", "no"], ["26 Jan 2026", "2", "8", "mild", "no"]]
+    chart = re.search(r'<figure id="chart-phq-9">.*?</figure>', shown, re.S)[0]
+    assert "PHQ-9 18 on" not in chart and "2 PHQ-9 scores from" in chart
+
+
+def test_an_itemised_instrument_takes_a_total_only_through_the_form(client, episode):
+    """The API takes {"total": 12} for PHQ-9; so does the form (items OR a total)."""
+    sign_in(client)
+    html = page_of(client, episode)
+    form = re.search(r'<form id="record-assessment".*?</form>', html, re.S)[0]
+    assert '<label for="f-total">Or the total only (points, 0–27)</label>' in form
+    assert 'name="item_1"' in form and 'name="total"' in form
+    reply = client.post(f"/ui/episodes/{episode}/assessments", follow_redirects=False, data={
+        "csrf": csrf_of(html), "instrument": "PHQ-9", "administered_on": "2026-03-09",
+        "assessment_id": "phq-total", "total": "12", **{f"item_{i}": "" for i in range(1, 11)}})
+    assert reply.status_code == 303, reply.text
+    stored = next(a for a in client.app.state.services.app.assessments(UUID(episode))
+                  if a.assessment_id == "phq-total")
+    assert (stored.items, stored.reported_total, stored.total) == (None, 12, 12)
+
+
+def test_a_form_sent_back_with_errors_keeps_the_pages_view_options(client, episode):
+    sign_in(client)
+    html = page_of(client, episode, axis="session", voided="1", retracted="1")
+    action = f"/ui/episodes/{episode}/assessments?axis=session&amp;voided=1&amp;retracted=1"
+    assert f'action="{action}"' in html
+    reply = client.post(action.replace("&amp;", "&"), data={
+        "csrf": csrf_of(html), "instrument": "PHQ-9", "administered_on": "2026-03-09"})
+    assert reply.status_code == 422 and 'aria-describedby="err-total"' in reply.text
+    assert '<option value="session" selected>Session</option>' in reply.text
+    assert 'id="o-voided" name="voided" value="1" checked' in reply.text
+    assert f'action="{action}"' in reply.text
