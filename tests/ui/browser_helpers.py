@@ -24,6 +24,9 @@ AXE = ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+# Fontconfig for the browser: the machine's, with DejaVu preferred for the generic families
+# (tests/ui/fonts.conf), so a machine with other fonts draws the screenshots' pages alike.
+FONTS_ENV = {**os.environ, "FONTCONFIG_FILE": str(Path(__file__).with_name("fonts.conf"))}
 
 
 def in_ci() -> bool:
@@ -51,7 +54,8 @@ def playwright() -> Iterator[Playwright]:
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """One headless Chromium per test module."""
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                          env=FONTS_ENV)
     try:
         yield launched
     finally:

@@ -22,7 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from browser_helpers import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, in_ci
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, FONTS_ENV, VIEWPORT, in_ci
 from PIL import Image, ImageChops
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Playwright
 
@@ -46,7 +46,7 @@ def require_dejavu() -> None:
     for family in ("sans-serif", "system-ui"):
         try:
             found = subprocess.run(["fc-match", "-f", "%{family}", family], capture_output=True,
-                                   text=True, check=True, timeout=30).stdout
+                                   text=True, check=True, timeout=30, env=FONTS_ENV).stdout
         except (OSError, subprocess.SubprocessError):
             found = ""
         picked[family] = found
@@ -62,7 +62,8 @@ def require_dejavu() -> None:
 def shot_browser_fixture(playwright: Playwright) -> Iterator[Browser]:
     """Chromium launched for stable screenshots (no font hinting, sRGB), once per module."""
     require_dejavu()
-    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=SCREENSHOT_ARGS)
+    launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=SCREENSHOT_ARGS,
+                                          env=FONTS_ENV)
     try:
         yield launched
     finally:
