@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from markupsafe import Markup
 
 from api.ui.chart_svg import INK, drawing, to_fragment
+from api.ui.dates import MONTHS
 
 if TYPE_CHECKING:  # matplotlib itself is imported at the first chart (api.ui.chart_svg)
     from matplotlib.axes import Axes
@@ -135,7 +136,6 @@ SERIES_STYLES = (  # rates: colour, marker and dash pattern all differ, and a la
     ("#08306b", "o", "-"), ("#a63603", "s", "--"), ("#00604a", "^", ":"),
     ("#6a1b9a", "D", "-."), ("#1a1a1a", "v", (0, (6, 2, 1, 2, 1, 2))), ("#7a4a00", "P", (0, (2, 2))),
 )
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 EXPECTED_LABEL = "expected (80 %)"
 SCORES_LABEL, VOIDED_LABEL = "scores", "voided (not counted)"
 NO_SCORES = "no scores to show"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from api.ui.dates import MONTHS
 from domain.criteria.decisions import (
     BASELINE_BELOW,
     RECOVERY,
@@ -21,8 +22,6 @@ from domain.criteria.decisions import (
     RESPONSE,
     SAFETY,
 )
-
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass(frozen=True)
