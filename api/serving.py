@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import socket
 from typing import Any
 
@@ -49,11 +50,25 @@ def bind(host: str, port: int) -> socket.socket:
         raise ListenError(f"cannot listen on {where}: {hint}") from None
 
 
+def settle_heap() -> None:
+    """Move every object the start-up made (modules, the app, the stores, the read models) out
+    of the garbage collector's sight (``gc.freeze``): they live as long as the process, and a
+    full collection no longer walks them. Measured on a 100,000-episode store (bench.ui_pages),
+    the pauses of full collections were the episode page's p99. Called once a worker has
+    started; objects frozen are never collected, so never in a process that builds apps over
+    and over (the tests)."""
+    gc.collect()
+    gc.freeze()
+
+
 class _Server(uvicorn.Server):
-    """uvicorn's server, logging ``listening`` after start-up (lifespan done, socket serving)."""
+    """uvicorn's server, logging ``listening`` after start-up (lifespan done, socket serving)
+    and then settling the heap (``settle_heap``)."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if not self.should_exit:
+            settle_heap()
         if not self.should_exit and sockets:
             host, port = sockets[0].getsockname()[:2]
             log.info("listening", host=host, port=port)
