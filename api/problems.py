@@ -49,10 +49,15 @@ def problem(status: int, title: str, detail: str, code: str, *, field: str | Non
                         media_type=MEDIA_TYPE, headers=headers)
 
 
+def status_of(exc: DomainError) -> tuple[int, str]:
+    """The HTTP status and title of a domain error (``STATUS``: the first class it is an
+    instance of; 422 "Invalid input" otherwise), for the API's problems and the pages alike."""
+    return next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)), (422, "Invalid input"))
+
+
 def _domain_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
-    status, title = next(((s, t) for cls, s, t in STATUS if isinstance(exc, cls)),
-                         (422, "Invalid input"))
+    status, title = status_of(exc)
     title = getattr(exc, "title", None) or title  # an error class may name its own title
     retry_after = getattr(exc, "retry_after", None)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None

@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from domain.criteria.fold import (
     BASELINE_BELOW,
@@ -49,6 +49,9 @@ class Staged(Protocol):
     def degree(self) -> str | None: ...
 
 
+StagedT = TypeVar("StagedT", bound=Staged)
+
+
 @dataclass(frozen=True)
 class Decision:
     """A stage decision as recorded or folded: SPEC §2.8 ``type``, its clinical date, ``degree``
@@ -78,19 +81,26 @@ def current_stage(stages: Iterable[Staged]) -> str:
     taken in clinical-date order (G1); response moves the stage only from ``episode`` or
     ``recurrence``: it never outranks a remission. Safety flags (C4) are not stages.
     """
+    return stage_and_setter(stages)[0]
+
+
+def stage_and_setter(stages: Iterable[StagedT]) -> tuple[str, StagedT | None]:
+    """``current_stage`` and the decision that set it (None while the stage is ``episode``):
+    the one a page says the episode has been in "since"."""
     order = {RESPONSE: 0, REMISSION: 1, RELAPSE: 1, RECOVERY: 1, RECURRENCE: 1, BASELINE_BELOW: 1}
-    stage = "episode"
+    stage, setter = "episode", None
     ranked = sorted((s for s in stages if s.type != SAFETY),
                     key=lambda s: (s.clinical_date, order[s.type]))
     for s in ranked:
         if s.type == RESPONSE:
-            stage = "response" if stage in ("episode", "recurrence") else stage
+            if stage in ("episode", "recurrence"):
+                stage, setter = "response", s
         elif s.type == REMISSION:
-            stage = "remission" if s.degree == "full" else "partial_remission"
+            stage, setter = ("remission" if s.degree == "full" else "partial_remission"), s
         else:
-            stage = {RELAPSE: "relapse", RECOVERY: "recovery", RECURRENCE: "recurrence",
-                     BASELINE_BELOW: "below_threshold"}[s.type]
-    return stage
+            stage, setter = {RELAPSE: "relapse", RECOVERY: "recovery", RECURRENCE: "recurrence",
+                             BASELINE_BELOW: "below_threshold"}[s.type], s
+    return stage, setter
 
 
 def staged_points(observations: Iterable[Observation], criteria: CriteriaSet,

@@ -2,7 +2,8 @@
 resolve an alert, record an assessment), server-rendered, working without JavaScript.
 
 The page reads what the API's routes read: the assessments and alerts from the event store
-(``services.app.assessments`` / ``alerts``), the stage history, the episode summary and, for
+(one read of the episode aggregate, in the order ``services.app.assessments`` / ``alerts`` give
+them: ``clinical_order``, ``alert_order``), the stage history, the episode summary and, for
 auditors, the audit trail from their read models. The forms call the application's commands
 with ``recorded_by`` = the caller's ``sub``; a domain error re-renders the page with the error in
 place (422 invalid input, 409 a state conflict such as an alert already acknowledged) and
@@ -13,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Annotated, Any, cast
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
@@ -25,7 +25,9 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ServicesDep
 from api.freshness import fresh_view, runs_inline
 from api.identity import Principal
+from api.problems import status_of
 from api.ui import charts
+from api.ui.dates import when
 from api.ui.episode_chart import (
     InstrumentChart,
     day_points,
@@ -37,10 +39,10 @@ from api.ui.episode_summary import Score, day, points, summary
 from api.ui.guard import page_episode, page_principal, require_role
 from api.ui.pages import KIND_LABELS
 from api.ui.rendering import PageError, checked_form, render
-from application.views import AlertView, AssessmentView
+from application.views import AlertView, AssessmentView, alert_order, clinical_order
 from bootstrap import Services, Settings
 from domain.alerts import ACTIONS
-from domain.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from domain.errors import DomainError, InvalidInputError, NotFoundError
 from domain.instruments import INSTRUMENTS, Instrument, get_instrument
 from domain.trajectory import parse_date_or_datetime
 from projections.audit import AuditView
@@ -123,14 +125,6 @@ def posted_options(request: Request) -> Options:
         return Options()
 
 
-def when(moment: datetime | str | None) -> str:
-    """A recorded time in UTC as the page shows it: "2026-01-05 09:30:00 UTC" ("–" for none)."""
-    if moment is None:
-        return "–"
-    value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-
-
 def view(request: Request, name: str) -> Any:
     """The read model ``name``, caught up as the API's routes get it (``fresh_view``)."""
     return fresh_view(name)(request, None)
@@ -165,9 +159,9 @@ def page(request: Request, principal: Principal, episode_id: UUID, opts: Options
          form: FormState | None = None) -> Response:
     """The episode page; with ``form``, a form sent back with its errors (its status)."""
     services: Services = request.app.state.services
-    episode = services.app.get_episode(episode_id)
-    assessments: list[AssessmentView] = services.app.assessments(episode_id)
-    alerts: list[AlertView] = services.app.alerts(episode_id)
+    episode = services.app.get_episode(episode_id)  # one read of the aggregate for the page
+    assessments: list[AssessmentView] = clinical_order(episode.assessments.values())
+    alerts: list[AlertView] = alert_order(episode.alerts.values())
     stages: StagesView = view(request, "stages")
     episodes: EpisodesView = view(request, "episodes")
     history = stages.history(episode_id, include_retracted=opts.retracted)
@@ -238,16 +232,6 @@ def field_of(error: DomainError, *, items: int) -> str:
     return name if name in ("administered_on", "total") else ""
 
 
-def status_of(error: DomainError) -> int:
-    """The page status of a command's domain error, as ``api.problems``: 409 a conflict with
-    the episode's state, 404 a missing resource, 422 otherwise."""
-    if isinstance(error, ConflictError):
-        return 409
-    if isinstance(error, NotFoundError):
-        return 404
-    return 422
-
-
 def parse_assessment(fields: Mapping[str, str]) -> dict[str, Any]:
     """The record form's fields as ``record_assessment``'s arguments: ``instrument``,
     ``administered`` (a date or aware datetime, ``parse_date_or_datetime`` as the API), ``items``
@@ -302,7 +286,7 @@ async def record_assessment(episode_id: str, request: Request,
         code = values.get("instrument", "")
         shown = item_count(INSTRUMENTS[code]) if code in INSTRUMENTS else 0
         form = FormState("record", values, {field_of(error, items=shown): error.message},
-                         status_of(error))
+                         status_of(error)[0])
         return await run_in_threadpool(page, request, principal, uuid, posted_options(request),
                                        form)
     assert result.assessment is not None, "record_assessment always returns the assessment"
@@ -331,7 +315,7 @@ async def alert_command(request: Request, principal: Principal, services: Servic
             raise PageError(404, error.message) from None
         name = error.field if error.field in ("action", "note", "reason") else None
         form = FormState(f"{verb}:{alert_id}", values, {name or "": error.message},
-                         status_of(error))
+                         status_of(error)[0])
         return await run_in_threadpool(page, request, principal, uuid, posted_options(request),
                                        form)
     return RedirectResponse(f"/ui/episodes/{uuid}#alert-{alert_id}", status_code=303)

@@ -113,7 +113,7 @@ def decision_label(event: Mapping[str, Any]) -> str:
     "safety item positive" for the safety flag."""
     if event["type"] == SAFETY:
         return "safety item positive"
-    return stage_label(decision_of(event)) or str(event["type"])
+    return stage_label(str(event["type"]), event.get("degree")) or str(event["type"])
 
 
 def expected_band(watching: Mapping[str, Any] | None, instrument: str, opened_on: date,

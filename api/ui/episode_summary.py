@@ -22,6 +22,7 @@ from domain.criteria.decisions import (
     RESPONSE,
     SAFETY,
 )
+from domain.rules import stage_and_setter
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Decision:
     on: date
     degree: str | None = None
 
+    @property
+    def clinical_date(self) -> date:
+        """``on``, by the name the domain's stage rules read (``domain.rules.Staged``)."""
+        return self.on
+
 
 def day(value: date | str) -> str:
     """``date(2026, 1, 26)`` (or "2026-01-26") -> "26 Jan 2026" (English month abbreviations,
@@ -55,30 +61,13 @@ def points(value: float) -> str:
     return f"{value:g}"
 
 
-def stage_label(decision: Decision) -> str | None:
-    """The stage a decision names ("response", "partial remission", "full remission", ...), or
-    None for a safety flag (not a stage)."""
-    if decision.type == REMISSION:
-        return "full remission" if decision.degree == "full" else "partial remission"
+def stage_label(kind: str, degree: str | None = None) -> str | None:
+    """The stage a decision of SPEC §2.8 type ``kind`` names ("response", "partial
+    remission", "full remission", ...), or None for a safety flag (not a stage)."""
+    if kind == REMISSION:
+        return "full remission" if degree == "full" else "partial remission"
     return {RESPONSE: "response", RELAPSE: "relapse", RECOVERY: "recovery",
-            RECURRENCE: "recurrence", BASELINE_BELOW: "baseline below threshold"}.get(
-        decision.type)
-
-
-def _current(decisions: Sequence[Decision]) -> int | None:
-    """The index in ``decisions`` of the decision that set the current stage (as
-    ``domain.rules.current_stage``: a response never outranks a remission), or None."""
-    order = {RESPONSE: 0, REMISSION: 1, RELAPSE: 1, RECOVERY: 1, RECURRENCE: 1, BASELINE_BELOW: 1}
-    stage, setter = "episode", None
-    ranked = sorted((i for i, d in enumerate(decisions) if d.type in order),
-                    key=lambda i: (decisions[i].on, order[decisions[i].type]))
-    for i in ranked:
-        if decisions[i].type == RESPONSE:
-            if stage in ("episode", "recurrence"):
-                stage, setter = "response", i
-        else:
-            stage, setter = decisions[i].type, i
-    return setter
+            RECURRENCE: "recurrence", BASELINE_BELOW: "baseline below threshold"}.get(kind)
 
 
 def _span(start: date, end: date) -> str:
@@ -112,7 +101,8 @@ def summary(instrument: str, scores: Sequence[Score], decisions: Sequence[Decisi
     staged = sorted((d for d in decisions if d.type != SAFETY), key=lambda d: d.on)
     if not staged:
         return f"{head}: no stage decision yet" if scores else head
-    current = _current(staged)
-    parts = [f"{stage_label(d)} {'since' if i == current else 'on'} {day(d.on)}"
-             for i, d in enumerate(staged)]
+    # "since" on the decision that set the current stage, by the domain's own stage rule
+    setter = stage_and_setter(staged)[1]
+    parts = [f"{stage_label(d.type, d.degree)} {'since' if d is setter else 'on'} {day(d.on)}"
+             for d in staged]
     return f"{head}: {', '.join(parts)}"

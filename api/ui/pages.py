@@ -6,7 +6,6 @@ re-scoring run and one episode's histories before and after it (the results stor
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +15,8 @@ from api.deps import CaseloadDep, CohortDep, ServicesDep
 from api.identity import Principal
 from api.routes.caseload import decode_cursor, encode_cursor
 from api.ui import charts
+from api.ui.dates import when
+from api.ui.episode_chart import decision_label
 from api.ui.guard import page_episode, page_principal, page_run, require_clinic, require_role
 from api.ui.rendering import PageError, render
 from bootstrap import Settings
@@ -129,28 +130,7 @@ def rates_chart(clinic_id: str, months: list[tuple[str, CohortFigures]]) -> char
                      f"below holds the same figures."))
 
 
-def utc(text: str | None) -> str:
-    """An ISO timestamp as recorded (timezone-aware) shown in UTC to the second:
-    "2027-12-31 00:00:00 UTC"; "" for None."""
-    if not text:
-        return ""
-    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 # -- re-scoring runs ------------------------------------------------------------------------
-
-DECISION_LABELS = {"ResponseReached": "response", "RemissionReached": "remission",
-                   "RelapseDetected": "relapse", "RecoveryConfirmed": "recovery",
-                   "RecurrenceDetected": "recurrence",
-                   "BaselineBelowThreshold": "baseline below threshold",
-                   "SafetyItemPositive": "safety item positive"}
-
-
-def decision_label(decision: Mapping[str, Any]) -> str:
-    """A decision's stage in words: "partial remission", "response", ..."""
-    label = DECISION_LABELS.get(decision["type"], decision["type"])
-    return f"{decision['degree']} {label}" if decision.get("degree") else label
-
 
 def compared_rates(figures: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """Rows of the now-vs-new table from a run's figures (``CohortFigures`` as JSON data on
@@ -203,7 +183,7 @@ def rescoring(run_id: str, request: Request, principal: PagePrincipal, services:
         "progress": round(100 * run["processed"] / total, 1) if total else None,
         "compare": compared_rates(run["figures"]), "changes": items,
         "next_url": f"{url.path}?{url.query}" if url else None, "label": decision_label,
-        "utc": utc})
+        "when": when})
 
 
 def marked(now: list[dict[str, Any]], new: list[dict[str, Any]],
@@ -250,7 +230,7 @@ def rescoring_episode(run_id: str, episode_id: str, request: Request, principal:
     return render(request, "rescoring_episode.html", {
         "title": f"Episode {episode_uuid} under {run['criteria']['id']}", "run": run,
         "run_id": str(run_uuid), "episode_id": str(episode_uuid), "result": result,
-        "before": before, "after": after, "utc": utc})
+        "before": before, "after": after, "when": when})
 
 
 # -- criteria sets --------------------------------------------------------------------------
@@ -259,8 +239,6 @@ def rescoring_episode(run_id: str, episode_id: str, request: Request, principal:
 def criteria(request: Request, principal: PagePrincipal, services: ServicesDep) -> Response:
     """Every criteria set and version: the built-in ones, then each custom set's versions in
     registration order (``criteria_versions``: who registered it and when). Any role."""
-    rows = [{"definition": s.describe(), "base": None, "params": {}, "recorded_by": None,
-             "recorded_at": None} for s in BUILTIN.values()]
-    for custom in services.app.custom_criteria():
-        rows += services.app.criteria_versions(custom.id)
-    return render(request, "criteria.html", {"title": "Criteria sets", "rows": rows, "utc": utc})
+    rows = [row for ident in [*BUILTIN, *(c.id for c in services.app.custom_criteria())]
+            for row in services.app.criteria_versions(ident)]
+    return render(request, "criteria.html", {"title": "Criteria sets", "rows": rows, "when": when})
